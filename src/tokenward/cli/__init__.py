@@ -1,0 +1,13 @@
+"""The ``tokenward`` command line."""
+
+from __future__ import annotations
+
+from tokenward.cli import sandbox_cmd as _sandbox_cmd  # noqa: F401  (registers commands)
+from tokenward.cli.app import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

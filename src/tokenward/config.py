@@ -1,0 +1,52 @@
+"""Settings, read from the environment (prefix ``TOKENWARD_``) only when asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".tokenward"
+
+
+class Settings(BaseSettings):
+    """Gateway configuration. Construct it explicitly; nothing is read at import time."""
+
+    model_config = SettingsConfigDict(env_prefix="TOKENWARD_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = None
+    encryption_keys: str | None = Field(default=None, repr=False)
+    public_url: str = "http://127.0.0.1:8080"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    redis_url: str | None = None
+    discord_base_url: str = "https://discord.com"
+    log_level: str = "INFO"
+    link_ttl_seconds: int = 600
+    refresh_leeway_seconds: int = 300
+    api_token_ttl_seconds: int = 3600
+    max_rate_limit_wait_seconds: float = 30.0
+    upstream_timeout_seconds: float = 30.0
+    max_response_bytes: int = 10 * 1024 * 1024
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'tokenward.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def public_base(self) -> str:
+        return self.public_url.rstrip("/")
+
+    @property
+    def discord_base(self) -> str:
+        return self.discord_base_url.rstrip("/")

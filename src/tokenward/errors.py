@@ -1,0 +1,151 @@
+"""One error tree for tokenward.
+
+Every error carries a stable string ``code`` shared by the HTTP API, the SDK, MCP results and
+the CLI, an HTTP ``status`` for the API, a human ``message`` and JSON-safe ``details``. No message
+or detail ever contains a token or a secret.
+
+::
+
+    TokenwardError
+    ├── ConfigError                 CONFIG_INVALID
+    ├── ValidationError             VALIDATION_ERROR          (400, details.fields)
+    ├── NotFoundError               *_NOT_FOUND               (404)
+    │   ├── ConnectionNotFound      CONNECTION_NOT_FOUND
+    │   ├── AccountNotFound         ACCOUNT_NOT_FOUND
+    │   └── ToolNotFound            TOOL_NOT_FOUND
+    ├── ConflictError               CONFLICT                  (409)
+    ├── AuthenticationError         UNAUTHENTICATED           (401)
+    ├── AuthorizationFlowError      AUTH_FLOW_*               (400, shown on the callback page)
+    ├── AccountNotActive            ACCOUNT_NOT_ACTIVE        (409, details.authorization_link)
+    ├── ReauthorizationRequired     REAUTHORIZATION_REQUIRED  (401, details.authorization_link)
+    ├── CryptoError                 DECRYPTION_FAILED
+    ├── PathRejected                PATH_REJECTED             (400)
+    ├── RateLimited                 RATE_LIMITED              (429, details.retry_after)
+    ├── ProviderError               PROVIDER_ERROR            (Discord's status; details.discord)
+    └── UpstreamUnavailable         UPSTREAM_UNAVAILABLE      (502)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class TokenwardError(Exception):
+    """Base of every error tokenward raises on purpose."""
+
+    code: ClassVar[str] = "INTERNAL_ERROR"
+    status: ClassVar[int] = 500
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        code: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+        if code is not None:
+            self.code = code  # type: ignore[misc]
+        if status is not None:
+            self.status = status  # type: ignore[misc]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API's error envelope body."""
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class ConfigError(TokenwardError):
+    code = "CONFIG_INVALID"
+    status = 500
+
+
+class ValidationError(TokenwardError):
+    """Bad input. ``details["fields"]`` maps each bad field to the reason."""
+
+    code = "VALIDATION_ERROR"
+    status = 400
+
+    def __init__(self, message: str, *, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message, details={"fields": dict(fields or {})})
+        self.fields: dict[str, str] = dict(fields or {})
+
+
+class NotFoundError(TokenwardError):
+    code = "NOT_FOUND"
+    status = 404
+
+
+class ConnectionNotFound(NotFoundError):
+    code = "CONNECTION_NOT_FOUND"
+
+
+class AccountNotFound(NotFoundError):
+    code = "ACCOUNT_NOT_FOUND"
+
+
+class ToolNotFound(NotFoundError):
+    code = "TOOL_NOT_FOUND"
+
+
+class ConflictError(TokenwardError):
+    code = "CONFLICT"
+    status = 409
+
+
+class AuthenticationError(TokenwardError):
+    code = "UNAUTHENTICATED"
+    status = 401
+
+
+class AuthorizationFlowError(TokenwardError):
+    """The OAuth callback could not complete; the message is shown to a person."""
+
+    code = "AUTH_FLOW_FAILED"
+    status = 400
+
+
+class AccountNotActive(TokenwardError):
+    code = "ACCOUNT_NOT_ACTIVE"
+    status = 409
+
+
+class ReauthorizationRequired(TokenwardError):
+    code = "REAUTHORIZATION_REQUIRED"
+    status = 401
+
+
+class CryptoError(TokenwardError):
+    code = "DECRYPTION_FAILED"
+    status = 500
+
+
+class PathRejected(TokenwardError):
+    code = "PATH_REJECTED"
+    status = 400
+
+
+class RateLimited(TokenwardError):
+    code = "RATE_LIMITED"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: float, scope: str | None = None) -> None:
+        details: dict[str, Any] = {"retry_after": round(retry_after, 3)}
+        if scope is not None:
+            details["scope"] = scope
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+
+
+class ProviderError(TokenwardError):
+    """Discord answered with an error; its status, code and message are in ``details``."""
+
+    code = "PROVIDER_ERROR"
+    status = 502
+
+
+class UpstreamUnavailable(TokenwardError):
+    code = "UPSTREAM_UNAVAILABLE"
+    status = 502

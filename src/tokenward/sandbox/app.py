@@ -1,0 +1,21 @@
+"""Composition of the sandbox ASGI app."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from tokenward.clock import Clock
+from tokenward.sandbox import api, control, oauth
+from tokenward.sandbox.settings import SandboxSettings
+from tokenward.sandbox.state import SandboxState
+
+
+def create_sandbox_app(
+    settings: SandboxSettings | None = None, clock: Clock | None = None
+) -> Starlette:
+    state = SandboxState(settings, clock)
+    routes: list[BaseRoute] = [*oauth.routes(state), *control.routes(state), *api.routes(state)]
+    app = Starlette(routes=routes)
+    app.state.sandbox = state
+    return api.wrap(app, state)

@@ -1,0 +1,11 @@
+"""Sandbox routes: control (being written)."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from tokenward.sandbox.state import SandboxState
+
+
+def routes(state: SandboxState) -> list[BaseRoute]:
+    return []
