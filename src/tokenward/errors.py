@@ -14,6 +14,7 @@ or detail ever contains a token or a secret.
     │   ├── AccountNotFound         ACCOUNT_NOT_FOUND
     │   └── ToolNotFound            TOOL_NOT_FOUND
     ├── ConflictError               CONFLICT                  (409)
+    ├── BotTokenRequired            BOT_TOKEN_REQUIRED        (409, the connection has no bot token)
     ├── AuthenticationError         UNAUTHENTICATED           (401)
     ├── AuthorizationFlowError      AUTH_FLOW_*               (400, shown on the callback page)
     ├── AccountNotActive            ACCOUNT_NOT_ACTIVE        (409, details.authorization_link)
@@ -92,6 +93,13 @@ class ToolNotFound(NotFoundError):
 
 class ConflictError(TokenwardError):
     code = "CONFLICT"
+    status = 409
+
+
+class BotTokenRequired(TokenwardError):
+    """The call needs the connection's bot token and the connection has none."""
+
+    code = "BOT_TOKEN_REQUIRED"
     status = 409
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from tokenward.cli import gateway_cmd as _gateway_cmd  # noqa: F401  (registers commands)
 from tokenward.cli import sandbox_cmd as _sandbox_cmd  # noqa: F401  (registers commands)
+from tokenward.cli import vault_cmd as _vault_cmd  # noqa: F401  (registers commands)
 from tokenward.cli.app import app
 
 

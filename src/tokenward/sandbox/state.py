@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokenward.clock import Clock, SystemClock
+from tokenward.sandbox.keys import SigningKey
 from tokenward.sandbox.settings import SandboxSettings
 
 # The first application is fixed so that a person can paste its id from the docs.
@@ -105,7 +106,9 @@ class FaultRule:
     remaining: int | None = None  # how many more times it fires; None = until deleted
 
     def matches(self, path: str) -> bool:
-        return self.route == "*" or path == self.route or path.startswith(self.route.rstrip("/") + "/")
+        return (
+            self.route == "*" or path == self.route or path.startswith(self.route.rstrip("/") + "/")
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -163,7 +166,15 @@ class SandboxState:
     def __init__(self, settings: SandboxSettings | None = None, clock: Clock | None = None) -> None:
         self.settings = settings or SandboxSettings()
         self.clock: Clock = clock or SystemClock()
+        self._signing_key: SigningKey | None = None
         self.reset()
+
+    @property
+    def signing_key(self) -> SigningKey:
+        """The ID-token signing key: made on first use, kept across :meth:`reset`."""
+        if self._signing_key is None:
+            self._signing_key = SigningKey.generate()
+        return self._signing_key
 
     def reset(self) -> None:
         """Forget everything but the default application (whose credentials stay the same)."""
@@ -195,7 +206,9 @@ class SandboxState:
     def default_application(self) -> Application:
         return self.applications[DEFAULT_CLIENT_ID]
 
-    def register_application(self, redirect_uris: list[str], name: str | None = None) -> Application:
+    def register_application(
+        self, redirect_uris: list[str], name: str | None = None
+    ) -> Application:
         number = self._next_app
         self._next_app += 1
         client_id = str(int(DEFAULT_CLIENT_ID) + number - 1)

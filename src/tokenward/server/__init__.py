@@ -1,1 +1,1 @@
-"""tokenward.server."""
+"""tokenward.server: the HTTP API (FastAPI)."""

@@ -1,0 +1,314 @@
+"""``tokenward serve``, ``connections``, ``link``, ``accounts``: the local vault from a shell."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import typer
+
+from tokenward.cli.app import app
+from tokenward.cli.output import fail, print_json, print_table, run_command
+from tokenward.clock import isoformat
+from tokenward.config import Settings
+from tokenward.server.container import Container
+
+connections_app = typer.Typer(help="Discord applications tokenward acts for.", no_args_is_help=True)
+accounts_app = typer.Typer(help="End users' connected Discord accounts.", no_args_is_help=True)
+app.add_typer(connections_app, name="connections")
+app.add_typer(accounts_app, name="accounts")
+
+JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document.")
+
+
+@asynccontextmanager
+async def _container() -> AsyncIterator[Container]:
+    container = Container(Settings())
+    await container.start()
+    try:
+        yield container
+    finally:
+        await container.close()
+
+
+def _connection_doc(container: Container, public: dict[str, Any]) -> dict[str, Any]:
+    return {**public, "redirect_uri": container.oauth.redirect_uri(str(public["id"]))}
+
+
+def _when(ts: float | None) -> str:
+    return isoformat(ts) if ts is not None else "-"
+
+
+# -- connections -----------------------------------------------------------------------------
+
+
+@connections_app.command("create")
+@run_command
+async def connections_create(
+    name: str = typer.Option(..., "--name", help="Unique name applications use (connection_name)."),
+    provider: str = typer.Option("discord", "--provider", help="Provider; only 'discord' for now."),
+    client_id: str = typer.Option(..., "--client-id", help="The Discord application's client id."),
+    client_secret: str | None = typer.Option(
+        None,
+        "--client-secret",
+        help="The client secret. Prefer --client-secret-stdin or TOKENWARD_CLIENT_SECRET: "
+        "a secret on the command line lands in shell history.",
+    ),
+    client_secret_stdin: bool = typer.Option(
+        False, "--client-secret-stdin", help="Read the client secret from standard input."
+    ),
+    scopes: str = typer.Option(
+        "identify,email,guilds,guilds.members.read,connections,openid",
+        "--scopes",
+        help="Comma- or space-separated OAuth2 scopes to request.",
+    ),
+    bot_token: str | None = typer.Option(
+        None,
+        "--bot-token",
+        envvar="TOKENWARD_BOT_TOKEN",
+        help="Optional bot token (for discord_get_user on other users); also TOKENWARD_BOT_TOKEN.",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Register a Discord application and print the redirect URI to add in Discord's portal."""
+    secret = client_secret
+    if client_secret_stdin:
+        secret = sys.stdin.readline().strip()
+    if not secret:
+        secret = os.environ.get("TOKENWARD_CLIENT_SECRET")
+    if not secret:
+        fail(
+            "no client secret: pass --client-secret-stdin, set TOKENWARD_CLIENT_SECRET, "
+            "or use --client-secret",
+            code="VALIDATION_ERROR",
+            as_json=as_json,
+        )
+        return
+    scope_list = [s for s in scopes.replace(",", " ").split() if s]
+    async with _container() as container:
+        connection = await container.vault.create_connection(
+            name=name,
+            provider=provider,
+            client_id=client_id,
+            client_secret=secret,
+            scopes=scope_list,
+            bot_token=bot_token or None,
+        )
+        doc = _connection_doc(container, connection.public())
+    if as_json:
+        print_json(doc)
+        return
+    typer.echo(f"Created connection {doc['name']!r} (id {doc['id']}).")
+    typer.echo("Add this redirect URI in Discord's Developer Portal (OAuth2 → Redirects):")
+    typer.echo(f"  {doc['redirect_uri']}")
+
+
+@connections_app.command("list")
+@run_command
+async def connections_list(as_json: bool = JSON_OPTION) -> None:
+    """List connections."""
+    async with _container() as container:
+        docs = [
+            _connection_doc(container, c.public()) for c in await container.vault.list_connections()
+        ]
+    if as_json:
+        print_json({"connections": docs})
+        return
+    print_table(
+        "Connections",
+        ["name", "id", "client id", "scopes", "bot", "redirect URI"],
+        [
+            [
+                d["name"],
+                d["id"],
+                d["client_id"],
+                " ".join(d["scopes"]),
+                "yes" if d["has_bot_token"] else "no",
+                d["redirect_uri"],
+            ]
+            for d in docs
+        ],
+    )
+
+
+@connections_app.command("delete")
+@run_command
+async def connections_delete(
+    name: str = typer.Argument(..., help="Connection name."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Delete a connection and every account under it (their grants are not revoked)."""
+    async with _container() as container:
+        connection = await container.vault.get_connection_by_name(name)
+        await container.vault.delete_connection(connection.id)
+    if as_json:
+        print_json({"deleted": True, "id": connection.id, "name": connection.name})
+    else:
+        typer.echo(f"Deleted connection {connection.name!r}.")
+
+
+# -- link ------------------------------------------------------------------------------------
+
+
+@app.command("link")
+@run_command
+async def link(
+    connection: str = typer.Option(..., "--connection", help="Connection name."),
+    identifier: str = typer.Option(..., "--identifier", help="Your application's user id."),
+    user_verify_url: str | None = typer.Option(
+        None, "--user-verify-url", help="Send the browser here to confirm the user after consent."
+    ),
+    state: str | None = typer.Option(None, "--state", help="Your own state, given back to you."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Print an authorization link for one end user."""
+    async with _container() as container:
+        result = await container.oauth.create_link(
+            connection, identifier, user_verify_url=user_verify_url, state=state
+        )
+    if as_json:
+        print_json({"link": result.link, "expires_at": isoformat(result.expires_at)})
+    else:
+        typer.echo(result.link)
+        typer.echo(f"(valid until {isoformat(result.expires_at)}; send it to the user)", err=True)
+
+
+# -- accounts --------------------------------------------------------------------------------
+
+
+async def _select_account(
+    container: Container, account_id: str | None, connection: str | None, identifier: str | None
+) -> Any:
+    if account_id:
+        return await container.vault.get_account(account_id)
+    if connection and identifier:
+        return await container.oauth.find_account(connection, identifier)
+    from tokenward.errors import ValidationError
+
+    raise ValidationError(
+        "select an account with --id, or with --connection and --identifier",
+        fields={"id": "or --connection with --identifier"},
+    )
+
+
+@accounts_app.command("list")
+@run_command
+async def accounts_list(
+    connection: str | None = typer.Option(None, "--connection", help="Only this connection."),
+    status: str | None = typer.Option(None, "--status", help="Only this status."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List connected accounts."""
+    async with _container() as container:
+        connection_id = None
+        if connection:
+            connection_id = (await container.vault.get_connection_by_name(connection)).id
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = await container.vault.list_accounts(
+                connection_id=connection_id, status=status, page_size=200, page_token=token
+            )
+            items.extend(a.public() for a in page.items)
+            token = page.next_page_token
+            if not token:
+                break
+    if as_json:
+        print_json({"accounts": items})
+        return
+    print_table(
+        "Connected accounts",
+        ["id", "identifier", "status", "discord user", "scopes", "expires"],
+        [
+            [
+                a["id"],
+                a["identifier"],
+                a["status"],
+                a["provider_user_id"] or "-",
+                " ".join(a["granted_scopes"]),
+                _when(a["expires_at"]),
+            ]
+            for a in items
+        ],
+    )
+
+
+@accounts_app.command("show")
+@run_command
+async def accounts_show(
+    account_id: str | None = typer.Option(None, "--id", help="Account id."),
+    connection: str | None = typer.Option(None, "--connection", help="Connection name."),
+    identifier: str | None = typer.Option(None, "--identifier", help="Your user id."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show one connected account (never its tokens)."""
+    async with _container() as container:
+        account = await _select_account(container, account_id, connection, identifier)
+        doc = account.public()
+    if as_json:
+        print_json(doc)
+        return
+    for key, value in doc.items():
+        shown = _when(value) if key.endswith("_at") and isinstance(value, float) else value
+        typer.echo(f"{key:>18}: {shown}")
+
+
+@accounts_app.command("delete")
+@run_command
+async def accounts_delete(
+    account_id: str | None = typer.Option(None, "--id", help="Account id."),
+    connection: str | None = typer.Option(None, "--connection", help="Connection name."),
+    identifier: str | None = typer.Option(None, "--identifier", help="Your user id."),
+    force: bool = typer.Option(
+        False, "--force", help="Delete even when revoking at Discord fails (the failure is shown)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Revoke the grant at Discord, then delete the account and its tokens."""
+    async with _container() as container:
+        account = await _select_account(container, account_id, connection, identifier)
+        outcome = await container.oauth.delete_account(account.id, force=force)
+    doc = {
+        "deleted": True,
+        "id": outcome.account_id,
+        "revoked": outcome.revoked,
+        "revoke_error": outcome.revoke_error,
+    }
+    if as_json:
+        print_json(doc)
+        return
+    typer.echo(f"Deleted account {outcome.account_id}.")
+    if outcome.revoked:
+        typer.echo("The grant was revoked at Discord.")
+    elif outcome.revoke_error:
+        typer.echo(f"warning: {outcome.revoke_error}", err=True)
+
+
+# -- serve -----------------------------------------------------------------------------------
+
+
+@app.command("serve")
+def serve(
+    host: str | None = typer.Option(None, "--host", help="Interface (default TOKENWARD_HOST)."),
+    port: int | None = typer.Option(None, "--port", help="Port (default TOKENWARD_PORT)."),
+) -> None:
+    """Run the gateway's HTTP server."""
+    import uvicorn
+
+    from tokenward.server.app import create_app
+
+    settings = Settings()
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )

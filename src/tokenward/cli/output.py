@@ -1,0 +1,61 @@
+"""Shared CLI output: tables for people, one JSON document with ``--json``, one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tokenward.errors import TokenwardError
+
+console = Console()
+err_console = Console(stderr=True)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    console.print(table)
+
+
+def fail(message: str, *, code: str = "ERROR", as_json: bool = False, exit_code: int = 1) -> None:
+    """One clear line (or one JSON error document) and a non-zero exit."""
+    if as_json:
+        print_json({"error": {"code": code, "message": message}})
+    else:
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(exit_code)
+
+
+def run_command(
+    func: Callable[P, Coroutine[Any, Any, T]],
+) -> Callable[P, T | None]:
+    """Run an async command; a :class:`TokenwardError` becomes one clear line and exit 1."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T | None:
+        as_json = bool(kwargs.get("as_json", False))
+        try:
+            return asyncio.run(func(*args, **kwargs))
+        except TokenwardError as exc:
+            fail(exc.message, code=exc.code, as_json=as_json)
+        return None
+
+    return wrapper

@@ -1,0 +1,1 @@
+"""The Discord provider: provider.yaml, tools.yaml and the hooks they name."""

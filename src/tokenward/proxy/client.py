@@ -1,0 +1,529 @@
+"""``ProviderClient``: one outbound call to the provider, done right.
+
+Used by the tools and by the HTTP proxy alike. For each call it guards the path
+(:func:`~tokenward.proxy.paths.safe_path`), injects the credential and a ``User-Agent``, passes
+the :class:`~tokenward.proxy.ratelimit.RateLimiter`, sends through the
+:class:`~tokenward.proxy.transport.Transport`, reports the answer to the limiter and then:
+
+* **401** with a user or bot credential: asks the :class:`CredentialSource` to ``invalidate`` the
+  failed token once (the source refreshes, single-flight, or says re-authorization is needed) and
+  retries once with the new credential; a second 401, or no new credential, raises
+  :class:`~tokenward.errors.ReauthorizationRequired`. The failed token is never sent again.
+* **429**: the limiter has recorded the wait; the call is re-acquired (which waits, or raises
+  :class:`~tokenward.errors.RateLimited` when the wait is over the bound) and resent, a few times
+  at most. A 429 that is not Discord's JSON (Cloudflare) raises at once.
+* **502/503/504 and connection errors**: retried per :func:`~tokenward.proxy.retry.decide_retry`
+  (idempotent methods only, backoff with jitter). A streamed request body is never resent.
+* everything else, success or error, is returned as it is, so the HTTP proxy passes it through;
+  :func:`provider_error` turns an error answer into a structured error for tools.
+
+No token ever appears in an exception, a log line or a repr.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+from urllib.parse import urlencode, urlsplit
+
+from tokenward.clock import Clock
+from tokenward.errors import (
+    ConfigError,
+    ProviderError,
+    RateLimited,
+    ReauthorizationRequired,
+    TokenwardError,
+    ValidationError,
+)
+from tokenward.proxy.paths import safe_path
+from tokenward.proxy.ratelimit import RateLimiter, route_of, token_identity
+from tokenward.proxy.redaction import redact_text
+from tokenward.proxy.retry import DEFAULT_POLICY, RetryPolicy, decide_retry
+from tokenward.proxy.transport import (
+    Transport,
+    TransportError,
+    UpstreamRequest,
+    UpstreamResponse,
+    strip_hop_by_hop,
+)
+
+CredentialKind = Literal["bearer", "bot", "none"]
+METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
+# Request headers a caller may not set: tokenward sets them, or they must not reach Discord.
+_CALLER_HEADERS_DROPPED = frozenset(
+    {
+        "authorization",
+        "host",
+        "user-agent",
+        "cookie",
+        "content-length",
+        "connection_name",
+        "connection-name",
+        "identifier",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What to send as ``Authorization``. ``identity`` names it for the rate limiter: a stable key
+    for the Discord identity behind the token (an account id, a bot's connection), or empty to
+    use a hash of the Authorization value."""
+
+    kind: CredentialKind
+    token: str | None = field(default=None, repr=False)
+    identity: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("bearer", "bot", "none"):
+            raise ValueError("kind must be 'bearer', 'bot' or 'none'")
+        if self.kind != "none" and not self.token:
+            raise ValueError(f"a {self.kind} credential needs a token")
+
+    def authorization(self) -> str | None:
+        if self.kind == "none" or not self.token:
+            return None
+        return ("Bearer " if self.kind == "bearer" else "Bot ") + self.token
+
+    def rate_limit_identity(self) -> str:
+        if self.kind == "none":
+            return "ip"
+        return self.identity or token_identity(self.authorization())
+
+
+ANONYMOUS = Credential("none", None, "ip")
+
+
+class CredentialSource(Protocol):
+    """Where a call's credential comes from (the vault-backed account, a bot token, nothing).
+
+    ``invalidate(failed_token)`` is called after a 401: refresh (single-flight is the source's
+    job; a caller whose failed token is no longer the stored one just gets the stored one) and
+    return the new credential, or None when the user must authorize again (the source marks the
+    account). It may also raise ReauthorizationRequired itself, with a link in its details.
+    """
+
+    async def get(self) -> Credential: ...
+
+    async def invalidate(self, failed_token: str | None) -> Credential | None: ...
+
+
+class StaticCredentials:
+    """A fixed credential (a bot token, or none); a 401 cannot be repaired."""
+
+    def __init__(self, credential: Credential = ANONYMOUS) -> None:
+        self._credential = credential
+
+    def __repr__(self) -> str:
+        return f"StaticCredentials(kind={self._credential.kind!r})"
+
+    async def get(self) -> Credential:
+        return self._credential
+
+    async def invalidate(self, failed_token: str | None) -> Credential | None:
+        return None
+
+
+QueryValue = str | int | float | bool | None | Sequence[str | int | float | bool]
+Query = Mapping[str, QueryValue] | Iterable[tuple[str, str | int | float | bool]]
+
+
+def _query_pairs(query: Query | None) -> list[tuple[str, str]]:
+    if not query:
+        return []
+
+    def text(value: str | int | float | bool) -> str:
+        return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+    pairs: list[tuple[str, str]] = []
+    items = query.items() if isinstance(query, Mapping) else query
+    for key, value in items:
+        if value is None:
+            continue
+        if isinstance(value, list | tuple):
+            pairs.extend((str(key), text(item)) for item in value)
+        else:
+            pairs.append((str(key), text(value)))  # type: ignore[arg-type]
+    return pairs
+
+
+def _json_body(content: bytes) -> dict[str, Any] | None:
+    try:
+        parsed = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _discord_fields(body: dict[str, Any] | None) -> dict[str, Any]:
+    if not body:
+        return {}
+    out: dict[str, Any] = {}
+    if isinstance(body.get("code"), int):
+        out["code"] = body["code"]
+    if isinstance(body.get("message"), str):
+        out["message"] = redact_text(body["message"])[:500]
+    return out
+
+
+class ProviderClient:
+    """Sends one request to the provider with credentials, rate limits, retries and a path guard."""
+
+    def __init__(
+        self,
+        *,
+        transport: Transport,
+        limiter: RateLimiter,
+        clock: Clock,
+        base_url: str,
+        user_agent: str,
+        base_prefix: str = "/api",
+        retry_policy: RetryPolicy = DEFAULT_POLICY,
+        rand: Callable[[], float] = random.random,
+        max_rate_limit_retries: int = 3,
+        timeout: float | None = None,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ConfigError(
+                "base_url must be an http(s) URL with a host",
+                details={"field": "base_url", "reason": "not an http(s) URL with a host"},
+            )
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ConfigError(
+                "base_url must not carry credentials, a query or a fragment",
+                details={"field": "base_url", "reason": "credentials, query or fragment present"},
+            )
+        if not user_agent or any(ord(c) < 0x20 for c in user_agent):
+            raise ConfigError(
+                "user_agent must be a non-empty single line",
+                details={"field": "user_agent", "reason": "empty or has control characters"},
+            )
+        self.base_url = base_url.rstrip("/")
+        self.transport = transport
+        self.limiter = limiter
+        self.clock = clock
+        self.user_agent = user_agent
+        self.base_prefix = base_prefix
+        self.retry_policy = retry_policy
+        self.rand = rand
+        self.max_rate_limit_retries = max_rate_limit_retries
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"ProviderClient(base_url={self.base_url!r})"
+
+    def url_for(self, path: str, query: Query | None = None) -> str:
+        """The absolute URL for ``path`` (guarded; raises PathRejected) and ``query``."""
+        url = self.base_url + safe_path(path, self.base_prefix)
+        pairs = _query_pairs(query)
+        return f"{url}?{urlencode(pairs)}" if pairs else url
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        credentials: CredentialSource,
+        query: Query | None = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        body: bytes | AsyncIterable[bytes] | None = None,
+        stream: bool = False,
+        max_wait: float | None = None,
+    ) -> UpstreamResponse:
+        """Send one call. Returns the provider's answer (body read unless ``stream``).
+
+        Raises PathRejected / ValidationError before anything is sent; RateLimited,
+        ReauthorizationRequired or TransportError (UPSTREAM_UNAVAILABLE) when no usable answer
+        could be had. Other error statuses come back as responses.
+        """
+        verb = method.upper()
+        if verb not in METHODS:
+            raise ValidationError(
+                f"method {verb!r} is not supported",
+                fields={"method": f"must be one of {', '.join(sorted(METHODS))}"},
+            )
+        guarded = safe_path(path, self.base_prefix)
+        url = self.url_for(guarded, query)
+        route = route_of(verb, guarded)
+        replayable = body is None or isinstance(body, bytes)
+        forwarded = [
+            (name, value)
+            for name, value in strip_hop_by_hop(headers)
+            if name.lower() not in _CALLER_HEADERS_DROPPED
+        ]
+        credential = await credentials.get()
+        refreshed = False
+        attempt = 0
+        rate_limited = 0
+        while True:
+            attempt += 1
+            out_headers = [*forwarded, ("User-Agent", self.user_agent)]
+            authorization = credential.authorization()
+            if authorization is not None:
+                out_headers.append(("Authorization", authorization))
+            upstream = UpstreamRequest(verb, url, tuple(out_headers), body, self.timeout)
+            failure: TransportError | None = None
+            response: UpstreamResponse | None = None
+            error_body: dict[str, Any] | None = None
+            async with self.limiter.acquire(
+                route.key, credential.rate_limit_identity(), route.major, max_wait=max_wait
+            ) as slot:
+                try:
+                    response = await self.transport.send(upstream)
+                except TransportError as exc:
+                    failure = exc
+                if response is not None:
+                    if response.status == 429:
+                        try:
+                            error_body = _json_body(await response.read())
+                        except TransportError:
+                            error_body = None
+                        retry_after = error_body.get("retry_after") if error_body else None
+                        slot.update(
+                            429,
+                            response.headers,
+                            float(retry_after) if isinstance(retry_after, int | float) else None,
+                            bool(error_body.get("global")) if error_body else False,
+                        )
+                    else:
+                        slot.update(response.status, response.headers)
+
+            if failure is not None:
+                decision = decide_retry(
+                    verb, attempt, None, failure.kind, policy=self.retry_policy, rand=self.rand
+                )
+                if decision.retry and replayable:
+                    await self.clock.sleep(decision.wait)
+                    continue
+                raise failure
+            assert response is not None
+            status = response.status
+
+            if status == 401 and credential.kind != "none":
+                details = _discord_fields(_json_body(await self._read_small(response)))
+                if refreshed:
+                    raise ReauthorizationRequired(
+                        "Discord rejected the refreshed credential too; the account must be "
+                        "authorized again",
+                        details={"status": 401, **details},
+                    )
+                refreshed = True
+                renewed = await credentials.invalidate(credential.token)
+                if renewed is None:
+                    raise ReauthorizationRequired(
+                        "Discord rejected the credential and it could not be refreshed; the "
+                        "account must be authorized again",
+                        details={"status": 401, **details},
+                    )
+                credential = renewed
+                if not replayable:
+                    return response  # a streamed body cannot be sent twice; the next call can
+                attempt = 0
+                continue
+
+            if status == 429:
+                retry_after = self._retry_after(response, error_body)
+                if error_body is None or "retry_after" not in error_body:
+                    raise RateLimited(
+                        "rate limited by the provider's edge (not a Discord API limit); wait "
+                        "before calling again",
+                        retry_after=retry_after,
+                        scope="cloudflare",
+                    )
+                rate_limited += 1
+                scope = response.headers.get("X-RateLimit-Scope") or (
+                    "global" if error_body.get("global") else "user"
+                )
+                if rate_limited > self.max_rate_limit_retries or not replayable:
+                    raise RateLimited(
+                        f"rate limited by Discord ({scope}); retry after {retry_after:.3f}s",
+                        retry_after=retry_after,
+                        scope=scope,
+                    )
+                attempt = 0
+                continue
+
+            if status >= 500:
+                decision = decide_retry(
+                    verb,
+                    attempt,
+                    status,
+                    None,
+                    response.headers,
+                    policy=self.retry_policy,
+                    rand=self.rand,
+                )
+                if decision.retry and replayable:
+                    await response.aclose()
+                    await self.clock.sleep(decision.wait)
+                    continue
+
+            if not stream:
+                await response.read()
+            return response
+
+    @staticmethod
+    async def _read_small(response: UpstreamResponse) -> bytes:
+        try:
+            return await response.read()
+        except TransportError:
+            return b""
+
+    @staticmethod
+    def _retry_after(response: UpstreamResponse, body: dict[str, Any] | None) -> float:
+        value = body.get("retry_after") if body else None
+        if isinstance(value, int | float) and value >= 0:
+            return float(value)
+        for name in ("Retry-After", "X-RateLimit-Reset-After"):
+            header = response.headers.get(name)
+            if header is not None:
+                try:
+                    return max(0.0, float(header))
+                except ValueError:
+                    continue
+        return 1.0
+
+
+# -- error answers → structured errors ----------------------------------------------------------
+
+_SCOPE_BY_ROUTE: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^/users/@me/guilds/[^/]+/member$"), "guilds.members.read"),
+    (re.compile(r"^/users/@me/guilds$"), "guilds"),
+    (re.compile(r"^/users/@me/connections$"), "connections"),
+    (re.compile(r"^/users/@me$"), "identify"),
+    (re.compile(r"^/oauth2/userinfo$"), "openid"),
+    (re.compile(r"^/applications/[^/]+/entitlements$"), "applications.entitlements"),
+)
+
+_HINTS: dict[int, str] = {
+    10003: "Unknown channel: check the channel id.",
+    10004: "Unknown guild: the guild id is wrong, or the account is not a member of that guild.",
+    10006: "Unknown invite: the invite code is wrong, expired or revoked.",
+    10007: "Unknown member: the account is not a member of that guild.",
+    10013: "Unknown user: check the user id.",
+    10057: "Unknown guild template: check the template code.",
+    20012: "Not authorized for that application: the credential does not belong to (or own) the "
+    "application id given; use the application's own id.",
+    40333: "Blocked by Discord's edge: the request looked automated without a proper User-Agent.",
+    50001: "Missing access: the credential cannot see this resource; do not retry.",
+    50004: "The guild's widget is disabled; a server admin must enable it in Server Settings > "
+    "Widget.",
+    50013: "Missing permissions for this action; do not retry.",
+    50035: "Invalid input: see details.errors for the fields Discord refused.",
+    130000: "Discord is overloaded; retry later.",
+}
+
+
+def scope_for_path(path: str) -> str | None:
+    """The OAuth2 scope a catalog route needs, from its path (``/api/v10/...`` or ``/...``)."""
+    relative = re.sub(r"^/api(/v\d+)?", "", path.split("?", 1)[0])
+    for pattern, scope in _SCOPE_BY_ROUTE:
+        if pattern.match(relative):
+            return scope
+    return None
+
+
+def _flatten_errors(tree: Any, prefix: str = "") -> dict[str, str]:
+    """Discord's nested ``errors`` tree as ``{"field.0.name": "message; message"}``."""
+    out: dict[str, str] = {}
+    if not isinstance(tree, dict):
+        return out
+    for key, value in tree.items():
+        if key == "_errors" and isinstance(value, list):
+            messages = [
+                str(item.get("message", item.get("code", "")))
+                for item in value
+                if isinstance(item, dict)
+            ]
+            out[prefix or "_request"] = redact_text("; ".join(messages))[:500]
+        elif isinstance(value, dict):
+            out.update(_flatten_errors(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def provider_error(
+    status: int,
+    content: bytes | dict[str, Any] | None,
+    headers: Mapping[str, str] | None = None,
+    *,
+    path: str | None = None,
+    required_scopes: Sequence[str] | None = None,
+    authorization_link: str | None = None,
+) -> TokenwardError:
+    """A structured error for an error answer: Discord's status, code and message in
+    ``details.discord``, and a ``details.hint`` an agent can act on. A 429 becomes RateLimited."""
+    body = content if isinstance(content, dict) else _json_body(content) if content else None
+    discord: dict[str, Any] = {"status": status, **_discord_fields(body)}
+    code = discord.get("code")
+    message = discord.get("message") or f"HTTP {status}"
+    details: dict[str, Any] = {"discord": discord}
+    if body and isinstance(body.get("errors"), dict):
+        details["errors"] = _flatten_errors(body["errors"])
+
+    if status == 429:
+        retry_after = body.get("retry_after") if body else None
+        if not isinstance(retry_after, int | float):
+            header = (headers or {}).get("Retry-After")
+            try:
+                retry_after = float(header) if header is not None else 1.0
+            except ValueError:
+                retry_after = 1.0
+        scope = (headers or {}).get("X-RateLimit-Scope")
+        return RateLimited(
+            f"rate limited by Discord; retry after {float(retry_after):.3f}s",
+            retry_after=float(retry_after),
+            scope=scope,
+        )
+
+    hint: str
+    if code == 50026:
+        scopes = list(required_scopes or [])
+        if not scopes and path and (guess := scope_for_path(path)):
+            scopes = [guess]
+        details["missing_scopes"] = scopes
+        named = ", ".join(scopes) if scopes else "the scope this call needs"
+        hint = (
+            f"The account did not grant the OAuth2 scope {named}; send the user a new "
+            "authorization link that includes it."
+        )
+        if authorization_link:
+            details["authorization_link"] = authorization_link
+    elif isinstance(code, int) and code in _HINTS:
+        hint = _HINTS[code]
+    elif status == 401:
+        hint = "The credential was rejected; the account must be authorized again."
+        if authorization_link:
+            details["authorization_link"] = authorization_link
+    elif status == 403:
+        hint = "The credential lacks permission for this resource; do not retry."
+    elif status == 404:
+        hint = "Not found: check the ids and codes in the request."
+    elif status >= 500:
+        hint = "Discord had a server error; retry later."
+    else:
+        hint = "Discord refused the request; check the input."
+    details["hint"] = hint
+    return ProviderError(f"Discord answered {status}: {message}", details=details, status=status)
+
+
+def error_from_response(
+    response: UpstreamResponse,
+    *,
+    path: str | None = None,
+    required_scopes: Sequence[str] | None = None,
+    authorization_link: str | None = None,
+) -> TokenwardError:
+    """:func:`provider_error` for a response whose body has been read."""
+    return provider_error(
+        response.status,
+        response.content,
+        response.headers,
+        path=path,
+        required_scopes=required_scopes,
+        authorization_link=authorization_link,
+    )

@@ -1,0 +1,133 @@
+"""The path guard: only relative paths under the provider's API base ever leave the gateway.
+
+:func:`safe_path` accepts a path such as ``/api/v10/users/@me`` (the leading slash is optional)
+and returns it normalised, or raises :class:`~tokenward.errors.PathRejected` with a reason. The
+rule is an allow-list, not a list of known attacks:
+
+* ASCII only; letters, digits and ``-._~!$&'()*+,;=`` raw; anything else must be a ``%XX``
+  escape. So schemes (``:``), queries and fragments (``?``, ``#``), backslashes, spaces and
+  control characters (raw CR, LF, NUL, …) are refused outright, and so is raw Unicode.
+* ``@`` only as the whole segment ``@me`` (Discord's "the current user"); anywhere else it could
+  be read as ``user@host``.
+* No empty segment (``//host``, ``/api//x``) and no segment made only of dots (``.``, ``..``,
+  ``...``), also not before a ``;`` path parameter (``..;``).
+* An escape must be two hex digits and must not decode to something the raw rule refuses: dot,
+  slash, backslash, ``%`` (double encoding such as ``%252e``), ``@``, ``?``, ``#``, ``:``, or a
+  control character. Escaped bytes ≥ 0x80 must form strict UTF-8 (overlong forms such as
+  ``%c0%ae`` are refused), and no decoded character may fold (NFKC) into one of those either:
+  fullwidth ``．``/``／``, the one-dot leader ``․`` and friends.
+* The result must sit under ``base_prefix`` (``/api``): exactly ``/api/…``, case-sensitive.
+
+Messages never repeat the path: it may carry a webhook token.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from tokenward.errors import PathRejected
+
+MAX_PATH_LENGTH = 2048
+
+_RAW_ALLOWED = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=/%@"
+)
+_HEX = frozenset("0123456789abcdefABCDEF")
+# Characters that must not appear once escapes are decoded (or Unicode is folded).
+_FORBIDDEN_DECODED = frozenset("./\\%@?#:")
+_ESCAPE_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+
+
+def _reject(reason: str) -> PathRejected:
+    return PathRejected(f"path rejected: {reason}", details={"field": "path", "reason": reason})
+
+
+def _is_control(char: str) -> bool:
+    return (
+        ord(char) < 0x20
+        or 0x7F <= ord(char) <= 0x9F
+        or unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"}
+    )
+
+
+def _check_decoded(text: str) -> None:
+    for char in text:
+        if char in _FORBIDDEN_DECODED:
+            raise _reject(
+                "an escape decodes to a character that is not allowed (dot, slash, %, @, ?, #, :)"
+            )
+        if _is_control(char):
+            raise _reject("an escape decodes to a control character")
+        folded = unicodedata.normalize("NFKC", char)
+        if any(c in _FORBIDDEN_DECODED or c in "\\" for c in folded) or any(
+            _is_control(c) for c in folded
+        ):
+            raise _reject(
+                "an escape decodes to a character that folds into a dot, slash or similar"
+            )
+
+
+def _check_escapes(segment: str) -> str:
+    """Validate the escapes in ``segment``; return it with upper-case hex digits."""
+    index = segment.find("%")
+    while index != -1:
+        pair = segment[index + 1 : index + 3]
+        if len(pair) != 2 or not (pair[0] in _HEX and pair[1] in _HEX):
+            raise _reject("a '%' is not followed by two hex digits")
+        index = segment.find("%", index + 3)
+    for run in _ESCAPE_RUN.findall(segment):
+        raw = bytes.fromhex(run.replace("%", ""))
+        try:
+            decoded = raw.decode("utf-8", errors="strict")
+        except UnicodeDecodeError as exc:
+            raise _reject("an escape sequence is not valid UTF-8") from exc
+        _check_decoded(decoded)
+    return _ESCAPE_RUN.sub(lambda m: m.group(0).upper(), segment)
+
+
+def safe_path(path: str, base_prefix: str = "/api") -> str:
+    """``path`` normalised if it stays under ``base_prefix``; PathRejected otherwise."""
+    if not isinstance(path, str):
+        raise _reject("not a string")
+    if not path:
+        raise _reject("empty")
+    if len(path) > MAX_PATH_LENGTH:
+        raise _reject(f"longer than {MAX_PATH_LENGTH} characters")
+    for char in path:
+        if char in _RAW_ALLOWED:
+            continue
+        if char == "\\":
+            raise _reject("contains a backslash")
+        if char == ":":
+            raise _reject("contains ':' (an absolute URL or scheme is not allowed)")
+        if char in "?#":
+            raise _reject("contains '?' or '#' (pass query parameters separately)")
+        if _is_control(char):
+            raise _reject("contains a control character")
+        if ord(char) > 0x7F:
+            raise _reject("contains a non-ASCII character (percent-encode it)")
+        raise _reject("contains a character that must be percent-encoded")
+    if path.startswith("//"):
+        raise _reject("starts with '//' (a network-path reference names another host)")
+    if not path.startswith("/"):
+        path = "/" + path
+    segments = path[1:].split("/")
+    normalised: list[str] = []
+    for position, segment in enumerate(segments):
+        if segment == "":
+            if position == len(segments) - 1 and position > 0:
+                normalised.append(segment)  # one trailing slash
+                continue
+            raise _reject("contains an empty segment ('//')")
+        if "@" in segment and segment != "@me":
+            raise _reject("contains '@' outside the segment '@me'")
+        bare = segment.split(";", 1)[0]
+        if bare.strip(".") == "":
+            raise _reject("contains a dot segment ('.' or '..')")
+        normalised.append(_check_escapes(segment))
+    result = "/" + "/".join(normalised)
+    prefix = "/" + base_prefix.strip("/")
+    if not result.startswith(prefix + "/") or result == prefix + "/":
+        raise _reject(f"not under {prefix}/")
+    return result

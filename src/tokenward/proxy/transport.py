@@ -1,0 +1,430 @@
+"""The outbound HTTP seam.
+
+Everything that leaves tokenward for a provider goes through a :class:`Transport`:
+``await transport.send(UpstreamRequest) -> UpstreamResponse``. Two implementations:
+
+* :class:`AiohttpTransport`, the production one. Chosen by measurement (see the issue and
+  ``performance-anchors.md``): under 32 concurrent connections a proxy on an ``aiohttp`` session
+  served about 2,500 requests/s where the same proxy on ``httpx.AsyncClient`` served about 140.
+  One session per process, a pooled keep-alive connector, a timeout on every call, no redirects
+  followed (a redirect could name another host), no cookie jar (cookies must never travel from one
+  user's call to another's), and proxies from the environment ignored.
+* :class:`MockTransport`, which hands each request to a function, like ``httpx.MockTransport``.
+
+Both strip hop-by-hop headers in both directions (RFC 9110 §7.6.1: ``Connection``,
+``Keep-Alive``, ``Proxy-*``, ``TE``, ``Trailer``, ``Transfer-Encoding``, ``Upgrade``, and every
+header that ``Connection`` names), cap the response size (a declared ``Content-Length`` over the
+cap is refused before reading; a body that grows past it is cut off), and stream response bodies.
+Failures without a response become :class:`TransportError` with an :class:`ErrorKind` that
+:mod:`tokenward.proxy.retry` understands. Messages never include the URL: a path may carry a
+webhook token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import Any, Protocol
+
+import aiohttp
+import yarl
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from tokenward.errors import UpstreamUnavailable
+from tokenward.proxy.retry import ErrorKind
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
+
+Body = bytes | AsyncIterable[bytes] | None
+HeaderItems = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+class TransportError(UpstreamUnavailable):
+    """No usable response: the connection failed, timed out, broke, or the body was too large."""
+
+    def __init__(self, kind: ErrorKind, message: str | None = None) -> None:
+        super().__init__(
+            message or f"the provider could not be reached ({kind.value})",
+            details={"kind": kind.value},
+        )
+        self.kind = kind
+
+
+def _items(headers: HeaderItems | None) -> list[tuple[str, str]]:
+    if headers is None:
+        return []
+    if isinstance(headers, Mapping):
+        return [(str(k), str(v)) for k, v in headers.items()]
+    return [(str(k), str(v)) for k, v in headers]
+
+
+def strip_hop_by_hop(headers: HeaderItems | None) -> list[tuple[str, str]]:
+    """``headers`` without hop-by-hop fields, including those listed in ``Connection``."""
+    items = _items(headers)
+    named = {
+        token.strip().lower()
+        for name, value in items
+        if name.lower() == "connection"
+        for token in value.split(",")
+        if token.strip()
+    }
+    return [
+        (name, value)
+        for name, value in items
+        if (low := name.lower()) not in HOP_BY_HOP
+        and not low.startswith("proxy-")
+        and low not in named
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """One outbound call. ``url`` is absolute and already guarded (see ``paths.safe_path``)."""
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: Body = field(default=None, repr=False)
+    timeout: float | None = None  # total seconds for this call; the transport default otherwise
+
+    def header(self, name: str) -> str | None:
+        low = name.lower()
+        for key, value in self.headers:
+            if key.lower() == low:
+                return value
+        return None
+
+    def __repr__(self) -> str:
+        # The URL path may hold a webhook token and headers hold Authorization: neither is shown.
+        return f"UpstreamRequest(method={self.method!r}, headers={len(self.headers)})"
+
+
+class UpstreamResponse:
+    """A provider's answer: status, headers (hop-by-hop removed) and a size-capped body.
+
+    The body is read once, either whole (:meth:`read`, then :attr:`content` / :meth:`json`) or as
+    chunks (:meth:`iter_bytes`). Close it (``async with`` or :meth:`aclose`) when streaming stops
+    early so the connection is not leaked.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        headers: HeaderItems | None = None,
+        *,
+        content: bytes | None = None,
+        stream: AsyncIterator[bytes] | None = None,
+        max_bytes: int | None = None,
+        on_close: Callable[[bool], Awaitable[None]] | None = None,
+    ) -> None:
+        if content is not None and stream is not None:
+            raise ValueError("give content or stream, not both")
+        self.status = status
+        self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(
+            CIMultiDict(strip_hop_by_hop(headers))
+        )
+        self.max_bytes = max_bytes
+        self._content = content
+        self._stream = stream
+        self._on_close = on_close
+        self._consumed = content is not None
+        self._closed = False
+        if content is not None and max_bytes is not None and len(content) > max_bytes:
+            raise TransportError(
+                ErrorKind.RESPONSE_TOO_LARGE, f"the response is larger than {max_bytes} bytes"
+            )
+
+    @classmethod
+    def from_json(
+        cls, status: int, payload: Any, headers: HeaderItems | None = None
+    ) -> UpstreamResponse:
+        items = [*_items(headers), ("Content-Type", "application/json")]
+        return cls(status, items, content=json.dumps(payload).encode())
+
+    def __repr__(self) -> str:
+        return f"UpstreamResponse(status={self.status})"
+
+    @property
+    def is_consumed(self) -> bool:
+        return self._consumed
+
+    @property
+    def content(self) -> bytes:
+        if self._content is None:
+            raise RuntimeError("the body has not been read; await read() first")
+        return self._content
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+    async def read(self) -> bytes:
+        if self._content is not None:
+            return self._content
+        chunks = [chunk async for chunk in self.iter_bytes()]
+        self._content = b"".join(chunks)
+        return self._content
+
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        """The body as it arrives; raises TransportError past ``max_bytes``."""
+        if self._content is not None:
+            if self._content:
+                yield self._content
+            return
+        if self._consumed:
+            raise RuntimeError("the body was already streamed")
+        self._consumed = True
+        if self._stream is None:
+            await self._finish(complete=True)
+            return
+        received = 0
+        complete = False
+        try:
+            async for chunk in self._stream:
+                received += len(chunk)
+                if self.max_bytes is not None and received > self.max_bytes:
+                    raise TransportError(
+                        ErrorKind.RESPONSE_TOO_LARGE,
+                        f"the response is larger than {self.max_bytes} bytes",
+                    )
+                if chunk:
+                    yield chunk
+            complete = True
+        finally:
+            await self._finish(complete=complete)
+
+    async def _finish(self, *, complete: bool) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._on_close is not None:
+            await self._on_close(complete)
+
+    async def aclose(self) -> None:
+        """Release the connection; an unread body closes it instead of returning it to the pool."""
+        if self._content is None and not self._consumed:
+            self._consumed = True
+        await self._finish(complete=False)
+
+    async def __aenter__(self) -> UpstreamResponse:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class Transport(Protocol):
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _outbound_headers(request: UpstreamRequest) -> CIMultiDict[str]:
+    headers = CIMultiDict(strip_hop_by_hop(request.headers))
+    headers.popall("Host", None)
+    if request.body is None or isinstance(request.body, bytes):
+        headers.popall("Content-Length", None)  # recomputed from the body
+    return headers
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    total: float = 30.0
+    connect: float = 10.0
+    read: float | None = None  # between two reads; the total bounds it anyway
+
+
+def _error_kind(exc: BaseException) -> ErrorKind:
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return ErrorKind.CONNECT_TIMEOUT
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return ErrorKind.READ_TIMEOUT
+    if isinstance(exc, TimeoutError):
+        return ErrorKind.TIMEOUT
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ErrorKind.CONNECT
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | ConnectionError):
+        return ErrorKind.CONNECTION_RESET
+    return ErrorKind.PROTOCOL
+
+
+class AiohttpTransport:
+    """The production transport: one pooled ``aiohttp`` session, created on first use."""
+
+    def __init__(
+        self,
+        *,
+        timeouts: Timeouts | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        pool_size: int = 512,
+        keepalive_seconds: float = 30.0,
+        chunk_size: int = 64 * 1024,
+    ) -> None:
+        self.timeouts = timeouts or Timeouts()
+        self.max_response_bytes = max_response_bytes
+        self._pool_size = pool_size
+        self._keepalive = keepalive_seconds
+        self._chunk_size = chunk_size
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client_timeout(self, total: float | None) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(
+            total=total if total is not None else self.timeouts.total,
+            sock_connect=self.timeouts.connect,
+            sock_read=self.timeouts.read,
+        )
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._pool_size,
+                limit_per_host=0,
+                keepalive_timeout=self._keepalive,
+                ttl_dns_cache=300,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._client_timeout(None),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,
+                auto_decompress=True,
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        session = self._get_session()
+        body: Any = request.body
+        try:
+            response = await session.request(
+                request.method,
+                yarl.URL(request.url, encoded=True),
+                headers=_outbound_headers(request),
+                data=body,
+                allow_redirects=False,
+                timeout=self._client_timeout(request.timeout),
+            )
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise TransportError(_error_kind(exc)) from exc
+
+        headers = list(response.headers.items())
+        if response.headers.get("Content-Encoding"):
+            # aiohttp decodes gzip/deflate/br, so the encoding and length no longer describe
+            # the bytes handed on.
+            headers = [
+                (k, v)
+                for k, v in headers
+                if k.lower() not in {"content-encoding", "content-length"}
+            ]
+        declared = response.content_length
+        if declared is not None and declared > self.max_response_bytes:
+            response.close()
+            raise TransportError(
+                ErrorKind.RESPONSE_TOO_LARGE,
+                f"the response declares {declared} bytes, over the cap of "
+                f"{self.max_response_bytes}",
+            )
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in response.content.iter_chunked(self._chunk_size):
+                    yield chunk
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                raise TransportError(_error_kind(exc)) from exc
+
+        async def on_close(complete: bool) -> None:
+            if complete:
+                response.release()
+            else:
+                response.close()
+
+        return UpstreamResponse(
+            response.status,
+            headers,
+            stream=chunks(),
+            max_bytes=self.max_response_bytes,
+            on_close=on_close,
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> AiohttpTransport:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+Handler = Callable[[UpstreamRequest], UpstreamResponse | Awaitable[UpstreamResponse]]
+
+
+class MockTransport:
+    """Hands each request to ``handler`` (sync or async); for tests.
+
+    Streamed request bodies are read into bytes first, headers are stripped as the real transport
+    strips them, and the response size cap applies. A handler raises :class:`TransportError` to
+    simulate a connection failure. ``requests`` keeps every request seen, in order.
+    """
+
+    def __init__(
+        self, handler: Handler, *, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    ) -> None:
+        self.handler = handler
+        self.max_response_bytes = max_response_bytes
+        self.requests: list[UpstreamRequest] = []
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        body = request.body
+        if body is not None and not isinstance(body, bytes):
+            body = b"".join([chunk async for chunk in body])
+        seen = replace(request, headers=tuple(_outbound_headers(request).items()), body=body)
+        self.requests.append(seen)
+        result = self.handler(seen)
+        response = await result if inspect.isawaitable(result) else result
+        if response.max_bytes is None:
+            response.max_bytes = self.max_response_bytes
+        if (
+            response.is_consumed
+            and response.max_bytes is not None
+            and len(response.content) > response.max_bytes
+        ):
+            raise TransportError(
+                ErrorKind.RESPONSE_TOO_LARGE,
+                f"the response is larger than {response.max_bytes} bytes",
+            )
+        await asyncio.sleep(0)
+        return response
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,308 @@
+"""One pure-ASGI middleware in front of every sandbox route but ``/_sandbox/*``.
+
+Per request, in order: account for it in ``state.stats`` (total, by route template, by token
+label), apply the matching fault rules of ``state.faults`` (latency, a forced status, a dropped
+connection), enforce the rate limits (``ratelimit.py``), call the app, and count 401/403/429
+answers. It is written against raw ASGI messages (no ``BaseHTTPMiddleware``) because the
+sandbox is the "direct" baseline of the benchmarks: its own overhead must stay small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tokenward.sandbox.api import API_ROUTES, EXTRA_LIMITED_ROUTES
+from tokenward.sandbox.ratelimit import Decision, RateLimiter, RouteLimit
+from tokenward.sandbox.state import FaultRule, SandboxState, token_label
+
+# Seed of the generator that decides whether a probabilistic fault fires: runs are repeatable
+# (the generator is recreated on ``POST /_sandbox/reset``).
+FAULT_SEED = 20_240_601
+_LIMITER_KEY = "ratelimit.limiter"
+_RANDOM_KEY = "faults.random"
+_VIA = (b"via", b"1.1 google")  # Discord's 429s carry Via; clients use it to tell Cloudflare apart
+_JSON = (b"content-type", b"application/json")
+
+
+@dataclass(frozen=True)
+class RouteEntry:
+    template: str  # relative to the API prefix, e.g. ``/guilds/{guild_id}/widget.json``
+    methods: frozenset[str]
+    limit: RouteLimit | None
+
+
+class RouteTable:
+    """Names a request's route template (under ``/api/v10``, ``/api/v9`` or ``/api``)."""
+
+    _PREFIXES = ("/api/v10/", "/api/v9/", "/api/")
+
+    def __init__(self, entries: Iterable[tuple[str, str, RouteLimit | None]]) -> None:
+        merged: dict[str, tuple[set[str], RouteLimit | None]] = {}
+        for method, template, limit in entries:
+            methods, _ = merged.setdefault(template, (set(), limit))
+            methods.add(method)
+        self._static: dict[str, RouteEntry] = {}
+        self._dynamic: list[tuple[re.Pattern[str], RouteEntry]] = []
+        for template, (methods, limit) in merged.items():
+            entry = RouteEntry(template, frozenset(methods), limit)
+            if "{" in template:
+                pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+                self._dynamic.append((re.compile(pattern), entry))
+            else:
+                self._static[template] = entry
+
+    def match(self, path: str) -> tuple[str, RouteEntry, str] | None:
+        """``(prefix, entry, major)`` where major is the ``guild_id`` value or ``""``."""
+        for prefix in self._PREFIXES:
+            if path.startswith(prefix):
+                rest = path[len(prefix) - 1 :]
+                break
+        else:
+            return None
+        prefix = path[: len(path) - len(rest)]
+        entry = self._static.get(rest)
+        if entry is not None:
+            return prefix, entry, ""
+        for pattern, candidate in self._dynamic:
+            found = pattern.fullmatch(rest)
+            if found is not None:
+                return prefix, candidate, found.groupdict().get("guild_id") or ""
+        return None
+
+
+def default_route_table() -> RouteTable:
+    entries: list[tuple[str, str, RouteLimit | None]] = [
+        (route.method, route.template, route.limit) for route in API_ROUTES
+    ]
+    entries.extend(EXTRA_LIMITED_ROUTES)
+    return RouteTable(entries)
+
+
+def _json_body(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def ratelimit_headers(decision: Decision) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"x-ratelimit-limit", str(decision.limit).encode()),
+        (b"x-ratelimit-remaining", str(decision.remaining).encode()),
+        (b"x-ratelimit-reset", f"{decision.reset_at:.3f}".encode()),
+        (b"x-ratelimit-reset-after", f"{decision.reset_after:.3f}".encode()),
+        (b"x-ratelimit-bucket", decision.bucket.encode()),
+    ]
+
+
+def too_many_requests(
+    retry_after: float, is_global: bool
+) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """Discord's 429: body ``{message, retry_after, global}``, ``Retry-After`` rounded up."""
+    retry_after = max(round(retry_after, 3), 0.001)
+    body = _json_body(
+        {"message": "You are being rate limited.", "retry_after": retry_after, "global": is_global}
+    )
+    headers = [
+        _JSON,
+        _VIA,
+        (b"retry-after", str(math.ceil(retry_after)).encode()),
+        (b"x-ratelimit-scope", b"global" if is_global else b"user"),
+    ]
+    if is_global:
+        headers.append((b"x-ratelimit-global", b"true"))
+    return body, headers
+
+
+class SandboxMiddleware:
+    def __init__(self, app: ASGIApp, state: SandboxState, table: RouteTable | None = None) -> None:
+        self.app = app
+        self.state = state
+        self.table = table or default_route_table()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or path.startswith("/_sandbox"):
+            await self.app(scope, receive, send)
+            return
+        state = self.state
+        stats = state.stats
+        method: str = scope["method"]
+        found = self.table.match(path)
+        if found is not None:
+            prefix, entry, major = found
+            stats.by_route[f"{method} {prefix}{entry.template}"] += 1
+        else:
+            entry, major = None, ""
+            stats.by_route[f"{method} {path}"] += 1
+        stats.requests_total += 1
+        credential = _credential(scope)
+        label = token_label(credential) if credential else None
+        stats.by_token[label or "anonymous"] += 1
+
+        if state.faults and await self._apply_faults(path, send):
+            return
+
+        extra: list[tuple[bytes, bytes]] = []
+        if (
+            state.settings.rate_limits
+            and entry is not None
+            and entry.limit is not None
+            and method in entry.methods
+        ):
+            identity = label or _client_ip(scope)
+            decision = self._limiter().hit(identity, entry.limit, major)
+            if not decision.allowed:
+                body, headers = too_many_requests(decision.retry_after, decision.is_global)
+                if not decision.is_global:
+                    headers.extend(ratelimit_headers(decision))
+                stats.rate_limited += 1
+                if decision.is_global:
+                    stats.rate_limited_global += 1
+                await _send_response(send, 429, body, headers)
+                return
+            extra = ratelimit_headers(decision)
+
+        async def send_counted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if status == 401:
+                    stats.unauthorized += 1
+                elif status == 403:
+                    stats.forbidden += 1
+                elif status == 429:
+                    stats.rate_limited += 1
+                if extra:
+                    message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_counted)
+
+    def _limiter(self) -> RateLimiter:
+        limiter = self.state.extra.get(_LIMITER_KEY)
+        if limiter is None:
+            limiter = RateLimiter(self.state.settings, self.state.clock)
+            self.state.extra[_LIMITER_KEY] = limiter
+        assert isinstance(limiter, RateLimiter)
+        return limiter
+
+    def _random(self) -> random.Random:
+        rng = self.state.extra.get(_RANDOM_KEY)
+        if rng is None:
+            rng = random.Random(FAULT_SEED)
+            self.state.extra[_RANDOM_KEY] = rng
+        assert isinstance(rng, random.Random)
+        return rng
+
+    async def _apply_faults(self, path: str, send: Send) -> bool:
+        """Fire the matching rules; True when the response was forced (or the connection
+        dropped) and the request must go no further."""
+        state = self.state
+        fired: list[FaultRule] = []
+        for rule in list(state.faults):
+            if not rule.matches(path):
+                continue
+            if rule.remaining is not None and rule.remaining <= 0:
+                _discard(state.faults, rule)
+                continue
+            if rule.probability <= 0:
+                continue
+            if rule.probability < 1 and self._random().random() >= rule.probability:
+                continue
+            if rule.remaining is not None:
+                rule.remaining -= 1
+                if rule.remaining <= 0:
+                    _discard(state.faults, rule)
+            fired.append(rule)
+        if not fired:
+            return False
+        latency = sum(rule.latency_ms for rule in fired)
+        if latency > 0:
+            await asyncio.sleep(latency / 1000)
+        if any(rule.drop_connection for rule in fired):
+            await _drop_connection(send)
+            return True
+        status = next((rule.status for rule in fired if rule.status is not None), None)
+        if status is None:
+            return False
+        await self._forced_response(status, send)
+        return True
+
+    async def _forced_response(self, status: int, send: Send) -> None:
+        stats = self.state.stats
+        if status == 429:
+            stats.rate_limited += 1
+            body, headers = too_many_requests(self.state.settings.window_scale * 1.0, False)
+            await _send_response(send, 429, body, headers)
+            return
+        if status == 401:
+            stats.unauthorized += 1
+        elif status == 403:
+            stats.forbidden += 1
+        if status < 200 or status in (204, 304):
+            await _send_response(send, status, b"", [])
+            return
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Error"
+        body = _json_body({"message": f"{status}: {phrase}", "code": 0})
+        await _send_response(send, status, body, [_JSON])
+
+
+def _discard(rules: list[FaultRule], rule: FaultRule) -> None:
+    # Identity, not equality: two identical rules are two rules.
+    for index, candidate in enumerate(rules):
+        if candidate is rule:
+            del rules[index]
+            return
+
+
+def _credential(scope: Scope) -> str | None:
+    """The token in the Authorization header (without its scheme), or None."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            text: str = value.decode("latin-1").strip()
+            if not text:
+                return None
+            _, _, credential = text.partition(" ")
+            return credential.strip() or text
+    return None
+
+
+def _client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"ip:{client[0]}" if client else "ip:unknown"
+
+
+async def _send_response(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _drop_connection(send: Send) -> None:
+    """Announce a body, send part of it, and stop: the server then closes the connection and
+    the client sees a truncated response (a protocol/connection error in httpx and aiohttp)."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [_JSON, (b"content-length", b"4096")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b'{"', "more_body": True})

@@ -1,0 +1,78 @@
+"""The composition root: builds every service from :class:`~tokenward.config.Settings`.
+
+Everything else receives what it needs as arguments; tests build a ``Container`` with their own
+settings and clock instead of patching.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+
+from tokenward.clock import Clock, SystemClock
+from tokenward.config import Settings
+from tokenward.oauth.discord import DiscordOAuthClient
+from tokenward.oauth.refresh import TokenManager
+from tokenward.oauth.service import OAuthService
+from tokenward.vault.db import upgrade_async
+from tokenward.vault.repository import Vault
+
+
+class Container:
+    """Owns the process-wide resources (database engine, HTTP session) and the services."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self._session: aiohttp.ClientSession | None = None
+        self.vault = Vault.from_settings(settings, self.clock)
+        self._oauth: OAuthService | None = None
+        self._tokens: TokenManager | None = None
+
+    async def start(self, *, migrate: bool | None = None) -> None:
+        """Open the HTTP session; migrate the database (SQLite by default)."""
+        if migrate if migrate is not None else self.settings.is_sqlite:
+            await upgrade_async(self.settings.effective_database_url)
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=512, limit_per_host=256, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        await self.vault.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("Container.start() has not run")
+        return self._session
+
+    @property
+    def oauth(self) -> OAuthService:
+        if self._oauth is None:
+            endpoints = DiscordOAuthClient(
+                self.session,
+                self.settings.discord_base,
+                timeout=self.settings.upstream_timeout_seconds,
+            )
+            self._oauth = OAuthService(self.vault, endpoints, self.settings, self.clock)
+        return self._oauth
+
+    @property
+    def tokens(self) -> TokenManager:
+        if self._tokens is None:
+            self._tokens = TokenManager(
+                self.vault,
+                self.oauth.endpoints,
+                self.clock,
+                leeway=self.settings.refresh_leeway_seconds,
+                link_factory=self._fresh_link,
+            )
+        return self._tokens
+
+    async def _fresh_link(self, account_id: str) -> str | None:
+        account = await self.vault.get_account(account_id)
+        connection = await self.vault.get_connection(account.connection_id)
+        link = await self.oauth.create_link(connection.name, account.identifier)
+        return link.link

@@ -1,0 +1,165 @@
+"""Engines and migrations.
+
+SQLite (``aiosqlite``) is the embedded default; PostgreSQL (``asyncpg``) when the database URL
+says so. On SQLite every connection runs in WAL mode with a 30 s busy timeout and foreign keys
+on, and the driver's implicit transactions are replaced by explicit ``BEGIN``: sessions made from
+:func:`write_engine` start with ``BEGIN IMMEDIATE`` so a read-then-write transaction takes the
+write lock up front (waiting on the busy timeout) instead of failing with ``SQLITE_BUSY`` when it
+tries to upgrade a read lock that another writer has overtaken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, pool
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from tokenward.config import Settings
+from tokenward.errors import ConfigError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_IMMEDIATE = "tokenward_sqlite_immediate"
+
+
+def normalize_database_url(url: str) -> str:
+    """Map the spellings people use onto the async drivers tokenward ships with."""
+    url = url.strip()
+    for prefix in (
+        "postgres://",
+        "postgresql://",
+        "postgresql+psycopg2://",
+        "postgresql+psycopg://",
+    ):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    scheme = url.split(":", 1)[0]
+    raise ConfigError(
+        f"TOKENWARD_DATABASE_URL: unsupported database scheme {scheme!r} "
+        "(use sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db)",
+        details={"field": "TOKENWARD_DATABASE_URL", "scheme": scheme},
+    )
+
+
+def _url_of(target: Settings | str) -> URL:
+    raw = target.effective_database_url if isinstance(target, Settings) else target
+    return make_url(normalize_database_url(raw))
+
+
+def _install_sqlite_hooks(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the driver; "begin" below issues BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def create_engine(target: Settings | str, *, null_pool: bool = False, **kwargs: Any) -> AsyncEngine:
+    """An async engine for the configured database (Settings or a URL)."""
+    url = _url_of(target)
+    options: dict[str, Any] = dict(kwargs)
+    if null_pool:
+        options["poolclass"] = pool.NullPool
+    if url.get_backend_name() == "sqlite":
+        database = url.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        options.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+        engine = create_async_engine(url, **options)
+        _install_sqlite_hooks(engine)
+        return engine
+    options.setdefault("pool_pre_ping", True)
+    return create_async_engine(url, **options)
+
+
+def write_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine (same pool) whose transactions take SQLite's write lock at BEGIN."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    return engine.execution_options(**{_IMMEDIATE: True})
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+# ---------------------------------------------------------------------------------------------
+# Migrations
+
+
+def _alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["tokenward_url"] = normalize_database_url(url)
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> str | None:
+    """Apply migrations up to ``revision`` (synchronous; not from inside a running loop)."""
+    from alembic import command
+
+    command.upgrade(_alembic_config(url), revision)
+    return current_revision(url)
+
+
+def downgrade(url: str, revision: str) -> str | None:
+    """Revert migrations down to ``revision`` (``"base"`` drops every table)."""
+    from alembic import command
+
+    command.downgrade(_alembic_config(url), revision)
+    return current_revision(url)
+
+
+async def upgrade_async(url: str, revision: str = "head") -> str | None:
+    """:func:`upgrade` for async callers (runs Alembic in a worker thread)."""
+    return await asyncio.to_thread(upgrade, url, revision)
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config("sqlite://")).get_current_head()
+
+
+def current_revision(url: str) -> str | None:
+    """The revision the database is at (``None`` before the first migration)."""
+
+    async def _read() -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        engine = create_engine(url, null_pool=True)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(
+                    lambda sync: MigrationContext.configure(sync).get_current_revision()
+                )
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(_read())
+
+
+async def current_revision_async(url: str) -> str | None:
+    return await asyncio.to_thread(current_revision, url)

@@ -1,0 +1,164 @@
+"""The vault's tables (SQLAlchemy 2 typed declarative).
+
+Conventions that keep SQLite and PostgreSQL behaving alike:
+
+- ids are 26-character ULIDs made in Python (time-ordered, so keyset pagination by id follows
+  creation order);
+- every time is an epoch float in seconds (``DOUBLE PRECISION`` on PostgreSQL, ``REAL`` on
+  SQLite), read from the injected clock, never from the database server;
+- every secret column ends in ``_enc`` and holds a :mod:`tokenward.vault.crypto` envelope whose
+  associated data is ``aad(table, column, id)``.
+
+Migration ``0001`` creates exactly these tables; a test compares the two.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_id(now: float | None = None) -> str:
+    """A ULID: 48 bits of milliseconds then 80 random bits, Crockford base32."""
+    millis = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
+    value = (millis << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+class AccountStatus(enum.StrEnum):
+    PENDING_AUTH = "PENDING_AUTH"
+    PENDING_VERIFICATION = "PENDING_VERIFICATION"
+    ACTIVE = "ACTIVE"
+    EXPIRED = "EXPIRED"
+    DISCONNECTED = "DISCONNECTED"
+
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {float: Double(), dict[str, Any]: JSON()}
+
+
+class ConnectionRow(Base):
+    __tablename__ = "connections"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    client_id: Mapped[str] = mapped_column(String(255))
+    client_secret_enc: Mapped[str] = mapped_column(Text)
+    scopes: Mapped[str] = mapped_column(Text, default="")
+    bot_token_enc: Mapped[str | None] = mapped_column(Text)
+    base_url: Mapped[str | None] = mapped_column(String(2048))
+    created_at: Mapped[float]
+    updated_at: Mapped[float]
+
+
+class AccountRow(Base):
+    __tablename__ = "connected_accounts"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "identifier"),
+        Index(None, "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    connection_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("connections.id", ondelete="CASCADE")
+    )
+    identifier: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    granted_scopes: Mapped[str | None] = mapped_column(Text)
+    provider_user_id: Mapped[str | None] = mapped_column(String(64))
+    access_token_enc: Mapped[str | None] = mapped_column(Text)
+    refresh_token_enc: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[float | None]
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    refresh_lease_owner: Mapped[str | None] = mapped_column(String(128))
+    refresh_lease_until: Mapped[float | None]
+    last_used_at: Mapped[float | None]
+    created_at: Mapped[float]
+    updated_at: Mapped[float]
+
+
+class AuthRequestRow(Base):
+    __tablename__ = "auth_requests"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    connection_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("connections.id", ondelete="CASCADE"), index=True
+    )
+    account_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("connected_accounts.id", ondelete="CASCADE"), index=True
+    )
+    identifier: Mapped[str] = mapped_column(String(255))
+    code_verifier_enc: Mapped[str] = mapped_column(Text)
+    user_verify_url: Mapped[str | None] = mapped_column(String(2048))
+    app_state: Mapped[str | None] = mapped_column(Text)
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    expires_at: Mapped[float]
+    consumed_at: Mapped[float | None]
+    completed_at: Mapped[float | None]
+    created_at: Mapped[float]
+
+
+class ApiClientRow(Base):
+    __tablename__ = "api_clients"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[float]
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+    __table_args__ = (Index(None, "account_id"), Index(None, "connection_id"))
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[float]
+    kind: Mapped[str] = mapped_column(String(64))
+    connection_id: Mapped[str | None] = mapped_column(String(26))
+    account_id: Mapped[str | None] = mapped_column(String(26))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# Every secret column, per table (each keyed by its ``id`` primary key): rotation walks these.
+SECRET_COLUMNS: tuple[tuple[type[Base], tuple[str, ...]], ...] = (
+    (ConnectionRow, ("client_secret_enc", "bot_token_enc")),
+    (AccountRow, ("access_token_enc", "refresh_token_enc")),
+    (AuthRequestRow, ("code_verifier_enc",)),
+)

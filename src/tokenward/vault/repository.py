@@ -1,0 +1,1219 @@
+"""The vault: every read and write of connections, accounts, auth requests, API clients, events.
+
+:class:`Vault` composes an async engine, a :class:`~tokenward.vault.crypto.Keyring` and a
+:class:`~tokenward.clock.Clock`. It hands out frozen records whose secrets are decrypted into
+:class:`pydantic.SecretStr` (their ``repr`` is redacted); ciphertext never leaves this module.
+
+Concurrency rules, identical on SQLite and PostgreSQL because each one is a single conditional
+statement whose outcome is read from its row count:
+
+- ``consume_auth_request``: ``UPDATE ... SET consumed_at WHERE state_hash = ? AND connection_id = ?
+  AND consumed_at IS NULL AND expires_at > now`` — one caller gets the row, a replay gets nothing.
+- ``acquire_refresh_lease``: ``UPDATE ... SET lease WHERE id = ? AND (no lease OR lease expired OR
+  already mine)``; ``release_refresh_lease`` and ``store_refreshed_tokens`` only act while the
+  caller still owns the lease (compare-and-delete), so a worker whose lease ran out and was taken
+  over can never overwrite the newer tokens.
+- ``get_or_create_account`` relies on the ``UNIQUE(connection_id, identifier)`` constraint and
+  re-reads after losing the insert race.
+
+Every state change writes an event in the same transaction; events never carry a secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Final, Literal
+
+from pydantic import SecretStr
+from sqlalchemy import Row, Table, and_, delete, func, insert, or_, select, true, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from tokenward.clock import Clock, SystemClock
+from tokenward.config import Settings
+from tokenward.errors import (
+    AccountNotFound,
+    ConflictError,
+    ConnectionNotFound,
+    NotFoundError,
+    ValidationError,
+)
+from tokenward.vault.crypto import Keyring, aad, load_keyring
+from tokenward.vault.db import create_engine, write_engine
+from tokenward.vault.models import AccountStatus, Base, new_id
+
+CONNECTIONS: Final[Table] = Base.metadata.tables["connections"]
+ACCOUNTS: Final[Table] = Base.metadata.tables["connected_accounts"]
+AUTH_REQUESTS: Final[Table] = Base.metadata.tables["auth_requests"]
+API_CLIENTS: Final[Table] = Base.metadata.tables["api_clients"]
+EVENTS: Final[Table] = Base.metadata.tables["events"]
+
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+PROVIDER_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
+MAX_PAGE_SIZE = 200
+# Keys an event's data may never carry, whatever the caller meant.
+FORBIDDEN_EVENT_KEYS: Final = frozenset(
+    {
+        "access_token",
+        "refresh_token",
+        "client_secret",
+        "bot_token",
+        "code_verifier",
+        "verifier",
+        "code",
+        "state",
+        "secret",
+        "token",
+        "password",
+        "authorization",
+    }
+)
+
+# scrypt parameters for API-client secrets (RFC 7914; n=2**14, r=8 is the interactive setting).
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P, _SCRYPT_LEN = 2**14, 8, 1, 32
+
+
+class _Unset(Enum):
+    UNSET = "UNSET"
+
+
+UNSET: Final = _Unset.UNSET
+"""Marks an ``update_connection`` argument that should stay as it is (``None`` clears)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Records
+
+
+def _split_scopes(text: str | None) -> tuple[str, ...]:
+    return tuple(text.split()) if text else ()
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    id: str
+    name: str
+    provider: str
+    client_id: str
+    client_secret: SecretStr
+    scopes: tuple[str, ...]
+    bot_token: SecretStr | None
+    base_url: str | None
+    created_at: float
+    updated_at: float
+
+    def public(self) -> dict[str, Any]:
+        """A JSON-safe view without secrets."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "provider": self.provider,
+            "client_id": self.client_id,
+            "scopes": list(self.scopes),
+            "has_bot_token": self.bot_token is not None,
+            "base_url": self.base_url,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    id: str
+    connection_id: str
+    identifier: str
+    status: AccountStatus
+    status_reason: str | None
+    granted_scopes: tuple[str, ...]
+    provider_user_id: str | None
+    access_token: SecretStr | None
+    refresh_token: SecretStr | None
+    expires_at: float | None
+    version: int
+    refresh_lease_owner: str | None
+    refresh_lease_until: float | None
+    last_used_at: float | None
+    created_at: float
+    updated_at: float
+
+    def public(self) -> dict[str, Any]:
+        """A JSON-safe view without secrets."""
+        return {
+            "id": self.id,
+            "connection_id": self.connection_id,
+            "identifier": self.identifier,
+            "status": self.status.value,
+            "status_reason": self.status_reason,
+            "granted_scopes": list(self.granted_scopes),
+            "provider_user_id": self.provider_user_id,
+            "has_tokens": self.access_token is not None,
+            "expires_at": self.expires_at,
+            "version": self.version,
+            "last_used_at": self.last_used_at,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPage:
+    items: tuple[AccountRecord, ...]
+    next_page_token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRequestRecord:
+    id: str
+    connection_id: str
+    account_id: str
+    identifier: str
+    code_verifier: SecretStr
+    user_verify_url: str | None
+    app_state: str | None
+    redirect_uri: str
+    expires_at: float
+    consumed_at: float | None
+    completed_at: float | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ApiClientRecord:
+    client_id: str
+    name: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    id: int
+    at: float
+    kind: str
+    connection_id: str | None
+    account_id: str | None
+    data: dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def state_hash(state: str) -> str:
+    """How an OAuth ``state`` is stored: its SHA-256, hex."""
+    return hashlib.sha256(state.encode("utf-8")).hexdigest()
+
+
+def _hash_secret(secret: str, salt: bytes) -> bytes:
+    return hashlib.scrypt(
+        secret.encode("utf-8"),
+        salt=salt,
+        n=_SCRYPT_N,
+        r=_SCRYPT_R,
+        p=_SCRYPT_P,
+        dklen=_SCRYPT_LEN,
+        maxmem=64 * 1024 * 1024,
+    )
+
+
+def hash_api_secret(secret: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = _hash_secret(secret, salt)
+    b64 = base64.b64encode
+    return (
+        f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}$"
+        f"{b64(salt).decode('ascii')}${b64(digest).decode('ascii')}"
+    )
+
+
+def verify_api_secret(secret: str, encoded: str) -> bool:
+    """Constant-time check of ``secret`` against :func:`hash_api_secret`'s output."""
+    try:
+        scheme, n, r, p, salt_b64, digest_b64 = encoded.split("$")
+        if scheme != "scrypt":
+            return False
+        salt = base64.b64decode(salt_b64)
+        expected = base64.b64decode(digest_b64)
+        actual = hashlib.scrypt(
+            secret.encode("utf-8"),
+            salt=salt,
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            dklen=len(expected),
+            maxmem=64 * 1024 * 1024,
+        )
+    except (ValueError, binascii.Error):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+_DUMMY_HASH: Final = (
+    f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}$"
+    + base64.b64encode(b"\0" * 16).decode()
+    + "$"
+    + base64.b64encode(b"\0" * 32).decode()
+)
+
+
+def _validate_name(name: str) -> None:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ValidationError(
+            "connection name must be 1-64 characters of A-Z a-z 0-9 _ -",
+            fields={"name": "must be 1-64 characters of A-Z a-z 0-9 _ -"},
+        )
+
+
+def _validate_text(field: str, value: str, *, max_len: int = 255) -> None:
+    if not value or not value.strip():
+        raise ValidationError(f"{field} must not be empty", fields={field: "must not be empty"})
+    if len(value) > max_len:
+        reason = f"must be at most {max_len} characters"
+        raise ValidationError(f"{field} {reason}", fields={field: reason})
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        reason = "must not contain control characters"
+        raise ValidationError(f"{field} {reason}", fields={field: reason})
+
+
+def _validate_scopes(field: str, scopes: Sequence[str]) -> str:
+    if isinstance(scopes, str):
+        scopes = scopes.replace(",", " ").split()
+    cleaned: list[str] = []
+    for scope in scopes:
+        if not scope or any(ch.isspace() for ch in scope) or any(ord(c) < 33 for c in scope):
+            reason = f"scope {scope!r} is empty or contains whitespace"
+            raise ValidationError(f"{field}: {reason}", fields={field: reason})
+        if scope not in cleaned:
+            cleaned.append(scope)
+    return " ".join(cleaned)
+
+
+def _validate_url(field: str, url: str) -> None:
+    if not re.match(r"^https?://[^\s/?#]+", url) or len(url) > 2048:
+        reason = "must be an absolute http(s) URL"
+        raise ValidationError(f"{field} {reason}", fields={field: reason})
+
+
+def _check_event_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    bad = sorted(k for k in data if k.lower() in FORBIDDEN_EVENT_KEYS)
+    if bad:
+        raise ValueError(f"event data may not carry secret-bearing keys: {bad}")
+    return dict(data)
+
+
+def _encode_page_token(last_id: str) -> str:
+    raw = json.dumps({"after": last_id}).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _decode_page_token(token: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        after = json.loads(raw)["after"]
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise ValidationError(
+            "page_token is not a token this server issued",
+            fields={"page_token": "malformed"},
+        ) from None
+    if not isinstance(after, str):
+        raise ValidationError(
+            "page_token is not a token this server issued", fields={"page_token": "malformed"}
+        )
+    return after
+
+
+# ---------------------------------------------------------------------------------------------
+# The vault
+
+
+class Vault:
+    """The encrypted store. One per process; safe to share between tasks."""
+
+    def __init__(self, engine: AsyncEngine, keyring: Keyring, clock: Clock) -> None:
+        self.engine = engine
+        self.keyring = keyring
+        self.clock = clock
+        self._writer = write_engine(engine)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Vault:
+        """Engine and keyring as the settings describe (the key file is created if needed)."""
+        keyring = load_keyring(settings.encryption_keys, settings.data_dir)
+        return cls(create_engine(settings), keyring, clock or SystemClock())
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self.clock.time()
+
+    def _seal(self, table: Table, column: str, row_id: str, value: str) -> str:
+        return self.keyring.encrypt(value, aad(table.name, column, row_id))
+
+    def _open(self, table: Table, column: str, row_id: str, value: str) -> SecretStr:
+        return SecretStr(self.keyring.decrypt(value, aad(table.name, column, row_id)))
+
+    def _open_opt(
+        self, table: Table, column: str, row_id: str, value: str | None
+    ) -> SecretStr | None:
+        return None if value is None else self._open(table, column, row_id, value)
+
+    def _connection(self, row: Row[Any]) -> ConnectionRecord:
+        m = row._mapping
+        rid = m["id"]
+        return ConnectionRecord(
+            id=rid,
+            name=m["name"],
+            provider=m["provider"],
+            client_id=m["client_id"],
+            client_secret=self._open(CONNECTIONS, "client_secret_enc", rid, m["client_secret_enc"]),
+            scopes=_split_scopes(m["scopes"]),
+            bot_token=self._open_opt(CONNECTIONS, "bot_token_enc", rid, m["bot_token_enc"]),
+            base_url=m["base_url"],
+            created_at=m["created_at"],
+            updated_at=m["updated_at"],
+        )
+
+    def _account(self, row: Row[Any]) -> AccountRecord:
+        m = row._mapping
+        rid = m["id"]
+        return AccountRecord(
+            id=rid,
+            connection_id=m["connection_id"],
+            identifier=m["identifier"],
+            status=AccountStatus(m["status"]),
+            status_reason=m["status_reason"],
+            granted_scopes=_split_scopes(m["granted_scopes"]),
+            provider_user_id=m["provider_user_id"],
+            access_token=self._open_opt(ACCOUNTS, "access_token_enc", rid, m["access_token_enc"]),
+            refresh_token=self._open_opt(
+                ACCOUNTS, "refresh_token_enc", rid, m["refresh_token_enc"]
+            ),
+            expires_at=m["expires_at"],
+            version=m["version"],
+            refresh_lease_owner=m["refresh_lease_owner"],
+            refresh_lease_until=m["refresh_lease_until"],
+            last_used_at=m["last_used_at"],
+            created_at=m["created_at"],
+            updated_at=m["updated_at"],
+        )
+
+    def _auth_request(self, row: Row[Any]) -> AuthRequestRecord:
+        m = row._mapping
+        rid = m["id"]
+        return AuthRequestRecord(
+            id=rid,
+            connection_id=m["connection_id"],
+            account_id=m["account_id"],
+            identifier=m["identifier"],
+            code_verifier=self._open(
+                AUTH_REQUESTS, "code_verifier_enc", rid, m["code_verifier_enc"]
+            ),
+            user_verify_url=m["user_verify_url"],
+            app_state=m["app_state"],
+            redirect_uri=m["redirect_uri"],
+            expires_at=m["expires_at"],
+            consumed_at=m["consumed_at"],
+            completed_at=m["completed_at"],
+            created_at=m["created_at"],
+        )
+
+    async def _event(
+        self,
+        conn: AsyncConnection,
+        kind: str,
+        *,
+        connection_id: str | None = None,
+        account_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        await conn.execute(
+            insert(EVENTS).values(
+                at=self._now(),
+                kind=kind,
+                connection_id=connection_id,
+                account_id=account_id,
+                data=_check_event_data(data or {}),
+            )
+        )
+
+    async def _account_row(self, conn: AsyncConnection, account_id: str) -> Row[Any] | None:
+        result = await conn.execute(select(ACCOUNTS).where(ACCOUNTS.c.id == account_id))
+        return result.first()
+
+    async def _require_account(self, conn: AsyncConnection, account_id: str) -> Row[Any]:
+        row = await self._account_row(conn, account_id)
+        if row is None:
+            raise AccountNotFound(
+                f"connected account {account_id!r} does not exist", details={"id": account_id}
+            )
+        return row
+
+    # -- connections ---------------------------------------------------------------------------
+
+    async def create_connection(
+        self,
+        *,
+        name: str,
+        provider: str,
+        client_id: str,
+        client_secret: str,
+        scopes: Sequence[str],
+        bot_token: str | None = None,
+        base_url: str | None = None,
+    ) -> ConnectionRecord:
+        _validate_name(name)
+        if not PROVIDER_RE.match(provider or ""):
+            reason = "must be a provider name such as 'discord'"
+            raise ValidationError(f"provider {reason}", fields={"provider": reason})
+        _validate_text("client_id", client_id)
+        _validate_text("client_secret", client_secret, max_len=4096)
+        scope_text = _validate_scopes("scopes", scopes)
+        if bot_token is not None:
+            _validate_text("bot_token", bot_token, max_len=4096)
+        if base_url is not None:
+            _validate_url("base_url", base_url)
+        now = self._now()
+        cid = new_id(now)
+        values = {
+            "id": cid,
+            "name": name,
+            "provider": provider,
+            "client_id": client_id,
+            "client_secret_enc": self._seal(CONNECTIONS, "client_secret_enc", cid, client_secret),
+            "scopes": scope_text,
+            "bot_token_enc": None
+            if bot_token is None
+            else self._seal(CONNECTIONS, "bot_token_enc", cid, bot_token),
+            "base_url": base_url,
+            "created_at": now,
+            "updated_at": now,
+        }
+        conflict = ConflictError(
+            f"a connection named {name!r} already exists",
+            details={"field": "name", "name": name},
+        )
+        try:
+            async with self._writer.begin() as conn:
+                taken = await conn.execute(
+                    select(CONNECTIONS.c.id).where(CONNECTIONS.c.name == name)
+                )
+                if taken.first() is not None:
+                    raise conflict
+                await conn.execute(insert(CONNECTIONS).values(**values))
+                await self._event(
+                    conn,
+                    "connection.created",
+                    connection_id=cid,
+                    data={"name": name, "provider": provider, "scopes": scope_text.split()},
+                )
+        except IntegrityError:
+            raise conflict from None
+        return await self.get_connection(cid)
+
+    async def get_connection(self, connection_id: str) -> ConnectionRecord:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(CONNECTIONS).where(CONNECTIONS.c.id == connection_id))
+            ).first()
+        if row is None:
+            raise ConnectionNotFound(
+                f"connection {connection_id!r} does not exist", details={"id": connection_id}
+            )
+        return self._connection(row)
+
+    async def get_connection_by_name(self, name: str) -> ConnectionRecord:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(CONNECTIONS).where(CONNECTIONS.c.name == name))
+            ).first()
+        if row is None:
+            raise ConnectionNotFound(f"connection {name!r} does not exist", details={"name": name})
+        return self._connection(row)
+
+    async def list_connections(self) -> list[ConnectionRecord]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(CONNECTIONS).order_by(CONNECTIONS.c.name))).all()
+        return [self._connection(row) for row in rows]
+
+    async def update_connection(
+        self,
+        connection_id: str,
+        *,
+        client_id: str | _Unset = UNSET,
+        client_secret: str | _Unset = UNSET,
+        scopes: Sequence[str] | _Unset = UNSET,
+        bot_token: str | _Unset | None = UNSET,
+        base_url: str | _Unset | None = UNSET,
+    ) -> ConnectionRecord:
+        """Change the given fields; ``None`` clears ``bot_token`` / ``base_url``."""
+        values: dict[str, Any] = {}
+        if not isinstance(client_id, _Unset):
+            _validate_text("client_id", client_id)
+            values["client_id"] = client_id
+        if not isinstance(client_secret, _Unset):
+            _validate_text("client_secret", client_secret, max_len=4096)
+            values["client_secret_enc"] = self._seal(
+                CONNECTIONS, "client_secret_enc", connection_id, client_secret
+            )
+        if not isinstance(scopes, _Unset):
+            values["scopes"] = _validate_scopes("scopes", scopes)
+        if not isinstance(bot_token, _Unset):
+            if bot_token is not None:
+                _validate_text("bot_token", bot_token, max_len=4096)
+            values["bot_token_enc"] = (
+                None
+                if bot_token is None
+                else self._seal(CONNECTIONS, "bot_token_enc", connection_id, bot_token)
+            )
+        if not isinstance(base_url, _Unset):
+            if base_url is not None:
+                _validate_url("base_url", base_url)
+            values["base_url"] = base_url
+        changed = sorted(k.removesuffix("_enc") for k in values)
+        if not changed:
+            return await self.get_connection(connection_id)
+        values["updated_at"] = self._now()
+        async with self._writer.begin() as conn:
+            result = await conn.execute(
+                update(CONNECTIONS).where(CONNECTIONS.c.id == connection_id).values(**values)
+            )
+            if result.rowcount != 1:
+                raise ConnectionNotFound(
+                    f"connection {connection_id!r} does not exist", details={"id": connection_id}
+                )
+            await self._event(
+                conn, "connection.updated", connection_id=connection_id, data={"fields": changed}
+            )
+        return await self.get_connection(connection_id)
+
+    async def delete_connection(self, connection_id: str) -> None:
+        """Delete a connection and (by cascade) its accounts and auth requests."""
+        async with self._writer.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(CONNECTIONS.c.name).where(CONNECTIONS.c.id == connection_id)
+                )
+            ).first()
+            if row is None:
+                raise ConnectionNotFound(
+                    f"connection {connection_id!r} does not exist", details={"id": connection_id}
+                )
+            await conn.execute(delete(CONNECTIONS).where(CONNECTIONS.c.id == connection_id))
+            await self._event(
+                conn, "connection.deleted", connection_id=connection_id, data={"name": row.name}
+            )
+
+    # -- connected accounts --------------------------------------------------------------------
+
+    async def get_or_create_account(self, connection_id: str, identifier: str) -> AccountRecord:
+        """The account for (connection, identifier), created in ``PENDING_AUTH`` if new."""
+        _validate_text("identifier", identifier)
+        for _attempt in range(3):
+            try:
+                async with self._writer.begin() as conn:
+                    existing = (
+                        await conn.execute(
+                            select(ACCOUNTS).where(
+                                ACCOUNTS.c.connection_id == connection_id,
+                                ACCOUNTS.c.identifier == identifier,
+                            )
+                        )
+                    ).first()
+                    if existing is not None:
+                        return self._account(existing)
+                    known = await conn.execute(
+                        select(CONNECTIONS.c.id).where(CONNECTIONS.c.id == connection_id)
+                    )
+                    if known.first() is None:
+                        raise ConnectionNotFound(
+                            f"connection {connection_id!r} does not exist",
+                            details={"id": connection_id},
+                        )
+                    now = self._now()
+                    aid = new_id(now)
+                    await conn.execute(
+                        insert(ACCOUNTS).values(
+                            id=aid,
+                            connection_id=connection_id,
+                            identifier=identifier,
+                            status=AccountStatus.PENDING_AUTH.value,
+                            version=0,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                    await self._event(
+                        conn,
+                        "account.created",
+                        connection_id=connection_id,
+                        account_id=aid,
+                        data={"identifier": identifier},
+                    )
+                    row = await self._require_account(conn, aid)
+                    return self._account(row)
+            except IntegrityError:
+                # Another writer inserted the same (connection, identifier) first: read theirs.
+                continue
+        found = await self.find_account(connection_id, identifier)
+        if found is None:
+            raise ConflictError(
+                "could not create the connected account (concurrent writes); try again",
+                details={"connection_id": connection_id, "identifier": identifier},
+            )
+        return found
+
+    async def get_account(self, account_id: str) -> AccountRecord:
+        async with self.engine.connect() as conn:
+            row = await self._account_row(conn, account_id)
+        if row is None:
+            raise AccountNotFound(
+                f"connected account {account_id!r} does not exist", details={"id": account_id}
+            )
+        return self._account(row)
+
+    async def find_account(self, connection_id: str, identifier: str) -> AccountRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(ACCOUNTS).where(
+                        ACCOUNTS.c.connection_id == connection_id,
+                        ACCOUNTS.c.identifier == identifier,
+                    )
+                )
+            ).first()
+        return None if row is None else self._account(row)
+
+    async def list_accounts(
+        self,
+        *,
+        connection_id: str | None = None,
+        identifier: str | None = None,
+        status: AccountStatus | str | None = None,
+        page_size: int = 50,
+        page_token: str | None = None,
+    ) -> AccountPage:
+        """Accounts in creation (id) order, ``page_size`` at a time (keyset pagination)."""
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            reason = f"must be between 1 and {MAX_PAGE_SIZE}"
+            raise ValidationError(f"page_size {reason}", fields={"page_size": reason})
+        stmt = select(ACCOUNTS)
+        if connection_id is not None:
+            stmt = stmt.where(ACCOUNTS.c.connection_id == connection_id)
+        if identifier is not None:
+            stmt = stmt.where(ACCOUNTS.c.identifier == identifier)
+        if status is not None:
+            try:
+                status_value = AccountStatus(status).value
+            except ValueError:
+                reason = f"must be one of {', '.join(s.value for s in AccountStatus)}"
+                raise ValidationError(f"status {reason}", fields={"status": reason}) from None
+            stmt = stmt.where(ACCOUNTS.c.status == status_value)
+        if page_token is not None:
+            stmt = stmt.where(ACCOUNTS.c.id > _decode_page_token(page_token))
+        stmt = stmt.order_by(ACCOUNTS.c.id).limit(page_size + 1)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        items = tuple(self._account(row) for row in rows[:page_size])
+        more = len(rows) > page_size
+        return AccountPage(items, _encode_page_token(items[-1].id) if more else None)
+
+    async def set_account_status(
+        self, account_id: str, status: AccountStatus | str, reason: str | None = None
+    ) -> AccountRecord:
+        new_status = AccountStatus(status)
+        async with self._writer.begin() as conn:
+            row = await self._require_account(conn, account_id)
+            await conn.execute(
+                update(ACCOUNTS)
+                .where(ACCOUNTS.c.id == account_id)
+                .values(status=new_status.value, status_reason=reason, updated_at=self._now())
+            )
+            await self._event(
+                conn,
+                "account.status_changed",
+                connection_id=row.connection_id,
+                account_id=account_id,
+                data={"from": row.status, "to": new_status.value, "reason": reason},
+            )
+            return self._account(await self._require_account(conn, account_id))
+
+    async def store_tokens_after_callback(
+        self,
+        account_id: str,
+        *,
+        auth_request_id: str,
+        access_token: str,
+        refresh_token: str | None,
+        expires_at: float | None,
+        granted_scopes: Sequence[str],
+        provider_user_id: str | None,
+        status: Literal[AccountStatus.ACTIVE, AccountStatus.PENDING_VERIFICATION]
+        | AccountStatus = AccountStatus.ACTIVE,
+    ) -> AccountRecord:
+        """Persist a completed code exchange and mark its auth request completed, atomically.
+
+        Refused (:class:`ConflictError`, nothing written) unless the auth request belongs to the
+        account, was consumed and is not yet completed.
+        """
+        scope_text = _validate_scopes("granted_scopes", granted_scopes)
+        now = self._now()
+        async with self._writer.begin() as conn:
+            row = await self._require_account(conn, account_id)
+            done = await conn.execute(
+                update(AUTH_REQUESTS)
+                .where(
+                    AUTH_REQUESTS.c.id == auth_request_id,
+                    AUTH_REQUESTS.c.account_id == account_id,
+                    AUTH_REQUESTS.c.consumed_at.is_not(None),
+                    AUTH_REQUESTS.c.completed_at.is_(None),
+                )
+                .values(completed_at=now)
+            )
+            if done.rowcount != 1:
+                raise ConflictError(
+                    "authorization request is not pending for this account",
+                    details={"auth_request_id": auth_request_id, "account_id": account_id},
+                )
+            await conn.execute(
+                update(ACCOUNTS)
+                .where(ACCOUNTS.c.id == account_id)
+                .values(
+                    access_token_enc=self._seal(
+                        ACCOUNTS, "access_token_enc", account_id, access_token
+                    ),
+                    refresh_token_enc=None
+                    if refresh_token is None
+                    else self._seal(ACCOUNTS, "refresh_token_enc", account_id, refresh_token),
+                    expires_at=expires_at,
+                    granted_scopes=scope_text,
+                    provider_user_id=provider_user_id,
+                    status=AccountStatus(status).value,
+                    status_reason=None,
+                    version=ACCOUNTS.c.version + 1,
+                    refresh_lease_owner=None,
+                    refresh_lease_until=None,
+                    updated_at=now,
+                )
+            )
+            await self._event(
+                conn,
+                "account.linked",
+                connection_id=row.connection_id,
+                account_id=account_id,
+                data={
+                    "auth_request_id": auth_request_id,
+                    "status": AccountStatus(status).value,
+                    "scopes": scope_text.split(),
+                    "provider_user_id": provider_user_id,
+                },
+            )
+            return self._account(await self._require_account(conn, account_id))
+
+    async def delete_account(self, account_id: str) -> None:
+        """Remove the account and its credentials (revoke at the provider first)."""
+        async with self._writer.begin() as conn:
+            row = await self._require_account(conn, account_id)
+            await conn.execute(delete(ACCOUNTS).where(ACCOUNTS.c.id == account_id))
+            await self._event(
+                conn,
+                "account.deleted",
+                connection_id=row.connection_id,
+                account_id=account_id,
+                data={"identifier": row.identifier},
+            )
+
+    async def touch_last_used(self, account_id: str) -> None:
+        async with self._writer.begin() as conn:
+            await conn.execute(
+                update(ACCOUNTS).where(ACCOUNTS.c.id == account_id).values(last_used_at=self._now())
+            )
+
+    # -- refresh lease -------------------------------------------------------------------------
+
+    async def acquire_refresh_lease(self, account_id: str, owner: str, ttl: float) -> bool:
+        """Take the account's refresh lease for ``ttl`` seconds if free, expired or already ours."""
+        now = self._now()
+        async with self._writer.begin() as conn:
+            result = await conn.execute(
+                update(ACCOUNTS)
+                .where(
+                    ACCOUNTS.c.id == account_id,
+                    or_(
+                        ACCOUNTS.c.refresh_lease_owner.is_(None),
+                        ACCOUNTS.c.refresh_lease_until.is_(None),
+                        ACCOUNTS.c.refresh_lease_until < now,
+                        ACCOUNTS.c.refresh_lease_owner == owner,
+                    ),
+                )
+                .values(refresh_lease_owner=owner, refresh_lease_until=now + ttl)
+            )
+            return result.rowcount == 1
+
+    async def release_refresh_lease(self, account_id: str, owner: str) -> bool:
+        """Drop the lease only if ``owner`` still holds it (compare-and-delete)."""
+        async with self._writer.begin() as conn:
+            result = await conn.execute(
+                update(ACCOUNTS)
+                .where(ACCOUNTS.c.id == account_id, ACCOUNTS.c.refresh_lease_owner == owner)
+                .values(refresh_lease_owner=None, refresh_lease_until=None)
+            )
+            return result.rowcount == 1
+
+    async def store_refreshed_tokens(
+        self,
+        account_id: str,
+        owner: str,
+        *,
+        access_token: str,
+        refresh_token: str | None,
+        expires_at: float | None,
+        granted_scopes: Sequence[str] | None = None,
+    ) -> AccountRecord | None:
+        """Persist refreshed tokens if ``owner`` still holds the lease; release it; bump version.
+
+        ``refresh_token=None`` keeps the stored one (the provider omitted a new one);
+        ``granted_scopes=None`` keeps the stored scopes. Returns ``None`` (nothing written) when
+        the lease was lost.
+        """
+        values: dict[str, Any] = {
+            "access_token_enc": self._seal(ACCOUNTS, "access_token_enc", account_id, access_token),
+            "expires_at": expires_at,
+            "version": ACCOUNTS.c.version + 1,
+            "refresh_lease_owner": None,
+            "refresh_lease_until": None,
+            "updated_at": self._now(),
+        }
+        if refresh_token is not None:
+            values["refresh_token_enc"] = self._seal(
+                ACCOUNTS, "refresh_token_enc", account_id, refresh_token
+            )
+        if granted_scopes is not None:
+            values["granted_scopes"] = _validate_scopes("granted_scopes", granted_scopes)
+        async with self._writer.begin() as conn:
+            result = await conn.execute(
+                update(ACCOUNTS)
+                .where(ACCOUNTS.c.id == account_id, ACCOUNTS.c.refresh_lease_owner == owner)
+                .values(**values)
+            )
+            if result.rowcount != 1:
+                return None
+            row = await self._require_account(conn, account_id)
+            await self._event(
+                conn,
+                "account.refreshed",
+                connection_id=row.connection_id,
+                account_id=account_id,
+                data={
+                    "version": row.version,
+                    "refresh_token_rotated": refresh_token is not None,
+                    "expires_at": expires_at,
+                },
+            )
+            return self._account(row)
+
+    async def mark_expired(
+        self, account_id: str, reason: str, *, owner: str | None = None
+    ) -> AccountRecord:
+        """Set ``EXPIRED`` with a reason; drop the lease if ``owner`` holds it (or is ``None``)."""
+        async with self._writer.begin() as conn:
+            row = await self._require_account(conn, account_id)
+            values: dict[str, Any] = {
+                "status": AccountStatus.EXPIRED.value,
+                "status_reason": reason,
+                "updated_at": self._now(),
+            }
+            if owner is None or row.refresh_lease_owner == owner:
+                values["refresh_lease_owner"] = None
+                values["refresh_lease_until"] = None
+            await conn.execute(update(ACCOUNTS).where(ACCOUNTS.c.id == account_id).values(**values))
+            await self._event(
+                conn,
+                "account.expired",
+                connection_id=row.connection_id,
+                account_id=account_id,
+                data={"from": row.status, "reason": reason},
+            )
+            return self._account(await self._require_account(conn, account_id))
+
+    # -- auth requests -------------------------------------------------------------------------
+
+    async def create_auth_request(
+        self,
+        *,
+        connection_id: str,
+        account_id: str,
+        identifier: str,
+        state: str,
+        code_verifier: str,
+        redirect_uri: str,
+        ttl_seconds: float,
+        user_verify_url: str | None = None,
+        app_state: str | None = None,
+    ) -> AuthRequestRecord:
+        """Store a pending authorization: ``state`` only as its hash, the verifier encrypted."""
+        if len(state) < 16:
+            raise ValidationError(
+                "state is too short to be unguessable", fields={"state": "at least 16 characters"}
+            )
+        if user_verify_url is not None:
+            _validate_url("user_verify_url", user_verify_url)
+        now = self._now()
+        rid = new_id(now)
+        async with self._writer.begin() as conn:
+            owner = (
+                await conn.execute(
+                    select(ACCOUNTS.c.connection_id, ACCOUNTS.c.identifier).where(
+                        ACCOUNTS.c.id == account_id
+                    )
+                )
+            ).first()
+            if owner is None:
+                raise AccountNotFound(
+                    f"connected account {account_id!r} does not exist", details={"id": account_id}
+                )
+            if owner.connection_id != connection_id or owner.identifier != identifier:
+                raise ValidationError(
+                    "account does not belong to this connection and identifier",
+                    fields={"account_id": "belongs to another connection or identifier"},
+                )
+            await conn.execute(
+                insert(AUTH_REQUESTS).values(
+                    id=rid,
+                    state_hash=state_hash(state),
+                    connection_id=connection_id,
+                    account_id=account_id,
+                    identifier=identifier,
+                    code_verifier_enc=self._seal(
+                        AUTH_REQUESTS, "code_verifier_enc", rid, code_verifier
+                    ),
+                    user_verify_url=user_verify_url,
+                    app_state=app_state,
+                    redirect_uri=redirect_uri,
+                    expires_at=now + ttl_seconds,
+                    created_at=now,
+                )
+            )
+            await self._event(
+                conn,
+                "auth_request.created",
+                connection_id=connection_id,
+                account_id=account_id,
+                data={"auth_request_id": rid, "expires_at": now + ttl_seconds},
+            )
+            row = (await conn.execute(select(AUTH_REQUESTS).where(AUTH_REQUESTS.c.id == rid))).one()
+            return self._auth_request(row)
+
+    async def consume_auth_request(
+        self, state: str, connection_id: str
+    ) -> AuthRequestRecord | None:
+        """Atomically claim the pending request for ``state`` on ``connection_id``.
+
+        Returns it once; a replay, an expired or unknown state, or another connection's state
+        returns ``None`` and changes nothing.
+        """
+        now = self._now()
+        digest = state_hash(state)
+        async with self._writer.begin() as conn:
+            result = await conn.execute(
+                update(AUTH_REQUESTS)
+                .where(
+                    AUTH_REQUESTS.c.state_hash == digest,
+                    AUTH_REQUESTS.c.connection_id == connection_id,
+                    AUTH_REQUESTS.c.consumed_at.is_(None),
+                    AUTH_REQUESTS.c.expires_at > now,
+                )
+                .values(consumed_at=now)
+            )
+            if result.rowcount != 1:
+                return None
+            row = (
+                await conn.execute(
+                    select(AUTH_REQUESTS).where(AUTH_REQUESTS.c.state_hash == digest)
+                )
+            ).one()
+            await self._event(
+                conn,
+                "auth_request.consumed",
+                connection_id=connection_id,
+                account_id=row.account_id,
+                data={"auth_request_id": row.id},
+            )
+            return self._auth_request(row)
+
+    async def inspect_auth_request(self, state: str) -> AuthRequestRecord | None:
+        """The request for ``state`` as stored, without consuming it (to explain a refusal)."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(AUTH_REQUESTS).where(AUTH_REQUESTS.c.state_hash == state_hash(state))
+                )
+            ).first()
+        return None if row is None else self._auth_request(row)
+
+    async def restate_auth_request(
+        self, auth_request_id: str, *, state: str, code_verifier: str
+    ) -> AuthRequestRecord | None:
+        """Give a pending request a fresh state and verifier (each opening of a link).
+
+        Only while the request is unconsumed and unexpired; otherwise ``None``, nothing changed.
+        The previous state stops matching at once.
+        """
+        if len(state) < 16:
+            raise ValidationError(
+                "state is too short to be unguessable", fields={"state": "at least 16 characters"}
+            )
+        now = self._now()
+        async with self._writer.begin() as conn:
+            result = await conn.execute(
+                update(AUTH_REQUESTS)
+                .where(
+                    AUTH_REQUESTS.c.id == auth_request_id,
+                    AUTH_REQUESTS.c.consumed_at.is_(None),
+                    AUTH_REQUESTS.c.expires_at > now,
+                )
+                .values(
+                    state_hash=state_hash(state),
+                    code_verifier_enc=self._seal(
+                        AUTH_REQUESTS, "code_verifier_enc", auth_request_id, code_verifier
+                    ),
+                )
+            )
+            if result.rowcount != 1:
+                return None
+            row = (
+                await conn.execute(
+                    select(AUTH_REQUESTS).where(AUTH_REQUESTS.c.id == auth_request_id)
+                )
+            ).one()
+            return self._auth_request(row)
+
+    async def get_auth_request(self, auth_request_id: str) -> AuthRequestRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(AUTH_REQUESTS).where(AUTH_REQUESTS.c.id == auth_request_id)
+                )
+            ).first()
+        return None if row is None else self._auth_request(row)
+
+    async def purge_auth_requests(self, *, older_than: float) -> int:
+        """Delete auth requests that expired before ``older_than``; returns how many."""
+        async with self._writer.begin() as conn:
+            result = await conn.execute(
+                delete(AUTH_REQUESTS).where(AUTH_REQUESTS.c.expires_at < older_than)
+            )
+            return int(result.rowcount)
+
+    # -- API clients ---------------------------------------------------------------------------
+
+    async def create_api_client(self, name: str) -> tuple[ApiClientRecord, SecretStr]:
+        """A new API client and its secret; the secret is shown this once and stored hashed."""
+        _validate_text("name", name, max_len=128)
+        client_id = "twc_" + secrets.token_hex(12)
+        secret = "tws_" + secrets.token_urlsafe(32)
+        encoded = await asyncio.to_thread(hash_api_secret, secret)
+        now = self._now()
+        async with self._writer.begin() as conn:
+            await conn.execute(
+                insert(API_CLIENTS).values(
+                    client_id=client_id, secret_hash=encoded, name=name, created_at=now
+                )
+            )
+            await self._event(
+                conn, "api_client.created", data={"client_id": client_id, "name": name}
+            )
+        return ApiClientRecord(client_id, name, now), SecretStr(secret)
+
+    async def verify_api_client(self, client_id: str, client_secret: str) -> ApiClientRecord | None:
+        """The client if the secret matches; same work whether or not the client exists."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(API_CLIENTS).where(API_CLIENTS.c.client_id == client_id))
+            ).first()
+        encoded = _DUMMY_HASH if row is None else row.secret_hash
+        ok = await asyncio.to_thread(verify_api_secret, client_secret, encoded)
+        if row is None or not ok:
+            return None
+        return ApiClientRecord(row.client_id, row.name, row.created_at)
+
+    async def list_api_clients(self) -> list[ApiClientRecord]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(select(API_CLIENTS).order_by(API_CLIENTS.c.created_at))
+            ).all()
+        return [ApiClientRecord(r.client_id, r.name, r.created_at) for r in rows]
+
+    async def delete_api_client(self, client_id: str) -> None:
+        async with self._writer.begin() as conn:
+            result = await conn.execute(
+                delete(API_CLIENTS).where(API_CLIENTS.c.client_id == client_id)
+            )
+            if result.rowcount != 1:
+                raise NotFoundError(
+                    f"API client {client_id!r} does not exist",
+                    code="API_CLIENT_NOT_FOUND",
+                    details={"client_id": client_id},
+                )
+            await self._event(conn, "api_client.deleted", data={"client_id": client_id})
+
+    # -- events --------------------------------------------------------------------------------
+
+    async def record_event(
+        self,
+        kind: str,
+        *,
+        connection_id: str | None = None,
+        account_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append an audit event (e.g. ``tool.executed``); ``data`` must hold no secret."""
+        async with self._writer.begin() as conn:
+            await self._event(
+                conn, kind, connection_id=connection_id, account_id=account_id, data=data
+            )
+
+    async def list_events(
+        self,
+        *,
+        kind: str | None = None,
+        connection_id: str | None = None,
+        account_id: str | None = None,
+        after_id: int | None = None,
+        limit: int = 100,
+    ) -> list[EventRecord]:
+        """Events oldest first (``after_id`` continues from a previous page)."""
+        conditions = []
+        if kind is not None:
+            conditions.append(EVENTS.c.kind == kind)
+        if connection_id is not None:
+            conditions.append(EVENTS.c.connection_id == connection_id)
+        if account_id is not None:
+            conditions.append(EVENTS.c.account_id == account_id)
+        if after_id is not None:
+            conditions.append(EVENTS.c.id > after_id)
+        stmt = select(EVENTS).where(and_(true(), *conditions)).order_by(EVENTS.c.id).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [
+            EventRecord(r.id, r.at, r.kind, r.connection_id, r.account_id, dict(r.data or {}))
+            for r in rows
+        ]
+
+    async def count_events(self, kind: str | None = None) -> int:
+        stmt = select(func.count()).select_from(EVENTS)
+        if kind is not None:
+            stmt = stmt.where(EVENTS.c.kind == kind)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())

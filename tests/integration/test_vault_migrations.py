@@ -1,0 +1,117 @@
+"""Migrations and engines: the migrated schema is exactly the models, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from tokenward.config import Settings
+from tokenward.errors import ConfigError
+from tokenward.vault.db import (
+    MIGRATIONS_DIR,
+    create_engine,
+    current_revision,
+    current_revision_async,
+    downgrade,
+    head_revision,
+    normalize_database_url,
+    upgrade,
+    upgrade_async,
+)
+from tokenward.vault.models import Base
+
+
+async def _diff(url: str) -> list[object]:
+    engine = create_engine(url, null_pool=True)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+                )
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_migrated_schema_matches_the_models(database_url: str) -> None:
+    assert await _diff(database_url) == []
+    assert await current_revision_async(database_url) == head_revision() == "0001"
+
+
+async def test_upgrade_is_idempotent_and_callable_from_async_code(database_url: str) -> None:
+    assert await upgrade_async(database_url) == "0001"
+    assert await upgrade_async(database_url) == "0001"
+
+
+def test_fresh_sqlite_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nested' / 'dir' / 'tw.db'}"
+    assert current_revision(url) is None
+    assert upgrade(url) == "0001"
+    assert downgrade(url, "base") is None
+
+    async def tables() -> set[str]:
+        engine = create_engine(url, null_pool=True)
+        try:
+            async with engine.connect() as conn:
+                return set(await conn.run_sync(lambda s: inspect(s).get_table_names()))
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(tables()) == {"alembic_version"}
+    assert upgrade(url) == "0001"
+    assert {t.name for t in Base.metadata.sorted_tables} <= asyncio.run(tables())
+
+
+async def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
+            assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar_one() == 30000
+            assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
+    finally:
+        await engine.dispose()
+
+
+def test_engine_for_settings_uses_the_data_dir(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", database_url=None)
+    engine = create_engine(settings)
+    try:
+        assert engine.url.drivername == "sqlite+aiosqlite"
+        assert engine.url.database == str(tmp_path / "data" / "tokenward.db")
+        assert (tmp_path / "data").is_dir()
+    finally:
+        asyncio.run(engine.dispose())
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("postgresql://u:p@h:5433/db", "postgresql+asyncpg://u:p@h:5433/db"),
+        ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg://u@h/db"),
+        ("sqlite:////tmp/x.db", "sqlite+aiosqlite:////tmp/x.db"),
+        ("sqlite+aiosqlite:///rel.db", "sqlite+aiosqlite:///rel.db"),
+    ],
+)
+def test_database_url_spellings_are_normalised(given: str, expected: str) -> None:
+    assert normalize_database_url(given) == expected
+
+
+def test_unsupported_database_url_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="TOKENWARD_DATABASE_URL: unsupported database scheme"):
+        normalize_database_url("mysql://u@h/db")
+
+
+def test_migrations_ship_inside_the_package() -> None:
+    """``pip install`` must carry env.py and the versions (they are package modules)."""
+    assert (MIGRATIONS_DIR / "env.py").is_file()
+    assert (MIGRATIONS_DIR / "__init__.py").is_file()
+    assert (MIGRATIONS_DIR / "versions" / "__init__.py").is_file()
+    assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()

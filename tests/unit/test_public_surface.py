@@ -1,0 +1,49 @@
+"""The public surface of ``tokenward`` is an interface: changing it must be deliberate."""
+
+from __future__ import annotations
+
+import tokenward
+
+EXPECTED = {
+    "AccountNotActive",
+    "AccountNotFound",
+    "AuthenticationError",
+    "ConnectionNotFound",
+    "NotFoundError",
+    "PathRejected",
+    "ProviderError",
+    "RateLimited",
+    "ReauthorizationRequired",
+    "TokenwardError",
+    "ToolNotFound",
+    "ValidationError",
+    "__version__",
+}
+
+
+def test_all_is_pinned() -> None:
+    assert set(tokenward.__all__) == EXPECTED
+
+
+def test_every_exported_name_exists() -> None:
+    for name in tokenward.__all__:
+        assert hasattr(tokenward, name), name
+
+
+def test_errors_share_one_tree_with_stable_codes() -> None:
+    codes = set()
+    for name in tokenward.__all__:
+        obj = getattr(tokenward, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, tokenward.TokenwardError)
+            codes.add(obj.code)
+    assert "RATE_LIMITED" in codes
+    assert "ACCOUNT_NOT_FOUND" in codes
+    err = tokenward.ValidationError("bad input", fields={"guild_id": "must be a snowflake"})
+    assert err.to_dict() == {
+        "error": {
+            "code": "VALIDATION_ERROR",
+            "message": "bad input",
+            "details": {"fields": {"guild_id": "must be a snowflake"}},
+        }
+    }

@@ -1,0 +1,331 @@
+"""The transport seam: the aiohttp transport against a real loopback server, and MockTransport."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from tokenward._serving import BackgroundServer, free_port
+from tokenward.proxy.retry import ErrorKind
+from tokenward.proxy.transport import (
+    AiohttpTransport,
+    MockTransport,
+    Timeouts,
+    TransportError,
+    UpstreamRequest,
+    UpstreamResponse,
+    strip_hop_by_hop,
+)
+
+
+async def echo(request: Request) -> Response:
+    body = await request.body()
+    return JSONResponse(
+        {
+            "method": request.method,
+            "path": request.url.path,
+            "query": request.url.query,
+            "headers": [[k.decode(), v.decode()] for k, v in request.headers.raw],
+            "body_length": len(body),
+        },
+        headers={
+            "X-Private-Hop": "secret-ish",
+            "Connection": "X-Private-Hop",
+            "Keep-Alive": "timeout=5",
+            "Proxy-Authenticate": "Basic",
+            "Upgrade": "h2c",
+            "X-RateLimit-Bucket": "kept",
+        },
+    )
+
+
+async def big(request: Request) -> Response:
+    return Response(b"x" * 5000, media_type="application/octet-stream")
+
+
+async def stream(request: Request) -> Response:
+    count = int(request.query_params.get("chunks", "10"))
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(count):
+            yield b"y" * 500
+            await asyncio.sleep(0)
+
+    return StreamingResponse(chunks(), media_type="application/octet-stream")
+
+
+async def slow(request: Request) -> Response:
+    await asyncio.sleep(2)
+    return Response(b"late")
+
+
+async def redirect(request: Request) -> Response:
+    return RedirectResponse("http://evil.invalid/steal", status_code=302)
+
+
+async def cookie(request: Request) -> Response:
+    response = JSONResponse({"cookie": request.headers.get("cookie")})
+    response.set_cookie("session", "abc")
+    return response
+
+
+async def gzipped(request: Request) -> Response:
+    payload = json.dumps({"hello": "world" * 50}).encode()
+    return Response(
+        gzip.compress(payload),
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+
+
+APP = Starlette(
+    routes=[
+        Route("/api/echo", echo, methods=["GET", "POST", "PUT"]),
+        Route("/api/big", big),
+        Route("/api/stream", stream),
+        Route("/api/slow", slow),
+        Route("/api/redirect", redirect),
+        Route("/api/cookie", cookie),
+        Route("/api/gzip", gzipped),
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[str]:
+    with BackgroundServer(APP) as server:
+        yield server.url
+
+
+@pytest.fixture
+async def transport() -> AsyncIterator[AiohttpTransport]:
+    async with AiohttpTransport(
+        timeouts=Timeouts(total=5.0, connect=2.0), max_response_bytes=4000
+    ) as instance:
+        yield instance
+
+
+def test_strip_hop_by_hop() -> None:
+    headers = [
+        ("Connection", "keep-alive, X-Foo"),
+        ("Keep-Alive", "timeout=5"),
+        ("X-Foo", "named in Connection"),
+        ("Proxy-Authorization", "Basic abc"),
+        ("Proxy-Anything", "1"),
+        ("TE", "trailers"),
+        ("Trailer", "X-Checksum"),
+        ("Transfer-Encoding", "chunked"),
+        ("Upgrade", "websocket"),
+        ("Content-Type", "application/json"),
+        ("X-Audit-Log-Reason", "kept"),
+    ]
+    assert strip_hop_by_hop(headers) == [
+        ("Content-Type", "application/json"),
+        ("X-Audit-Log-Reason", "kept"),
+    ]
+    assert strip_hop_by_hop({"connection": "close", "Accept": "*/*"}) == [("Accept", "*/*")]
+
+
+async def test_sends_and_strips_hop_by_hop_both_ways(
+    upstream: str, transport: AiohttpTransport
+) -> None:
+    request = UpstreamRequest(
+        "GET",
+        upstream + "/api/echo?a=1&b=two",
+        (
+            ("Connection", "X-Drop-Me"),
+            ("X-Drop-Me", "1"),
+            ("Keep-Alive", "300"),
+            ("Proxy-Authorization", "Basic Zm9vOmJhcg=="),
+            ("Upgrade", "websocket"),
+            ("TE", "trailers"),
+            ("Host", "evil.invalid"),
+            ("User-Agent", "DiscordBot (https://example.test, 1.0)"),
+            ("X-Kept", "yes"),
+        ),
+    )
+    async with await transport.send(request) as response:
+        data = json.loads(await response.read())
+    sent = {name.lower(): value for name, value in data["headers"]}
+    assert data["path"] == "/api/echo"
+    assert data["query"] == "a=1&b=two"
+    assert sent["x-kept"] == "yes"
+    assert sent["user-agent"] == "DiscordBot (https://example.test, 1.0)"
+    assert sent["host"].startswith("127.0.0.1")  # never the caller's Host
+    for name in ("x-drop-me", "proxy-authorization", "upgrade", "te"):
+        assert name not in sent
+    assert sent.get("keep-alive") is None
+    assert response.status == 200
+    assert response.headers["X-RateLimit-Bucket"] == "kept"
+    for name in ("X-Private-Hop", "Connection", "Keep-Alive", "Proxy-Authenticate", "Upgrade"):
+        assert name not in response.headers
+
+
+async def test_declared_oversize_body_is_refused_before_reading(
+    upstream: str, transport: AiohttpTransport
+) -> None:
+    with pytest.raises(TransportError) as caught:
+        await transport.send(UpstreamRequest("GET", upstream + "/api/big"))
+    assert caught.value.kind is ErrorKind.RESPONSE_TOO_LARGE
+    assert caught.value.code == "UPSTREAM_UNAVAILABLE"
+    assert "127.0.0.1" not in caught.value.message
+
+
+async def test_streamed_body_is_cut_off_past_the_cap(
+    upstream: str, transport: AiohttpTransport
+) -> None:
+    response = await transport.send(UpstreamRequest("GET", upstream + "/api/stream?chunks=20"))
+    received = 0
+    with pytest.raises(TransportError) as caught:
+        async for chunk in response.iter_bytes():
+            received += len(chunk)
+    assert caught.value.kind is ErrorKind.RESPONSE_TOO_LARGE
+    assert received <= 4000
+
+
+async def test_streams_chunks_under_the_cap(upstream: str, transport: AiohttpTransport) -> None:
+    response = await transport.send(UpstreamRequest("GET", upstream + "/api/stream?chunks=6"))
+    chunks = [chunk async for chunk in response.iter_bytes()]
+    assert b"".join(chunks) == b"y" * 3000
+    with pytest.raises(RuntimeError, match="already streamed"):
+        await response.read()
+    # The connection went back to the pool: a second call works on the same session.
+    again = await transport.send(UpstreamRequest("GET", upstream + "/api/stream?chunks=1"))
+    assert await again.read() == b"y" * 500
+
+
+async def test_streams_a_request_body(upstream: str, transport: AiohttpTransport) -> None:
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield b"z" * 1000
+
+    response = await transport.send(
+        UpstreamRequest(
+            "POST", upstream + "/api/echo", (("Content-Type", "application/json"),), body()
+        )
+    )
+    assert json.loads(await response.read())["body_length"] == 4000
+
+
+async def test_timeout_on_every_call(upstream: str) -> None:
+    async with AiohttpTransport(timeouts=Timeouts(total=0.3, connect=0.3)) as transport:
+        with pytest.raises(TransportError) as caught:
+            await transport.send(UpstreamRequest("GET", upstream + "/api/slow"))
+    assert caught.value.kind in {ErrorKind.TIMEOUT, ErrorKind.READ_TIMEOUT}
+
+
+async def test_per_request_timeout_overrides_the_default(
+    upstream: str, transport: AiohttpTransport
+) -> None:
+    with pytest.raises(TransportError):
+        await transport.send(UpstreamRequest("GET", upstream + "/api/slow", timeout=0.2))
+
+
+async def test_redirects_are_not_followed(upstream: str, transport: AiohttpTransport) -> None:
+    response = await transport.send(UpstreamRequest("GET", upstream + "/api/redirect"))
+    assert response.status == 302
+    assert response.headers["Location"] == "http://evil.invalid/steal"
+    await response.aclose()
+
+
+async def test_cookies_never_carry_over_between_calls(
+    upstream: str, transport: AiohttpTransport
+) -> None:
+    first = await transport.send(UpstreamRequest("GET", upstream + "/api/cookie"))
+    assert "set-cookie" in first.headers
+    await first.read()
+    second = await transport.send(UpstreamRequest("GET", upstream + "/api/cookie"))
+    assert json.loads(await second.read()) == {"cookie": None}
+
+
+async def test_decoded_body_loses_its_encoding_headers(
+    upstream: str, transport: AiohttpTransport
+) -> None:
+    response = await transport.send(UpstreamRequest("GET", upstream + "/api/gzip"))
+    assert json.loads(await response.read())["hello"].startswith("world")
+    assert "Content-Encoding" not in response.headers
+    assert "Content-Length" not in response.headers
+
+
+async def test_connection_refused_is_a_connect_error(transport: AiohttpTransport) -> None:
+    port = free_port()
+    with pytest.raises(TransportError) as caught:
+        await transport.send(UpstreamRequest("POST", f"http://127.0.0.1:{port}/api/x", body=b"{}"))
+    assert caught.value.kind is ErrorKind.CONNECT
+    assert caught.value.details == {"kind": "connect"}
+
+
+async def test_dropped_connection_is_a_reset(transport: AiohttpTransport) -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(TransportError) as caught:
+            await transport.send(UpstreamRequest("GET", f"http://127.0.0.1:{port}/api/x"))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert caught.value.kind in {ErrorKind.CONNECTION_RESET, ErrorKind.PROTOCOL}
+
+
+def test_request_repr_hides_url_and_headers() -> None:
+    request = UpstreamRequest(
+        "POST",
+        "https://discord.com/api/v10/webhooks/1/SECRETwebhook",
+        (("Authorization", "Bot SECRETbot"),),
+        b"{}",
+    )
+    assert "SECRET" not in repr(request)
+
+
+# -- MockTransport ----------------------------------------------------------------------------------
+
+
+async def test_mock_transport_sync_and_async_handlers() -> None:
+    def handler(request: UpstreamRequest) -> UpstreamResponse:
+        return UpstreamResponse.from_json(200, {"path": request.url}, {"Connection": "close"})
+
+    async def async_handler(request: UpstreamRequest) -> UpstreamResponse:
+        return UpstreamResponse(201, content=request.body or b"")
+
+    mock = MockTransport(handler)
+    response = await mock.send(UpstreamRequest("GET", "https://d.test/api/x"))
+    assert response.json() == {"path": "https://d.test/api/x"}
+    assert "Connection" not in response.headers
+    assert mock.requests[0].method == "GET"
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"ab"
+        yield b"cd"
+
+    mock2 = MockTransport(async_handler)
+    response2 = await mock2.send(
+        UpstreamRequest("POST", "https://d.test/api/x", (("Keep-Alive", "1"),), body())
+    )
+    assert await response2.read() == b"abcd"
+    assert mock2.requests[0].headers == ()
+
+
+async def test_mock_transport_enforces_the_size_cap() -> None:
+    mock = MockTransport(lambda request: UpstreamResponse(200, content=b"x" * 11), max_response_bytes=10)
+    with pytest.raises(TransportError) as caught:
+        await mock.send(UpstreamRequest("GET", "https://d.test/api/x"))
+    assert caught.value.kind is ErrorKind.RESPONSE_TOO_LARGE
+
+
+async def test_mock_transport_handler_can_fail_the_connection() -> None:
+    def handler(request: UpstreamRequest) -> UpstreamResponse:
+        raise TransportError(ErrorKind.CONNECTION_RESET)
+
+    with pytest.raises(TransportError):
+        await MockTransport(handler).send(UpstreamRequest("GET", "https://d.test/api/x"))

@@ -1,0 +1,478 @@
+"""Tool input validation: strict types, every bad field named, URL forms, and agreement with
+the exported JSON Schemas."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+
+from tokenward.errors import ValidationError
+from tokenward.providers.models import ParamSpec, ToolSpec
+from tokenward.tools.catalog import Catalog
+from tokenward.tools.schemas import input_schema, openai_tool
+from tokenward.tools.validation import (
+    INVITE_INPUT_PATTERN,
+    SNOWFLAKE_MAX,
+    SNOWFLAKE_PATTERN,
+    TEMPLATE_INPUT_PATTERN,
+    USER_REF_PATTERN,
+    bounded_digits_pattern,
+    normalize_invite_code,
+    normalize_template_code,
+    strip_nulls,
+    validate_input,
+)
+
+CATALOG = Catalog.load()
+
+
+def tool(name: str) -> ToolSpec:
+    return CATALOG.get(name)
+
+
+def bad_fields(name: str, tool_input: object) -> dict[str, str]:
+    with pytest.raises(ValidationError) as info:
+        validate_input(tool(name), tool_input)
+    assert info.value.code == "VALIDATION_ERROR"
+    assert info.value.details == {"fields": info.value.fields}
+    for field, reason in info.value.fields.items():
+        assert f"{field}: {reason}" in info.value.message
+    return info.value.fields
+
+
+# ---------------------------------------------------------------------------- the basics
+
+
+def test_every_bad_field_is_reported_at_once() -> None:
+    fields = bad_fields(
+        "discord_list_my_guilds",
+        {"after": "abc", "before": 5, "limit": 0, "with_counts": "yes", "page": 2},
+    )
+    assert set(fields) == {"after", "before", "limit", "with_counts", "page"}
+    assert "snowflake" in fields["after"]
+    assert fields["before"].endswith("got a number")
+    assert fields["limit"] == "must be between 1 and 200"
+    assert fields["with_counts"] == "must be true or false, got a string"
+    assert fields["page"].startswith("unknown parameter")
+    assert "after, before, limit, with_counts" in fields["page"]
+
+
+def test_message_names_the_tool() -> None:
+    with pytest.raises(ValidationError) as info:
+        validate_input(tool("discord_get_guild_widget"), {})
+    assert info.value.message == "discord_get_guild_widget: invalid input: guild_id: is required"
+
+
+def test_unknown_field_on_a_tool_without_parameters() -> None:
+    fields = bad_fields("discord_get_gateway", {"x": 1})
+    assert fields == {"x": "unknown parameter (this tool accepts: none)"}
+
+
+@pytest.mark.parametrize("value", [[], "guild", 3, None, ("a",)])
+def test_input_must_be_an_object(value: object) -> None:
+    fields = bad_fields("discord_get_gateway", value)
+    assert list(fields) == ["tool_input"]
+    assert fields["tool_input"].startswith("must be a JSON object")
+
+
+def test_required_null_is_reported_as_required() -> None:
+    assert bad_fields("discord_get_guild_widget", {"guild_id": None}) == {
+        "guild_id": "is required (got null)"
+    }
+
+
+def test_optional_null_is_refused_unless_stripped() -> None:
+    t = tool("discord_list_my_guilds")
+    fields = bad_fields(t.name, {"limit": None})
+    assert fields == {"limit": "must be an integer, got null"}
+    assert validate_input(t, strip_nulls(t, {"limit": None})) == {}
+
+
+def test_strip_nulls_keeps_required_and_unknown_nulls() -> None:
+    t = tool("discord_resolve_invite")
+    stripped = strip_nulls(
+        t, {"invite_code": None, "with_counts": None, "with_expiration": True, "zzz": None}
+    )
+    assert stripped == {"invite_code": None, "with_expiration": True, "zzz": None}
+    assert strip_nulls(t, ["not", "a", "dict"]) == ["not", "a", "dict"]
+
+
+def test_absent_optionals_stay_absent() -> None:
+    assert validate_input(tool("discord_list_my_guilds"), {}) == {}
+
+
+def test_normalised_values_are_returned_in_declaration_order() -> None:
+    out = validate_input(
+        tool("discord_resolve_invite"),
+        {"with_counts": True, "invite_code": "https://discord.gg/abc"},
+    )
+    assert list(out.items()) == [("invite_code", "abc"), ("with_counts", True)]
+
+
+# ---------------------------------------------------------------------------- types
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        (5, True),
+        (5.0, True),  # JSON Schema counts 5.0 as an integer; so do we
+        ("5", False),
+        (True, False),
+        (5.5, False),
+        (float("inf"), False),
+        (float("nan"), False),
+        (None, False),
+        ([5], False),
+    ],
+)
+def test_integers_are_strict(value: object, ok: bool) -> None:
+    t = tool("discord_list_my_guilds")
+    if ok:
+        out = validate_input(t, {"limit": value})
+        assert out == {"limit": 5}
+        assert type(out["limit"]) is int
+    else:
+        assert "must be an integer" in bad_fields(t.name, {"limit": value})["limit"]
+
+
+@pytest.mark.parametrize(
+    ("limit", "reason"),
+    [(0, "must be between 1 and 100"), (101, "must be between 1 and 100"), (-5, None)],
+)
+def test_integer_ranges(limit: int, reason: str | None) -> None:
+    name = "discord_get_current_user_application_entitlements"
+    fields = bad_fields(name, {"application_id": "1", "limit": limit})
+    assert fields["limit"] == (reason or "must be between 1 and 100")
+    for good in (1, 100):
+        assert validate_input(tool(name), {"application_id": "1", "limit": good})["limit"] == good
+
+
+def test_one_sided_ranges_say_which_side() -> None:
+    spec = tool("discord_list_my_guilds")
+    at_least = spec.model_copy(
+        update={
+            "params": (
+                ParamSpec(
+                    name="n",
+                    type="integer",
+                    location="query",
+                    description="a count, at least one",
+                    minimum=1,
+                ),
+            )
+        }
+    )
+    at_most = spec.model_copy(
+        update={
+            "params": (
+                ParamSpec(
+                    name="n",
+                    type="integer",
+                    location="query",
+                    description="a count, at most ten",
+                    maximum=10,
+                ),
+            )
+        }
+    )
+    with pytest.raises(ValidationError) as low:
+        validate_input(at_least, {"n": 0})
+    assert low.value.fields == {"n": "must be at least 1"}
+    with pytest.raises(ValidationError) as high:
+        validate_input(at_most, {"n": 11})
+    assert high.value.fields == {"n": "must be at most 10"}
+
+
+@pytest.mark.parametrize("value", ["true", "false", 1, 0, None, "True"])
+def test_booleans_are_json_booleans(value: object) -> None:
+    fields = bad_fields("discord_list_my_guilds", {"with_counts": value})
+    assert fields["with_counts"].startswith("must be true or false")
+
+
+def test_enum_is_exact() -> None:
+    t = tool("discord_get_guild_widget_png")
+    for style in ("shield", "banner1", "banner2", "banner3", "banner4"):
+        assert validate_input(t, {"guild_id": "1", "style": style})["style"] == style
+    for wrong in ("Shield", "banner5", "", " shield", 1):
+        fields = bad_fields(t.name, {"guild_id": "1", "style": wrong})
+        assert "shield, banner1, banner2, banner3, banner4" in fields["style"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0", "1", "80351110224678912", "18446744073709551615", "00000000000000000001"],
+)
+def test_valid_snowflakes(value: str) -> None:
+    assert validate_input(tool("discord_get_guild_widget"), {"guild_id": value}) == {
+        "guild_id": value
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "reason_part"),
+    [
+        ("18446744073709551616", "no greater than 18446744073709551615"),
+        ("99999999999999999999", "no greater than"),
+        ("123456789012345678901", "1 to 20 digits"),
+        ("", "1 to 20 digits"),
+        ("-1", "1 to 20 digits"),
+        (" 1", "1 to 20 digits"),
+        ("1\n", "1 to 20 digits"),
+        ("１２３", "1 to 20 digits"),  # full-width digits are not ASCII digits
+        ("0x10", "1 to 20 digits"),
+        ("@me", "1 to 20 digits"),
+        (80351110224678912, "got a number"),
+    ],
+)
+def test_invalid_snowflakes(value: object, reason_part: str) -> None:
+    fields = bad_fields("discord_get_guild_widget", {"guild_id": value})
+    assert reason_part in fields["guild_id"]
+
+
+def test_user_ref() -> None:
+    t = tool("discord_get_user")
+    assert validate_input(t, {"user_id": "@me"}) == {"user_id": "@me"}
+    assert validate_input(t, {"user_id": "42"}) == {"user_id": "42"}
+    for wrong in ("me", "@ME", "@me ", "@you", "18446744073709551616", ""):
+        assert '"@me" or a Discord user ID' in bad_fields(t.name, {"user_id": wrong})["user_id"]
+
+
+# ---------------------------------------------------------------------------- codes and URLs
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("hTKzmak", "hTKzmak"),
+        ("discord-developers", "discord-developers"),
+        ("ab", "ab"),
+        ("discord.gg/hTKzmak", "hTKzmak"),
+        ("https://discord.gg/hTKzmak", "hTKzmak"),
+        ("http://discord.gg/hTKzmak/", "hTKzmak"),
+        ("https://discord.gg/hTKzmak?event=123", "hTKzmak"),
+        ("discord.com/invite/hTKzmak", "hTKzmak"),
+        ("https://discord.com/invite/hTKzmak", "hTKzmak"),
+        ("https://www.discord.com/invite/hTKzmak", "hTKzmak"),
+        ("discordapp.com/invite/hTKzmak", "hTKzmak"),
+        ("https://discordapp.com/invite/hTKzmak?x=1&y=2", "hTKzmak"),
+        ("hTKzmak#fragment", "hTKzmak"),
+    ],
+)
+def test_invite_forms(value: str, code: str) -> None:
+    assert normalize_invite_code(value) == code
+    for name in ("discord_resolve_invite", "discord_get_invite_deprecated"):
+        assert validate_input(tool(name), {"invite_code": value})["invite_code"] == code
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a",
+        "x" * 33,
+        "abc def",
+        "abc/def",
+        "../etc",
+        "discord.gg/",
+        "https://evil.example/invite/abc",
+        "https://discord.gg.evil.example/abc",
+        "https://discord.com/template/abc",  # a template link is not an invite
+        "discord.new/abc",
+        "ftp://discord.gg/abc",
+        "https://discord.gg/abc/def",
+        "abc%2F..",
+        "",
+    ],
+)
+def test_invalid_invites(value: str) -> None:
+    assert normalize_invite_code(value) is None
+    fields = bad_fields("discord_resolve_invite", {"invite_code": value})
+    assert "invite code" in fields["invite_code"]
+
+
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("hgM48av5Q69A", "hgM48av5Q69A"),
+        ("discord.new/hgM48av5Q69A", "hgM48av5Q69A"),
+        ("https://discord.new/hgM48av5Q69A", "hgM48av5Q69A"),
+        ("https://discord.com/template/hgM48av5Q69A", "hgM48av5Q69A"),
+        ("discordapp.com/template/hgM48av5Q69A?ref=x", "hgM48av5Q69A"),
+    ],
+)
+def test_template_forms(value: str, code: str) -> None:
+    assert normalize_template_code(value) == code
+    t = tool("discord_get_guild_template")
+    assert validate_input(t, {"template_code": value}) == {"template_code": code}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["h", "discord.gg/hgM48av5Q69A", "https://discord.com/invite/abc", "a b", "x" * 33],
+)
+def test_invalid_templates(value: str) -> None:
+    assert normalize_template_code(value) is None
+    fields = bad_fields("discord_get_guild_template", {"template_code": value})
+    assert "template code" in fields["template_code"]
+
+
+# ---------------------------------------------------------------------------- patterns
+
+
+def _fits(text: str) -> bool:
+    return len(text) <= 20 and text.isascii() and text.isdigit() and int(text) <= SNOWFLAKE_MAX
+
+
+@given(st.integers(min_value=0, max_value=2**70), st.integers(min_value=0, max_value=3))
+@example(SNOWFLAKE_MAX, 0)
+@example(SNOWFLAKE_MAX + 1, 0)
+@example(10**19, 0)
+@example(10**19 - 1, 1)
+def test_snowflake_pattern_is_exactly_the_64_bit_bound(number: int, zeros: int) -> None:
+    text = "0" * zeros + str(number)
+    assert bool(re.fullmatch(SNOWFLAKE_PATTERN, text)) == _fits(text)
+    assert bool(re.search(SNOWFLAKE_PATTERN, text)) == _fits(text)
+
+
+@given(st.integers(min_value=1, max_value=10**25))
+def test_bounded_digits_pattern_for_any_bound(bound: int) -> None:
+    pattern = "^" + bounded_digits_pattern(bound) + "$"
+    width = len(str(bound))
+    for candidate in (bound - 1, bound, bound + 1, 0, 10 ** (width - 1), 10**width - 1):
+        if candidate < 0:
+            continue
+        text = str(candidate).zfill(width) if candidate < bound else str(candidate)
+        expected = len(text) <= width and int(text) <= bound
+        assert bool(re.fullmatch(pattern, text)) == expected, (bound, text)
+
+
+CODE_CHARS = st.text(
+    alphabet="abcXYZ019-_./:?#%@ ", min_size=0, max_size=40
+)  # no newline: Python's `$` also matches before a final "\n"
+
+
+@given(CODE_CHARS)
+def test_invite_schema_pattern_agrees_with_validation(text: str) -> None:
+    assert bool(re.search(INVITE_INPUT_PATTERN, text)) == (normalize_invite_code(text) is not None)
+
+
+@given(
+    st.sampled_from(
+        [
+            "",
+            "discord.gg/",
+            "https://discord.gg/",
+            "discord.com/invite/",
+            "http://www.discordapp.com/invite/",
+            "https://evil.com/invite/",
+            "discord.new/",
+        ]
+    ),
+    st.text(alphabet="aZ9-", min_size=0, max_size=34),
+    st.sampled_from(["", "/", "?x=1", "#a", "/x"]),
+)
+def test_invite_url_forms_agree(prefix: str, code: str, suffix: str) -> None:
+    text = prefix + code + suffix
+    expected_ok = (
+        prefix
+        in {
+            "",
+            "discord.gg/",
+            "https://discord.gg/",
+            "discord.com/invite/",
+            "http://www.discordapp.com/invite/",
+        }
+        and 2 <= len(code) <= 32
+        and suffix != "/x"
+    )
+    assert (normalize_invite_code(text) is not None) == expected_ok
+    assert bool(re.search(INVITE_INPUT_PATTERN, text)) == expected_ok
+    if expected_ok:
+        assert normalize_invite_code(text) == code
+
+
+@given(CODE_CHARS)
+def test_template_schema_pattern_agrees_with_validation(text: str) -> None:
+    ok = normalize_template_code(text) is not None
+    assert bool(re.search(TEMPLATE_INPUT_PATTERN, text)) == ok
+
+
+@given(st.text(alphabet="@me0123456789 ", max_size=22))
+def test_user_ref_pattern_agrees_with_validation(text: str) -> None:
+    t = tool("discord_get_user")
+    try:
+        validate_input(t, {"user_id": text})
+        ok = True
+    except ValidationError:
+        ok = False
+    assert bool(re.search(USER_REF_PATTERN, text)) == ok
+
+
+# ------------------------------------------------- the exported schemas agree with validation
+
+SAMPLES: dict[str, list[Any]] = {
+    "snowflake": [
+        "0",
+        "613425648685547541",
+        "18446744073709551615",
+        "18446744073709551616",
+        "abc",
+        "",
+        613425648685547541,
+        None,
+        True,
+    ],
+    "user_ref": ["@me", "42", "me", "@me ", 42, None],
+    "boolean": [True, False, "true", 1, 0, None],
+    "invite_code": ["abc", "https://discord.gg/abc?x=1", "a", "https://evil.example/x", 5, None],
+    "template_code": ["hgM48av5Q69A", "discord.new/abc", "discord.gg/abc", "a", None],
+    "enum": ["shield", "banner4", "Shield", "", None, 0],
+    "integer": [1, 50, 100, 200, 0, 201, 101, "5", 5.0, 5.5, True, None],
+    "string": ["x", "", 5, None],
+}
+
+
+def _validates(t: ToolSpec, tool_input: object) -> bool:
+    try:
+        validate_input(t, tool_input)
+    except ValidationError:
+        return False
+    return True
+
+
+def _base_input(t: ToolSpec) -> dict[str, Any]:
+    base: dict[str, Any] = {}
+    for p in t.params:
+        if p.required:
+            base[p.name] = {"user_ref": "@me", "invite_code": "abc", "template_code": "abc"}.get(
+                p.type, "1"
+            )
+    return base
+
+
+@pytest.mark.parametrize("t", CATALOG.tools(), ids=lambda t: t.name)
+def test_schema_and_validation_agree_on_every_parameter(t: ToolSpec) -> None:
+    plain = Draft202012Validator(input_schema(t))
+    strict = Draft202012Validator(openai_tool(t)["function"]["parameters"])
+    base = _base_input(t)
+    assert plain.is_valid(base)
+    assert _validates(t, base)
+    checked = 0
+    for p in t.params:
+        for value in SAMPLES[p.type]:
+            candidate = {**base, p.name: value}
+            expected = _validates(t, candidate)
+            assert plain.is_valid(candidate) == expected, (p.name, value)
+            # OpenAI strict: every key present, optional ones null when not given.
+            full = {q.name: candidate.get(q.name) for q in t.params}
+            strict_ok = _validates(t, strip_nulls(t, full))
+            assert strict.is_valid(full) == strict_ok, (p.name, value)
+            checked += 1
+    assert checked == sum(len(SAMPLES[p.type]) for p in t.params)
+    assert not plain.is_valid({**base, "unknown": 1})
+    assert not _validates(t, {**base, "unknown": 1})
