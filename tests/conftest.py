@@ -31,7 +31,13 @@ def sandbox_server() -> Iterator[BackgroundServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def _control_client() -> Iterator[httpx.Client]:
+    with httpx.Client(verify=False, trust_env=False) as client:
+        yield client
+
+
 @pytest.fixture
-def sandbox_url(sandbox_server: BackgroundServer) -> str:
-    httpx.post(f"{sandbox_server.url}/_sandbox/reset").raise_for_status()
+def sandbox_url(sandbox_server: BackgroundServer, _control_client: httpx.Client) -> str:
+    _control_client.post(f"{sandbox_server.url}/_sandbox/reset").raise_for_status()
     return sandbox_server.url

@@ -59,7 +59,8 @@ def _pg_available() -> bool:
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     """A migrated, run-private PostgreSQL database (asyncpg URL)."""
-    require_service(_pg_available(), f"PostgreSQL is not reachable at {PG_BASE_URL}")
+    where = make_url(PG_BASE_URL).render_as_string(hide_password=True)
+    require_service(_pg_available(), f"PostgreSQL is not reachable at {where}")
     name = f"tw_test_{secrets.token_hex(6)}"
     asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
     url = make_url(normalize_database_url(PG_BASE_URL)).set(database=name)

@@ -577,3 +577,35 @@ async def test_a_vault_with_another_key_cannot_read(database_url: str, vault: Va
             await stranger.get_connection(conn.id)
     finally:
         await stranger.close()
+
+
+async def test_restate_auth_request_replaces_state_and_verifier(vault: Vault) -> None:
+    conn = await make_connection(vault)
+    account = await vault.get_or_create_account(conn.id, "u")
+    req = await vault.create_auth_request(
+        connection_id=conn.id,
+        account_id=account.id,
+        identifier="u",
+        state=STATE,
+        code_verifier=VERIFIER,
+        redirect_uri="http://127.0.0.1/cb",
+        ttl_seconds=600,
+    )
+    fresh_state, fresh_verifier = "f" * 43, "g" * 64
+    restated = await vault.restate_auth_request(
+        req.id, state=fresh_state, code_verifier=fresh_verifier
+    )
+    assert restated is not None
+    assert restated.code_verifier.get_secret_value() == fresh_verifier
+    assert await vault.consume_auth_request(STATE, conn.id) is None, "the old state is dead"
+    consumed = await vault.consume_auth_request(fresh_state, conn.id)
+    assert consumed is not None
+    assert consumed.id == req.id
+    # Once consumed (or expired) it can no longer be restated.
+    assert await vault.restate_auth_request(req.id, state="h" * 43, code_verifier="x") is None
+    assert (
+        await vault.restate_auth_request(
+            "01NOSUCHREQUEST00000000000", state="h" * 43, code_verifier="x"
+        )
+        is None
+    )

@@ -280,6 +280,7 @@ def test_cli_keys_rotate_with_env_keys_reencrypts_without_editing(tmp_path: Path
 
 def test_cli_reports_bad_env_keys_in_one_line(tmp_path: Path) -> None:
     runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade"], env=_env(tmp_path)).exit_code == 0
     result = runner.invoke(
         app, ["keys", "rotate"], env=_env(tmp_path, TOKENWARD_ENCRYPTION_KEYS="k1:c2hvcnQ=")
     )
@@ -291,8 +292,9 @@ def test_cli_reports_bad_env_keys_in_one_line(tmp_path: Path) -> None:
 def test_cli_rotate_on_an_unmigrated_database_says_what_to_do(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["keys", "rotate", "--json"], env=_env(tmp_path))
     assert result.exit_code == 1
-    assert json.loads(result.stdout)["error"]["code"] == "DATABASE_ERROR"
+    assert json.loads(result.stdout)["error"]["code"] == "DATABASE_NOT_MIGRATED"
     assert "tokenward db upgrade" in result.stdout
+    assert not (tmp_path / KEY_FILE_NAME).exists(), "no key is added when nothing can rotate"
 
 
 @pytest.mark.postgres

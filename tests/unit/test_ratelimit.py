@@ -131,9 +131,12 @@ class FakeDiscord:
             glob.start, glob.end, glob.count = now, now + 1.0, 0
         glob.count += 1
         if glob.count > self.global_limit:
-            return 429, {"X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"}, (
-                glob.end - now
-            ), True
+            return (
+                429,
+                {"X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"},
+                (glob.end - now),
+                True,
+            )
         win = self.windows[(identity, bucket, route.major)]
         if now >= win.end:
             win.start, win.end, win.count = now, now + self.window, 0
@@ -278,7 +281,9 @@ async def test_unknown_bucket_lets_one_request_through_first() -> None:
     limiter = RateLimiter(clock)
 
     async def scenario() -> list[int]:
-        return await asyncio.gather(*(limited_call(limiter, discord, "u1", ROUTE) for _ in range(12)))
+        return await asyncio.gather(
+            *(limited_call(limiter, discord, "u1", ROUTE) for _ in range(12))
+        )
 
     statuses = await clock.run(scenario())
     assert discord.max_in_flight_before_first_answer == 1
@@ -458,14 +463,26 @@ async def test_a_failed_call_without_answer_frees_the_probe() -> None:
         async with limiter.acquire("GET /x", "u1"):
             raise OSError("boom")
     async with limiter.acquire("GET /x", "u1") as slot:  # would hang if the probe leaked
-        slot.update(200, {"X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "1",
-                          "X-RateLimit-Reset-After": "1", "X-RateLimit-Bucket": "b"})
+        slot.update(
+            200,
+            {
+                "X-RateLimit-Limit": "2",
+                "X-RateLimit-Remaining": "1",
+                "X-RateLimit-Reset-After": "1",
+                "X-RateLimit-Bucket": "b",
+            },
+        )
     assert limiter.bucket_state("u1", "GET /x") == {
-        "bucket": "b", "limit": 2, "remaining": 1, "reset_in": 1.0, "in_flight": 0, "waiting": 0,
+        "bucket": "b",
+        "limit": 2,
+        "remaining": 1,
+        "reset_in": 1.0,
+        "in_flight": 0,
+        "waiting": 0,
     }
 
 
-# -- 429 handling ------------------------------------------------------------------------------------
+# -- 429 handling ----------------------------------------------------------------------------------
 
 
 async def test_user_429_empties_the_bucket_until_retry_after() -> None:
@@ -597,8 +614,12 @@ async def test_idle_buckets_are_evicted() -> None:
         async with limiter.acquire("GET /guilds/{guild_id}", "u1", f"guild_id:{n}") as slot:
             slot.update(
                 200,
-                {"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "4",
-                 "X-RateLimit-Reset-After": "1", "X-RateLimit-Bucket": "g"},
+                {
+                    "X-RateLimit-Limit": "5",
+                    "X-RateLimit-Remaining": "4",
+                    "X-RateLimit-Reset-After": "1",
+                    "X-RateLimit-Bucket": "g",
+                },
             )
         clock.advance(0.05)
     assert limiter.bucket_count <= 100
@@ -628,8 +649,12 @@ async def test_aclose_fails_waiters() -> None:
 async def test_uncontended_acquire_is_cheap() -> None:
     clock = ManualClock()
     limiter = RateLimiter(clock, global_limit=10**9)
-    headers = {"X-RateLimit-Limit": "1000000", "X-RateLimit-Remaining": "999999",
-               "X-RateLimit-Reset-After": "1000", "X-RateLimit-Bucket": "b"}
+    headers = {
+        "X-RateLimit-Limit": "1000000",
+        "X-RateLimit-Remaining": "999999",
+        "X-RateLimit-Reset-After": "1000",
+        "X-RateLimit-Bucket": "b",
+    }
     rounds = 20_000
     started = time.perf_counter()
     for _ in range(rounds):

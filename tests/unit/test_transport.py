@@ -182,12 +182,16 @@ async def test_streamed_body_is_cut_off_past_the_cap(
     upstream: str, transport: AiohttpTransport
 ) -> None:
     response = await transport.send(UpstreamRequest("GET", upstream + "/api/stream?chunks=20"))
-    received = 0
-    with pytest.raises(TransportError) as caught:
+    received: list[bytes] = []
+
+    async def drain() -> None:
         async for chunk in response.iter_bytes():
-            received += len(chunk)
+            received.append(chunk)
+
+    with pytest.raises(TransportError) as caught:
+        await drain()
     assert caught.value.kind is ErrorKind.RESPONSE_TOO_LARGE
-    assert received <= 4000
+    assert sum(map(len, received)) <= 4000
 
 
 async def test_streams_chunks_under_the_cap(upstream: str, transport: AiohttpTransport) -> None:
@@ -288,7 +292,7 @@ def test_request_repr_hides_url_and_headers() -> None:
     assert "SECRET" not in repr(request)
 
 
-# -- MockTransport ----------------------------------------------------------------------------------
+# -- MockTransport ---------------------------------------------------------------------------------
 
 
 async def test_mock_transport_sync_and_async_handlers() -> None:
@@ -296,7 +300,8 @@ async def test_mock_transport_sync_and_async_handlers() -> None:
         return UpstreamResponse.from_json(200, {"path": request.url}, {"Connection": "close"})
 
     async def async_handler(request: UpstreamRequest) -> UpstreamResponse:
-        return UpstreamResponse(201, content=request.body or b"")
+        assert isinstance(request.body, bytes)
+        return UpstreamResponse(201, content=request.body)
 
     mock = MockTransport(handler)
     response = await mock.send(UpstreamRequest("GET", "https://d.test/api/x"))
@@ -317,7 +322,9 @@ async def test_mock_transport_sync_and_async_handlers() -> None:
 
 
 async def test_mock_transport_enforces_the_size_cap() -> None:
-    mock = MockTransport(lambda request: UpstreamResponse(200, content=b"x" * 11), max_response_bytes=10)
+    mock = MockTransport(
+        lambda request: UpstreamResponse(200, content=b"x" * 11), max_response_bytes=10
+    )
     with pytest.raises(TransportError) as caught:
         await mock.send(UpstreamRequest("GET", "https://d.test/api/x"))
     assert caught.value.kind is ErrorKind.RESPONSE_TOO_LARGE

@@ -34,7 +34,9 @@ def _fail(exc: TokenwardError, as_json: bool) -> NoReturn:
     if as_json:
         typer.echo(json.dumps(exc.to_dict()))
     else:
-        Console(stderr=True).print(f"[red]error:[/red] {exc.message}", highlight=False)
+        Console(stderr=True).print(
+            f"[red]error:[/red] {exc.message}", highlight=False, markup=True, soft_wrap=True
+        )
     raise typer.Exit(1)
 
 
@@ -70,11 +72,13 @@ def keys_rotate(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Make a new key active and re-encrypt every stored secret under it, online."""
-    from tokenward.vault.db import create_engine
+    from tokenward.vault.crypto import Keyring
+    from tokenward.vault.db import create_engine, current_revision
     from tokenward.vault.rotation import RotationReport, prepare_active_key, rotate
 
-    async def _run(settings: Settings, progress: Progress | None) -> RotationReport:
-        keyring, added = prepare_active_key(settings)
+    async def _run(
+        settings: Settings, keyring: Keyring, added: bool, progress: Progress | None
+    ) -> RotationReport:
         engine = create_engine(settings)
         task = None
         if progress is not None:
@@ -82,7 +86,11 @@ def keys_rotate(
 
         def on_progress(done: int, total: int) -> None:
             if progress is not None and task is not None:
-                progress.update(task, completed=done, total=max(total, 1))
+                total = max(total, done)
+                if total == 0:  # nothing to re-encrypt: a full bar, not one stuck at 0/0
+                    progress.update(task, completed=1, total=1)
+                else:
+                    progress.update(task, completed=done, total=total)
 
         try:
             return await rotate(
@@ -93,8 +101,14 @@ def keys_rotate(
 
     try:
         settings = Settings()
+        if current_revision(settings.effective_database_url) is None:
+            raise TokenwardError(
+                "the database has no schema yet; run `tokenward db upgrade` first",
+                code="DATABASE_NOT_MIGRATED",
+            )
+        keyring, added = prepare_active_key(settings)
         if as_json:
-            report = asyncio.run(_run(settings, None))
+            report = asyncio.run(_run(settings, keyring, added, None))
         else:
             with Progress(
                 TextColumn("{task.description}"),
@@ -102,9 +116,8 @@ def keys_rotate(
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
                 console=Console(stderr=True),
-                transient=False,
             ) as progress:
-                report = asyncio.run(_run(settings, progress))
+                report = asyncio.run(_run(settings, keyring, added, progress))
     except SQLAlchemyError as exc:
         _fail(_database_error(exc), as_json)
     except TokenwardError as exc:
@@ -112,9 +125,9 @@ def keys_rotate(
     if as_json:
         typer.echo(json.dumps(report.as_dict()))
     else:
-        added = "new key added to the key file; " if report.key_added else ""
+        note = "new key added to the key file; " if report.key_added else ""
         typer.echo(
-            f"Active key {report.active_kid}: {added}{report.rows_updated} rows, "
+            f"Active key {report.active_kid}: {note}{report.rows_updated} rows, "
             f"{report.values_reencrypted} values re-encrypted in {report.passes} pass(es); "
             f"{report.remaining} rows still under older keys."
         )

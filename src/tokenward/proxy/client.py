@@ -364,7 +364,16 @@ class ProviderClient:
                     continue
 
             if not stream:
-                await response.read()
+                try:
+                    await response.read()
+                except TransportError as exc:  # the answer broke off mid-body
+                    decision = decide_retry(
+                        verb, attempt, None, exc.kind, policy=self.retry_policy, rand=self.rand
+                    )
+                    if decision.retry and replayable:
+                        await self.clock.sleep(decision.wait)
+                        continue
+                    raise
             return response
 
     @staticmethod

@@ -266,7 +266,13 @@ def _error_kind(exc: BaseException) -> ErrorKind:
         return ErrorKind.TIMEOUT
     if isinstance(exc, aiohttp.ClientConnectorError):
         return ErrorKind.CONNECT
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | ConnectionError):
+    if isinstance(
+        exc,
+        aiohttp.ServerDisconnectedError
+        | aiohttp.ClientOSError
+        | aiohttp.ClientPayloadError
+        | ConnectionError,
+    ):
         return ErrorKind.CONNECTION_RESET
     return ErrorKind.PROTOCOL
 

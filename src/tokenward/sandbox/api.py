@@ -201,10 +201,6 @@ class Caller:
     token: AccessToken | None = None
     bot: Application | None = None
 
-    @property
-    def scopes(self) -> tuple[str, ...]:
-        return self.token.scopes if self.token else ()
-
 
 ANONYMOUS = Caller()
 
@@ -644,7 +640,6 @@ class ApiRoute:
     method: str = "GET"
 
 
-_DEFAULT = RouteLimit.named("default")
 _WIDGET = RouteLimit.named("guild-widget")  # widget.json and widget.png share one bucket
 
 API_ROUTES: tuple[ApiRoute, ...] = (

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import aiohttp
 
+from tokenward import __version__
 from tokenward.clock import Clock, SystemClock
 from tokenward.config import Settings
 from tokenward.oauth.discord import DiscordOAuthClient
 from tokenward.oauth.refresh import TokenManager
 from tokenward.oauth.service import OAuthService
+from tokenward.proxy.accounts import AccountDirectory
+from tokenward.proxy.client import ProviderClient
+from tokenward.proxy.ratelimit import RateLimiter
+from tokenward.proxy.transport import AiohttpTransport, Timeouts, Transport
+from tokenward.tools.catalog import Catalog
+from tokenward.tools.runner import ToolRunner
 from tokenward.vault.db import upgrade_async
 from tokenward.vault.repository import Vault
 
@@ -20,13 +27,28 @@ from tokenward.vault.repository import Vault
 class Container:
     """Owns the process-wide resources (database engine, HTTP session) and the services."""
 
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        *,
+        transport: Transport | None = None,
+    ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self._session: aiohttp.ClientSession | None = None
         self.vault = Vault.from_settings(settings, self.clock)
         self._oauth: OAuthService | None = None
         self._tokens: TokenManager | None = None
+        self.catalog = Catalog.load("discord")
+        self.transport: Transport = transport or AiohttpTransport(
+            timeouts=Timeouts(total=settings.upstream_timeout_seconds),
+            max_response_bytes=settings.max_response_bytes,
+        )
+        self.limiter = RateLimiter(self.clock, max_wait=settings.max_rate_limit_wait_seconds)
+        self.directory = AccountDirectory(self.vault, self.clock)
+        self._provider_client: ProviderClient | None = None
+        self._runner: ToolRunner | None = None
 
     async def start(self, *, migrate: bool | None = None) -> None:
         """Open the HTTP session; migrate the database (SQLite by default)."""
@@ -37,6 +59,7 @@ class Container:
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
 
     async def close(self) -> None:
+        await self.transport.aclose()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -70,6 +93,36 @@ class Container:
                 link_factory=self._fresh_link,
             )
         return self._tokens
+
+    @property
+    def provider_client(self) -> ProviderClient:
+        if self._provider_client is None:
+            self._provider_client = ProviderClient(
+                transport=self.transport,
+                limiter=self.limiter,
+                clock=self.clock,
+                base_url=self.settings.discord_base,
+                user_agent=self.catalog.provider.user_agent_for(__version__),
+                timeout=self.settings.upstream_timeout_seconds,
+            )
+        return self._provider_client
+
+    @property
+    def runner(self) -> ToolRunner:
+        if self._runner is None:
+            self._runner = ToolRunner(
+                catalog=self.catalog,
+                client=self.provider_client,
+                directory=self.directory,
+                tokens=self.tokens,
+                clock=self.clock,
+                link_factory=self.link_for,
+            )
+        return self._runner
+
+    async def link_for(self, connection_name: str, identifier: str) -> str:
+        """A fresh authorization link (for errors that ask the user to authorize again)."""
+        return (await self.oauth.create_link(connection_name, identifier)).link
 
     async def _fresh_link(self, account_id: str) -> str | None:
         account = await self.vault.get_account(account_id)

@@ -83,7 +83,7 @@ def create_engine(target: Settings | str, *, null_pool: bool = False, **kwargs: 
     if url.get_backend_name() == "sqlite":
         database = url.database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            Path(database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         options.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
         engine = create_async_engine(url, **options)
         _install_sqlite_hooks(engine)

@@ -32,7 +32,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from pydantic import SecretStr
 from sqlalchemy import Row, Table, and_, delete, func, insert, or_, select, true, update
@@ -759,8 +759,7 @@ class Vault:
         expires_at: float | None,
         granted_scopes: Sequence[str],
         provider_user_id: str | None,
-        status: Literal[AccountStatus.ACTIVE, AccountStatus.PENDING_VERIFICATION]
-        | AccountStatus = AccountStatus.ACTIVE,
+        status: AccountStatus = AccountStatus.ACTIVE,
     ) -> AccountRecord:
         """Persist a completed code exchange and mark its auth request completed, atomically.
 
@@ -1052,23 +1051,13 @@ class Vault:
             )
             return self._auth_request(row)
 
-    async def inspect_auth_request(self, state: str) -> AuthRequestRecord | None:
-        """The request for ``state`` as stored, without consuming it (to explain a refusal)."""
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(AUTH_REQUESTS).where(AUTH_REQUESTS.c.state_hash == state_hash(state))
-                )
-            ).first()
-        return None if row is None else self._auth_request(row)
-
     async def restate_auth_request(
         self, auth_request_id: str, *, state: str, code_verifier: str
     ) -> AuthRequestRecord | None:
-        """Give a pending request a fresh state and verifier (each opening of a link).
+        """Give a pending request a fresh ``state`` and PKCE verifier (when its link is opened).
 
-        Only while the request is unconsumed and unexpired; otherwise ``None``, nothing changed.
-        The previous state stops matching at once.
+        Only an unconsumed, unexpired request changes; otherwise ``None`` and nothing changes.
+        The previous state stops working.
         """
         if len(state) < 16:
             raise ValidationError(
@@ -1097,7 +1086,24 @@ class Vault:
                     select(AUTH_REQUESTS).where(AUTH_REQUESTS.c.id == auth_request_id)
                 )
             ).one()
+            await self._event(
+                conn,
+                "auth_request.opened",
+                connection_id=row.connection_id,
+                account_id=row.account_id,
+                data={"auth_request_id": auth_request_id},
+            )
             return self._auth_request(row)
+
+    async def inspect_auth_request(self, state: str) -> AuthRequestRecord | None:
+        """The request for ``state`` as stored, without consuming it (to explain a refusal)."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(AUTH_REQUESTS).where(AUTH_REQUESTS.c.state_hash == state_hash(state))
+                )
+            ).first()
+        return None if row is None else self._auth_request(row)
 
     async def get_auth_request(self, auth_request_id: str) -> AuthRequestRecord | None:
         async with self.engine.connect() as conn:

@@ -1,0 +1,164 @@
+"""Vault-backed credentials for the proxy core, with the hot path kept off the database.
+
+A proxied call or a tool call names a ``(connection_name, identifier)``. ``AccountDirectory``
+resolves that to the connection (client id, decrypted bot token) and the connected account
+(decrypted access token, expiry, version) and keeps both in memory for a short time, so a call
+whose token is fresh touches no database at all (the performance anchors show what one SQL write
+per call costs a peer). Freshness rules:
+
+- an entry lives ``ttl`` seconds at most (another process may have deleted or re-linked);
+- a refresh done here replaces the entry with the stored result (``TokenManager`` persists first);
+- a 401 always re-reads the row before deciding to refresh (``TokenManager.after_unauthorized``),
+  so a token refreshed by another process is picked up instead of refreshing again.
+
+The credentials of one account serve only calls made for that ``(connection, identifier)``: the
+cache is keyed by both, and the rate-limit identity is the account id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tokenward.clock import Clock
+from tokenward.errors import AccountNotFound, BotTokenRequired
+from tokenward.oauth.refresh import AccessGrant, TokenManager
+from tokenward.proxy.client import ANONYMOUS, Credential
+from tokenward.vault.repository import AccountRecord, ConnectionRecord, Vault
+
+
+@dataclass
+class _Entry:
+    value: object
+    until: float
+
+
+class AccountDirectory:
+    """Short-lived, bounded in-memory cache of connections and accounts by name."""
+
+    def __init__(self, vault: Vault, clock: Clock, *, ttl: float = 15.0, max_entries: int = 50_000):
+        self.vault = vault
+        self.clock = clock
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._connections: dict[str, _Entry] = {}
+        self._accounts: dict[tuple[str, str], _Entry] = {}
+
+    def _fresh(self, entry: _Entry | None) -> object | None:
+        if entry is None or entry.until <= self.clock.monotonic():
+            return None
+        return entry.value
+
+    def _trim(self, table: dict[Any, _Entry]) -> None:
+        if len(table) >= self.max_entries:
+            now = self.clock.monotonic()
+            for key in [k for k, e in table.items() if e.until <= now]:
+                del table[key]
+            if len(table) >= self.max_entries:
+                table.clear()
+
+    async def connection(self, name: str) -> ConnectionRecord:
+        cached = self._fresh(self._connections.get(name))
+        if isinstance(cached, ConnectionRecord):
+            return cached
+        connection = await self.vault.get_connection_by_name(name)
+        self._trim(self._connections)
+        self._connections[name] = _Entry(connection, self.clock.monotonic() + self.ttl)
+        return connection
+
+    async def account(self, connection: ConnectionRecord, identifier: str) -> AccountRecord:
+        key = (connection.id, identifier)
+        cached = self._fresh(self._accounts.get(key))
+        if isinstance(cached, AccountRecord):
+            return cached
+        account = await self.vault.find_account(connection.id, identifier)
+        if account is None:
+            raise AccountNotFound(
+                f"no connected account for identifier {identifier!r} on connection "
+                f"{connection.name!r}; create an authorization link for it first",
+                details={"connection_name": connection.name, "identifier": identifier},
+            )
+        self.remember(account)
+        return account
+
+    def remember(self, account: AccountRecord) -> None:
+        self._trim(self._accounts)
+        key = (account.connection_id, account.identifier)
+        current = self._fresh(self._accounts.get(key))
+        if isinstance(current, AccountRecord) and current.version > account.version:
+            return
+        self._accounts[key] = _Entry(account, self.clock.monotonic() + self.ttl)
+
+    def forget(self, connection_id: str, identifier: str) -> None:
+        self._accounts.pop((connection_id, identifier), None)
+
+    def forget_by_id(self, account_id: str) -> None:
+        for key, entry in list(self._accounts.items()):
+            if isinstance(entry.value, AccountRecord) and entry.value.id == account_id:
+                del self._accounts[key]
+
+    def forget_connection(self, name: str) -> None:
+        self._connections.pop(name, None)
+
+
+class AccountCredentials:
+    """The connected account's bearer token, refreshed when due or after a 401."""
+
+    def __init__(
+        self, tokens: TokenManager, directory: AccountDirectory, account: AccountRecord
+    ) -> None:
+        self._tokens = tokens
+        self._directory = directory
+        self._account = account
+
+    def __repr__(self) -> str:
+        return f"AccountCredentials(account_id={self._account.id!r})"
+
+    def _credential(self, grant: AccessGrant) -> Credential:
+        return Credential("bearer", grant.access_token, f"acct:{grant.account_id}")
+
+    async def get(self) -> Credential:
+        if self._tokens.is_due(self._account):
+            grant = await self._tokens.grant(self._account.id)
+            await self._remember_latest()
+            return self._credential(grant)
+        return self._credential(await self._tokens.grant(self._account))
+
+    async def invalidate(self, failed_token: str | None) -> Credential | None:
+        grant = await self._tokens.after_unauthorized(self._account.id, failed_token or "")
+        await self._remember_latest()
+        if failed_token is not None and grant.access_token == failed_token:
+            return None
+        return self._credential(grant)
+
+    async def _remember_latest(self) -> None:
+        latest = await self._tokens.vault.get_account(self._account.id)
+        self._account = latest
+        self._directory.remember(latest)
+
+
+class BotCredentials:
+    """The connection's bot token (``Authorization: Bot``); a 401 cannot be repaired here."""
+
+    def __init__(self, connection: ConnectionRecord, *, required: bool) -> None:
+        if connection.bot_token is None and required:
+            raise BotTokenRequired(
+                "This call needs the connection's bot token, and the connection has none. "
+                f"Add one: `tokenward connections create --name {connection.name} ... "
+                '--bot-token TOKEN` or PATCH /api/v1/connections/{name} {"bot_token": ...}.',
+                details={"connection_name": connection.name},
+            )
+        self._credential = (
+            Credential("bot", connection.bot_token.get_secret_value(), f"bot:{connection.id}")
+            if connection.bot_token is not None
+            else ANONYMOUS
+        )
+
+    def __repr__(self) -> str:
+        return f"BotCredentials(kind={self._credential.kind!r})"
+
+    async def get(self) -> Credential:
+        return self._credential
+
+    async def invalidate(self, failed_token: str | None) -> Credential | None:
+        return None

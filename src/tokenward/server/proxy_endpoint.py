@@ -1,0 +1,215 @@
+"""``ANY /proxy/{path}``: Discord's REST API on a connected account's behalf.
+
+A pure ASGI middleware in front of the FastAPI router, because this is the hot path: no routing
+tables, no dependency injection, no body parsing. Per call it authenticates the API token
+(cached verification), resolves ``connection_name`` / ``identifier`` (headers, ``_`` or ``-``)
+to the account from the in-memory directory, and hands the call to ``ProviderClient`` — so the
+path guard, refresh, rate limiting and retries are the same as for tools. Discord's status, body
+and rate-limit headers come back as they are; the body is streamed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tokenward.errors import (
+    AccountNotActive,
+    ReauthorizationRequired,
+    TokenwardError,
+    ValidationError,
+)
+from tokenward.proxy.accounts import AccountCredentials
+from tokenward.proxy.transport import HOP_BY_HOP
+from tokenward.server.container import Container
+from tokenward.vault.models import AccountStatus
+
+log = logging.getLogger("tokenward.proxy")
+
+PREFIX = "/proxy"
+MAX_REQUEST_BODY = 8 * 1024 * 1024
+# Response headers worth passing back from Discord (besides the body's own).
+_PASS_BACK = frozenset(
+    {
+        "content-type",
+        "content-encoding",
+        "retry-after",
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+        "x-ratelimit-reset-after",
+        "x-ratelimit-bucket",
+        "x-ratelimit-global",
+        "x-ratelimit-scope",
+        "etag",
+        "last-modified",
+        "cache-control",
+    }
+)
+# Request headers an application may forward to Discord.
+_FORWARD = frozenset(
+    {
+        "content-type",
+        "accept",
+        "accept-language",
+        "if-none-match",
+        "if-modified-since",
+        "x-audit-log-reason",
+    }
+)
+
+Authenticator = Callable[[str | None], Awaitable[object]]
+
+
+def _header(headers: list[tuple[bytes, bytes]], *names: bytes) -> str | None:
+    for key, value in headers:
+        if key in names:
+            return value.decode("latin-1")
+    return None
+
+
+async def send_error(send: Send, exc: TokenwardError, extra: dict[str, str] | None = None) -> None:
+    body = json.dumps(exc.to_dict()).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    if exc.status == 401 and exc.code in {"UNAUTHENTICATED", "INVALID_TOKEN"}:
+        headers.append((b"www-authenticate", b"Bearer"))
+    for key, value in (extra or {}).items():
+        headers.append((key.encode(), value.encode()))
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ProxyEndpoint:
+    """Serves ``/proxy/...``; everything else goes to ``app``."""
+
+    def __init__(self, app: ASGIApp, container: Container, authenticate: Authenticator) -> None:
+        self.app = app
+        self.container = container
+        self.authenticate = authenticate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or not (path == PREFIX or path.startswith(PREFIX + "/")):
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self._handle(scope, receive, send)
+        except TokenwardError as exc:
+            await send_error(send, exc)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        auth = _header(headers, b"authorization")
+        await self.authenticate(auth)
+        connection_name = _header(headers, b"connection_name", b"connection-name")
+        identifier = _header(headers, b"identifier")
+        missing = {}
+        if not connection_name:
+            missing["connection_name"] = "header is required (connection_name or connection-name)"
+        if not identifier:
+            missing["identifier"] = "header is required"
+        if missing:
+            raise ValidationError("missing proxy headers", fields=missing)
+        assert connection_name is not None
+        assert identifier is not None
+        # The guard must see the path exactly as it was sent (percent-escapes included).
+        raw_path: bytes = scope.get("raw_path") or path_bytes(scope)
+        upstream_path = raw_path.decode("latin-1")[len(PREFIX) :]
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        method: str = scope["method"]
+        body = await _read_body(receive) if method not in ("GET", "HEAD") else None
+        forwarded = [
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in headers if k in _FORWARD_BYTES
+        ]
+
+        container = self.container
+        connection = await container.directory.connection(connection_name)
+        account = await container.directory.account(connection, identifier)
+        if account.status != AccountStatus.ACTIVE or account.access_token is None:
+            link = await container.link_for(connection_name, identifier)
+            details: dict[str, Any] = {
+                "status": account.status.value,
+                "status_reason": account.status_reason,
+                "authorization_link": link,
+            }
+            if account.status == AccountStatus.EXPIRED:
+                raise ReauthorizationRequired(
+                    "The user's Discord authorization is no longer valid; send them the "
+                    "authorization link.",
+                    details=details,
+                )
+            raise AccountNotActive(
+                f"The account is {account.status.value}; send the user the authorization link.",
+                details=details,
+            )
+        credentials = AccountCredentials(container.tokens, container.directory, account)
+        try:
+            response = await container.provider_client.request(
+                method,
+                upstream_path,
+                credentials=credentials,
+                query=query,
+                headers=forwarded,
+                body=body,
+                stream=True,
+            )
+        except ReauthorizationRequired as exc:
+            await container.tokens.mark_unusable(
+                account.id, "Discord rejected the account's token even after a refresh"
+            )
+            container.directory.forget_by_id(account.id)
+            exc.details.setdefault(
+                "authorization_link", await container.link_for(connection_name, identifier)
+            )
+            raise
+        out_headers = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in response.headers.items()
+            if name.lower() in _PASS_BACK and name.lower() not in HOP_BY_HOP
+        ]
+        await send(
+            {"type": "http.response.start", "status": response.status, "headers": out_headers}
+        )
+        try:
+            async for chunk in response.iter_bytes():
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        finally:
+            await response.aclose()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+_FORWARD_BYTES = frozenset(name.encode() for name in _FORWARD)
+
+
+def path_bytes(scope: Scope) -> bytes:
+    return str(scope.get("path", "")).encode("utf-8")
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_REQUEST_BODY:
+            raise ValidationError(
+                "request body is too large",
+                fields={"body": f"at most {MAX_REQUEST_BODY} bytes"},
+            )
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)

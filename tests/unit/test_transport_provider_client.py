@@ -1,0 +1,479 @@
+"""ProviderClient over MockTransport and a ManualClock; error mapping; redaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from tokenward.clock import ManualClock
+from tokenward.errors import (
+    PathRejected,
+    ProviderError,
+    RateLimited,
+    ReauthorizationRequired,
+    ValidationError,
+)
+from tokenward.proxy.client import (
+    ANONYMOUS,
+    Credential,
+    ProviderClient,
+    StaticCredentials,
+    error_from_response,
+    provider_error,
+    scope_for_path,
+)
+from tokenward.proxy.ratelimit import RateLimiter
+from tokenward.proxy.redaction import REDACTED, redact, redact_headers, redact_text
+from tokenward.proxy.retry import ErrorKind, RetryPolicy
+from tokenward.proxy.transport import (
+    MockTransport,
+    TransportError,
+    UpstreamRequest,
+    UpstreamResponse,
+)
+
+BASE = "https://discord.test"
+UA = "DiscordBot (https://github.com/tokenward/tokenward, 0.1.0)"
+
+
+class RotatingSource:
+    """A credential source whose ``invalidate`` hands out the next token (or None)."""
+
+    def __init__(self, *tokens: str | None) -> None:
+        self.tokens = list(tokens)
+        self.invalidated: list[str | None] = []
+        self.current = Credential("bearer", self.tokens.pop(0), "acct-1")
+
+    async def get(self) -> Credential:
+        return self.current
+
+    async def invalidate(self, failed_token: str | None) -> Credential | None:
+        self.invalidated.append(failed_token)
+        token = self.tokens.pop(0) if self.tokens else None
+        if token is None:
+            return None
+        self.current = Credential("bearer", token, "acct-1")
+        return self.current
+
+
+def make_client(
+    handler: Callable[[UpstreamRequest], UpstreamResponse],
+    clock: ManualClock | None = None,
+    **kwargs: Any,
+) -> tuple[ProviderClient, MockTransport, ManualClock]:
+    clock = clock or ManualClock()
+    transport = MockTransport(handler)
+    client = ProviderClient(
+        transport=transport,
+        limiter=RateLimiter(clock),
+        clock=clock,
+        base_url=BASE,
+        user_agent=UA,
+        rand=lambda: 1.0,
+        retry_policy=RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=4.0),
+        **kwargs,
+    )
+    return client, transport, clock
+
+
+def ok(request: UpstreamRequest) -> UpstreamResponse:
+    return UpstreamResponse.from_json(200, {"ok": True})
+
+
+def sequence(
+    *responses: UpstreamResponse | TransportError,
+) -> Callable[[UpstreamRequest], UpstreamResponse]:
+    queue = list(responses)
+
+    def handler(request: UpstreamRequest) -> UpstreamResponse:
+        item = queue.pop(0)
+        if isinstance(item, TransportError):
+            raise item
+        return item
+
+    return handler
+
+
+def discord_error(status: int, code: int, message: str, **extra: Any) -> UpstreamResponse:
+    return UpstreamResponse.from_json(status, {"code": code, "message": message, **extra})
+
+
+# -- request shaping ------------------------------------------------------------------------------
+
+
+async def test_injects_credential_and_user_agent_and_drops_caller_secrets() -> None:
+    client, transport, _ = make_client(ok)
+    response = await client.request(
+        "get",
+        "/api/v10/users/@me/guilds",
+        credentials=StaticCredentials(Credential("bearer", "USERTOKEN", "acct-1")),
+        query={"with_counts": True, "limit": 2, "ids": ["1", "2"], "skip": None},
+        headers={
+            "Authorization": "Bearer tokenward-api-token",
+            "Cookie": "session=1",
+            "Host": "evil.invalid",
+            "User-Agent": "spoof",
+            "Connection": "X-Hop",
+            "X-Hop": "1",
+            "X-Audit-Log-Reason": "kept",
+            "identifier": "user-42",
+        },
+    )
+    assert response.json() == {"ok": True}
+    sent = transport.requests[0]
+    assert sent.method == "GET"
+    assert sent.url == f"{BASE}/api/v10/users/@me/guilds?with_counts=true&limit=2&ids=1&ids=2"
+    assert sent.header("Authorization") == "Bearer USERTOKEN"
+    assert sent.header("User-Agent") == UA
+    assert sent.header("X-Audit-Log-Reason") == "kept"
+    for name in ("Cookie", "Host", "X-Hop", "Connection", "identifier"):
+        assert sent.header(name) is None
+    assert [v for k, v in sent.headers if k.lower() == "authorization"] == ["Bearer USERTOKEN"]
+
+
+async def test_bot_and_anonymous_credentials() -> None:
+    client, transport, _ = make_client(ok)
+    await client.request(
+        "GET", "/api/v10/users/1", credentials=StaticCredentials(Credential("bot", "B0T"))
+    )
+    await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
+    assert transport.requests[0].header("Authorization") == "Bot B0T"
+    assert transport.requests[1].header("Authorization") is None
+
+
+async def test_bad_path_or_method_sends_nothing() -> None:
+    client, transport, _ = make_client(ok)
+    with pytest.raises(PathRejected):
+        await client.request("GET", "//evil.invalid/api", credentials=StaticCredentials())
+    with pytest.raises(ValidationError) as caught:
+        await client.request("TRACE", "/api/v10/gateway", credentials=StaticCredentials())
+    assert "method" in caught.value.fields
+    assert transport.requests == []
+
+
+@pytest.mark.parametrize(
+    "base_url", ["ftp://discord.com", "discord.com", "https://u:p@discord.com", "https://x/?q=1"]
+)
+def test_bad_base_url_is_refused(base_url: str) -> None:
+    with pytest.raises(Exception, match="base_url"):
+        ProviderClient(
+            transport=MockTransport(ok),
+            limiter=RateLimiter(ManualClock()),
+            clock=ManualClock(),
+            base_url=base_url,
+            user_agent=UA,
+        )
+
+
+# -- 401: refresh once, retry once -----------------------------------------------------------------
+
+
+async def test_401_refreshes_once_and_retries_with_the_new_token() -> None:
+    client, transport, _ = make_client(
+        sequence(discord_error(401, 0, "401: Unauthorized"), UpstreamResponse.from_json(200, {}))
+    )
+    source = RotatingSource("OLDTOKEN", "NEWTOKEN")
+    response = await client.request("GET", "/api/v10/users/@me", credentials=source)
+    assert response.status == 200
+    assert source.invalidated == ["OLDTOKEN"]
+    assert [r.header("Authorization") for r in transport.requests] == [
+        "Bearer OLDTOKEN",
+        "Bearer NEWTOKEN",
+    ]
+
+
+async def test_second_401_requires_reauthorization() -> None:
+    client, transport, _ = make_client(
+        sequence(
+            discord_error(401, 0, "401: Unauthorized"), discord_error(401, 0, "401: Unauthorized")
+        )
+    )
+    source = RotatingSource("OLDTOKEN", "NEWTOKEN", "THIRD")
+    with pytest.raises(ReauthorizationRequired) as caught:
+        await client.request("GET", "/api/v10/users/@me", credentials=source)
+    assert source.invalidated == ["OLDTOKEN"]  # once, not again
+    assert len(transport.requests) == 2
+    text = json.dumps(caught.value.to_dict()) + repr(caught.value)
+    assert "TOKEN" not in text
+    assert caught.value.details["status"] == 401
+
+
+async def test_401_without_a_refreshable_credential_requires_reauthorization() -> None:
+    client, transport, _ = make_client(
+        sequence(discord_error(401, 50025, "Invalid OAuth2 access token"))
+    )
+    source = RotatingSource("ONLYTOKEN", None)
+    with pytest.raises(ReauthorizationRequired) as caught:
+        await client.request("GET", "/api/v10/users/@me", credentials=source)
+    assert len(transport.requests) == 1
+    assert caught.value.details["code"] == 50025
+    assert "ONLYTOKEN" not in str(caught.value.to_dict())
+
+
+async def test_anonymous_401_is_returned_as_is() -> None:
+    client, transport, _ = make_client(sequence(discord_error(401, 0, "401: Unauthorized")))
+    response = await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
+    assert response.status == 401
+    assert len(transport.requests) == 1
+
+
+# -- retries ---------------------------------------------------------------------------------------
+
+
+async def test_get_is_retried_on_503_with_backoff() -> None:
+    client, transport, clock = make_client(
+        sequence(
+            discord_error(503, 0, "503"),
+            discord_error(503, 0, "503"),
+            UpstreamResponse.from_json(200, {"ok": 1}),
+        )
+    )
+    response = await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
+    assert response.status == 200
+    assert len(transport.requests) == 3
+    assert clock.monotonic() == pytest.approx(0.5 + 1.0)
+
+
+async def test_get_gives_up_after_max_attempts_and_returns_the_answer() -> None:
+    client, transport, _ = make_client(lambda request: discord_error(502, 0, "502"))
+    response = await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
+    assert response.status == 502
+    assert len(transport.requests) == 3
+
+
+async def test_post_is_never_retried_on_503() -> None:
+    client, transport, _ = make_client(
+        sequence(discord_error(503, 0, "503"), UpstreamResponse.from_json(200, {}))
+    )
+    response = await client.request(
+        "POST", "/api/v10/channels/1/messages", credentials=StaticCredentials(), body=b"{}"
+    )
+    assert response.status == 503
+    assert len(transport.requests) == 1
+
+
+async def test_connection_errors_retry_get_but_not_post() -> None:
+    reset = TransportError(ErrorKind.CONNECTION_RESET)
+    client, transport, _ = make_client(sequence(reset, UpstreamResponse.from_json(200, {})))
+    assert (
+        await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
+    ).status == 200
+    client, transport, _ = make_client(sequence(reset, UpstreamResponse.from_json(200, {})))
+    with pytest.raises(TransportError):
+        await client.request("POST", "/api/v10/x", credentials=StaticCredentials(), body=b"{}")
+    assert len(transport.requests) == 1
+
+
+async def test_streamed_request_body_is_sent_once() -> None:
+    client, transport, _ = make_client(
+        sequence(discord_error(503, 0, "503"), UpstreamResponse.from_json(200, {}))
+    )
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"{}"
+
+    response = await client.request(
+        "PUT", "/api/v10/x", credentials=StaticCredentials(), body=body()
+    )
+    assert response.status == 503
+    assert len(transport.requests) == 1
+
+
+async def test_4xx_other_than_401_and_429_is_returned_as_is() -> None:
+    for status in (400, 403, 404):
+        client, transport, _ = make_client(sequence(discord_error(status, 10004, "Unknown Guild")))
+        response = await client.request(
+            "GET", "/api/v10/guilds/1/widget.json", credentials=StaticCredentials()
+        )
+        assert response.status == status
+        assert response.json()["code"] == 10004
+        assert len(transport.requests) == 1
+
+
+# -- 429 -------------------------------------------------------------------------------------------
+
+
+async def test_429_waits_for_retry_after_and_resends() -> None:
+    limited = UpstreamResponse.from_json(
+        429,
+        {"message": "You are being rate limited.", "retry_after": 2.5, "global": False},
+        {
+            "X-RateLimit-Scope": "user",
+            "X-RateLimit-Bucket": "b",
+            "X-RateLimit-Limit": "1",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset-After": "2.5",
+        },
+    )
+    client, transport, clock = make_client(sequence(limited, UpstreamResponse.from_json(200, {})))
+    response = await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
+    assert response.status == 200
+    assert len(transport.requests) == 2
+    assert clock.monotonic() == pytest.approx(2.5)
+
+
+async def test_429_longer_than_max_wait_raises_rate_limited() -> None:
+    limited = UpstreamResponse.from_json(
+        429,
+        {"message": "You are being rate limited.", "retry_after": 64.57, "global": False},
+        {"X-RateLimit-Scope": "user"},
+    )
+    client, transport, clock = make_client(sequence(limited, UpstreamResponse.from_json(200, {})))
+    with pytest.raises(RateLimited) as caught:
+        await client.request(
+            "GET", "/api/v10/gateway", credentials=StaticCredentials(), max_wait=10
+        )
+    assert caught.value.retry_after == pytest.approx(64.57)
+    assert len(transport.requests) == 1
+    assert clock.monotonic() == 0.0
+
+
+async def test_cloudflare_429_raises_at_once() -> None:
+    cloudflare = UpstreamResponse(
+        429, {"Retry-After": "120", "Content-Type": "text/html"}, content=b"<html>"
+    )
+    client, transport, _ = make_client(sequence(cloudflare))
+    with pytest.raises(RateLimited) as caught:
+        await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
+    assert caught.value.details == {"retry_after": 120.0, "scope": "cloudflare"}
+    assert len(transport.requests) == 1
+
+
+async def test_persistent_429_gives_up() -> None:
+    def handler(request: UpstreamRequest) -> UpstreamResponse:
+        return UpstreamResponse.from_json(
+            429,
+            {"message": "shared", "retry_after": 0.1, "global": False},
+            {"X-RateLimit-Scope": "shared"},
+        )
+
+    client, transport, _ = make_client(handler, max_rate_limit_retries=2)
+    with pytest.raises(RateLimited) as caught:
+        await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
+    assert caught.value.details["scope"] == "shared"
+    assert len(transport.requests) == 3
+
+
+# -- errors for tools ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "hint"),
+    [
+        (404, 10004, "not a member"),
+        (404, 10007, "not a member"),
+        (403, 50004, "widget is disabled"),
+        (404, 10006, "invite code"),
+        (404, 10057, "template code"),
+        (404, 10013, "user id"),
+        (403, 20012, "application"),
+        (403, 50001, "do not retry"),
+        (404, 0, "check the ids"),
+        (500, 0, "retry later"),
+    ],
+)
+def test_provider_error_hints(status: int, code: int, hint: str) -> None:
+    error = provider_error(status, json.dumps({"code": code, "message": "m"}).encode())
+    assert isinstance(error, ProviderError)
+    assert error.status == status
+    assert error.details["discord"] == {"status": status, "code": code, "message": "m"}
+    assert hint in error.details["hint"]
+
+
+def test_missing_scope_names_the_scope_and_link() -> None:
+    error = provider_error(
+        403,
+        {"code": 50026, "message": "Missing required OAuth2 scope"},
+        path="/api/v10/users/@me/guilds/81384788765712384/member",
+        authorization_link="https://gw.test/connect/abc",
+    )
+    assert error.details["missing_scopes"] == ["guilds.members.read"]
+    assert "guilds.members.read" in error.details["hint"]
+    assert error.details["authorization_link"] == "https://gw.test/connect/abc"
+    explicit = provider_error(403, {"code": 50026, "message": "x"}, required_scopes=["connections"])
+    assert explicit.details["missing_scopes"] == ["connections"]
+
+
+@pytest.mark.parametrize(
+    ("path", "scope"),
+    [
+        ("/api/v10/users/@me", "identify"),
+        ("/api/v10/users/@me/guilds", "guilds"),
+        ("/api/v10/users/@me/connections", "connections"),
+        ("/api/v10/oauth2/userinfo", "openid"),
+        ("/api/v10/applications/1/entitlements", "applications.entitlements"),
+        ("/api/v10/gateway", None),
+    ],
+)
+def test_scope_for_path(path: str, scope: str | None) -> None:
+    assert scope_for_path(path) == scope
+
+
+def test_429_error_becomes_rate_limited() -> None:
+    error = provider_error(
+        429, {"message": "You are being rate limited.", "retry_after": 3.2, "global": False}
+    )
+    assert isinstance(error, RateLimited)
+    assert error.details["retry_after"] == 3.2
+
+
+def test_form_errors_are_flattened() -> None:
+    error = provider_error(
+        400,
+        {
+            "code": 50035,
+            "message": "Invalid Form Body",
+            "errors": {
+                "limit": {
+                    "_errors": [{"code": "NUMBER_TYPE_MAX", "message": "Must be 200 or fewer."}]
+                }
+            },
+        },
+    )
+    assert error.details["errors"] == {"limit": "Must be 200 or fewer."}
+
+
+async def test_error_from_response_and_non_json_bodies() -> None:
+    response = UpstreamResponse(
+        502, {"Content-Type": "text/html"}, content=b"<html>bad gateway</html>"
+    )
+    error = error_from_response(response)
+    assert error.details["discord"] == {"status": 502}
+    assert "502" in error.message
+
+
+# -- no secret anywhere ----------------------------------------------------------------------------
+
+
+def test_reprs_hold_no_token() -> None:
+    credential = Credential("bearer", "SECRETVALUE", "acct")
+    assert "SECRETVALUE" not in repr(credential)
+    assert "SECRETVALUE" not in repr(StaticCredentials(credential))
+    assert "SECRETVALUE" not in repr(ANONYMOUS)
+    with pytest.raises(ValueError, match="needs a token"):
+        Credential("bot", None)
+
+
+def test_redaction_helpers() -> None:
+    assert redact_headers({"Authorization": "Bearer abc", "X-Other": "1", "Cookie": "a=b"}) == {
+        "Authorization": f"Bearer {REDACTED}",
+        "X-Other": "1",
+        "Cookie": REDACTED,
+    }
+    bot = "MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs"
+    text = f"sent Bot {bot} and access_token=abc123&x=1 and {bot}"
+    redacted = redact_text(text)
+    assert bot not in redacted
+    assert "abc123" not in redacted
+    assert "x=1" in redacted
+    nested = redact({"refresh_token": "r", "data": [{"client_secret": "s"}, "Bearer zzz"], "n": 1})
+    assert nested == {
+        "refresh_token": REDACTED,
+        "data": [{"client_secret": REDACTED}, f"Bearer {REDACTED}"],
+        "n": 1,
+    }
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJl"
+    assert jwt not in redact_text(f"id_token {jwt}")
