@@ -365,7 +365,7 @@ async def test_persistent_429_gives_up() -> None:
     [
         (404, 10004, "not a member"),
         (404, 10007, "not a member"),
-        (403, 50004, "widget is disabled"),
+        (403, 50004, "has not enabled its widget"),
         (404, 10006, "invite code"),
         (404, 10057, "template code"),
         (404, 10013, "user id"),

@@ -77,6 +77,12 @@ async def connections_create(
     secret = client_secret
     if client_secret_stdin:
         secret = sys.stdin.readline().strip()
+        if not secret:
+            fail(
+                "--client-secret-stdin: standard input was empty; pipe the client secret in",
+                code="VALIDATION_ERROR",
+                as_json=as_json,
+            )
     if not secret:
         secret = os.environ.get("TOKENWARD_CLIENT_SECRET")
     if not secret:
@@ -252,7 +258,15 @@ async def accounts_show(
         print_json(doc)
         return
     for key, value in doc.items():
-        shown = _when(value) if key.endswith("_at") and isinstance(value, float) else value
+        shown: Any = value
+        if key.endswith("_at"):
+            shown = _when(value)
+        elif isinstance(value, list):
+            shown = " ".join(str(v) for v in value) or "-"
+        elif isinstance(value, bool):
+            shown = "yes" if value else "no"
+        elif value is None:
+            shown = "-"
         typer.echo(f"{key:>18}: {shown}")
 
 

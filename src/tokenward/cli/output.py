@@ -27,12 +27,14 @@ def print_json(data: Any) -> None:
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    # Ids and redirect URIs are copied from this table: fold long cells instead of eliding them,
+    # and when the output is piped (no terminal width to respect) print the table at full width.
     table = Table(title=title, show_lines=False)
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
-    console.print(table)
+    (console if console.is_terminal else Console(width=10_000)).print(table)
 
 
 def fail(message: str, *, code: str = "ERROR", as_json: bool = False, exit_code: int = 1) -> None:
@@ -40,7 +42,9 @@ def fail(message: str, *, code: str = "ERROR", as_json: bool = False, exit_code:
     if as_json:
         print_json({"error": {"code": code, "message": message}})
     else:
-        err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+        err_console.print(
+            f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True
+        )
     raise typer.Exit(exit_code)
 
 

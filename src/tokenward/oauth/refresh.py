@@ -131,8 +131,13 @@ class TokenManager:
         return self._to_grant(account)
 
     async def mark_unusable(self, account_id: str, reason: str) -> None:
-        """The token was refused even after a refresh: stop using it, ask for re-authorization."""
-        await self.vault.mark_expired(account_id, reason)
+        """The token was refused even after a refresh: stop using it, ask for re-authorization.
+
+        A refused refresh has already marked the account with its real cause (``invalid_grant``);
+        that reason is kept: only an account still ``ACTIVE`` is marked here."""
+        account = await self.vault.get_account(account_id)
+        if account.status == AccountStatus.ACTIVE:
+            await self.vault.mark_expired(account_id, reason)
 
     # -- internals ----------------------------------------------------------------------------
 

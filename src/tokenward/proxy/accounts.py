@@ -92,6 +92,19 @@ class AccountDirectory:
     def forget(self, connection_id: str, identifier: str) -> None:
         self._accounts.pop((connection_id, identifier), None)
 
+    def latest(self, account: AccountRecord) -> AccountRecord:
+        """The newest known version of ``account`` (a refresh elsewhere in this process may have
+        replaced it since the caller read it)."""
+        entry = self._accounts.get((account.connection_id, account.identifier))
+        cached = entry.value if entry is not None else None
+        if (
+            isinstance(cached, AccountRecord)
+            and cached.id == account.id
+            and cached.version > account.version
+        ):
+            return cached
+        return account
+
     def forget_by_id(self, account_id: str) -> None:
         for key, entry in list(self._accounts.items()):
             if isinstance(entry.value, AccountRecord) and entry.value.id == account_id:
@@ -118,6 +131,7 @@ class AccountCredentials:
         return Credential("bearer", grant.access_token, f"acct:{grant.account_id}")
 
     async def get(self) -> Credential:
+        self._account = self._directory.latest(self._account)
         if self._tokens.is_due(self._account):
             grant = await self._tokens.grant(self._account.id)
             await self._remember_latest()

@@ -257,22 +257,28 @@ class ProviderClient:
             if name.lower() not in _CALLER_HEADERS_DROPPED
         ]
         credential = await credentials.get()
+        failed_token: str | None = None
         refreshed = False
         attempt = 0
         rate_limited = 0
         while True:
             attempt += 1
-            out_headers = [*forwarded, ("User-Agent", self.user_agent)]
-            authorization = credential.authorization()
-            if authorization is not None:
-                out_headers.append(("Authorization", authorization))
-            upstream = UpstreamRequest(verb, url, tuple(out_headers), body, self.timeout)
             failure: TransportError | None = None
             response: UpstreamResponse | None = None
             error_body: dict[str, Any] | None = None
             async with self.limiter.acquire(
                 route.key, credential.rate_limit_identity(), route.major, max_wait=max_wait
             ) as slot:
+                # The wait for a slot may have outlived the token (another call refreshed it):
+                # take the current one, so a queued call does not spend an invalid request.
+                current = await credentials.get()
+                if current.token != failed_token:
+                    credential = current
+                out_headers = [*forwarded, ("User-Agent", self.user_agent)]
+                authorization = credential.authorization()
+                if authorization is not None:
+                    out_headers.append(("Authorization", authorization))
+                upstream = UpstreamRequest(verb, url, tuple(out_headers), body, self.timeout)
                 try:
                     response = await self.transport.send(upstream)
                 except TransportError as exc:
@@ -313,6 +319,7 @@ class ProviderClient:
                         details={"status": 401, **details},
                     )
                 refreshed = True
+                failed_token = credential.token
                 renewed = await credentials.invalidate(credential.token)
                 if renewed is None:
                     raise ReauthorizationRequired(
@@ -420,8 +427,8 @@ _HINTS: dict[int, str] = {
     "application id given; use the application's own id.",
     40333: "Blocked by Discord's edge: the request looked automated without a proper User-Agent.",
     50001: "Missing access: the credential cannot see this resource; do not retry.",
-    50004: "The guild's widget is disabled; a server admin must enable it in Server Settings > "
-    "Widget.",
+    50004: "The server has not enabled its widget (Discord error 50004); a server admin must "
+    "turn it on in Server Settings > Widget. Do not retry.",
     50013: "Missing permissions for this action; do not retry.",
     50035: "Invalid input: see details.errors for the fields Discord refused.",
     130000: "Discord is overloaded; retry later.",

@@ -42,7 +42,8 @@ li{padding:6px 0;border-bottom:1px solid #3f4147;font-size:14px}
 li code{color:#f2f3f5}
 label{display:block;padding:6px 0;font-size:14px;cursor:pointer}
 .buttons{display:flex;flex-direction:row-reverse;gap:12px;margin-top:20px}
-button{flex:1;border:0;border-radius:4px;padding:10px;font-size:14px;cursor:pointer}
+button{flex:1;border:0;border-radius:4px;padding:10px;font:inherit;font-size:14px;cursor:pointer}
+input[type=radio]{accent-color:#5865f2}
 button.ok{background:#5865f2;color:#fff}
 button.cancel{background:transparent;color:#dbdee1;border:1px solid #4e5058}
 .note{font-size:12px;color:#949ba4;margin-top:14px}

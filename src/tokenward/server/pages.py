@@ -28,11 +28,11 @@ def _page(title: str, badge: str, badge_class: str, body_html: str) -> str:
 
 
 def success_page(connection_name: str, username: str | None, pending_verification: bool) -> str:
-    who = f" as <strong>{escape(username)}</strong>" if username else ""
+    who = f", <strong>{escape(username)}</strong>," if username else ""
     if pending_verification:
         text = (
-            f"<p>Discord{who} is connected. The application still has to confirm it is you; "
-            "you can close this tab.</p>"
+            f"<p>Your Discord account{who} is connected. The application still has to "
+            "confirm it is you; you can close this tab.</p>"
         )
     else:
         text = (

@@ -25,8 +25,10 @@ from tokenward.errors import (
     ValidationError,
 )
 from tokenward.proxy.accounts import AccountCredentials
+from tokenward.proxy.paths import safe_path
 from tokenward.proxy.transport import HOP_BY_HOP
 from tokenward.server.container import Container
+from tokenward.tools.runner import REFUSED_AFTER_REFRESH
 from tokenward.vault.models import AccountStatus
 
 log = logging.getLogger("tokenward.proxy")
@@ -123,7 +125,7 @@ class ProxyEndpoint:
         assert identifier is not None
         # The guard must see the path exactly as it was sent (percent-escapes included).
         raw_path: bytes = scope.get("raw_path") or path_bytes(scope)
-        upstream_path = raw_path.decode("latin-1")[len(PREFIX) :]
+        upstream_path = safe_path(raw_path.decode("latin-1")[len(PREFIX) :], "/api")
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         method: str = scope["method"]
         body = await _read_body(receive) if method not in ("GET", "HEAD") else None
@@ -163,9 +165,7 @@ class ProxyEndpoint:
                 stream=True,
             )
         except ReauthorizationRequired as exc:
-            await container.tokens.mark_unusable(
-                account.id, "Discord rejected the account's token even after a refresh"
-            )
+            await container.tokens.mark_unusable(account.id, REFUSED_AFTER_REFRESH)
             container.directory.forget_by_id(account.id)
             exc.details.setdefault(
                 "authorization_link", await container.link_for(connection_name, identifier)

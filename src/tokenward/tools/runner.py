@@ -36,6 +36,7 @@ from tokenward.vault.models import AccountStatus
 log = logging.getLogger("tokenward.tools")
 
 LinkFactory = Callable[[str, str], Awaitable[str]]
+REFUSED_AFTER_REFRESH = "Discord rejected the account's token even after a refresh"
 EventHook = Callable[[str, str | None, str | None, dict[str, Any]], None]
 
 
@@ -199,9 +200,7 @@ class ToolRunner:
             )
         except ReauthorizationRequired as exc:
             if account_id is not None:
-                await self.tokens.mark_unusable(
-                    account_id, "Discord rejected the account's token even after a refresh"
-                )
+                await self.tokens.mark_unusable(account_id, REFUSED_AFTER_REFRESH)
                 self.directory.forget_by_id(account_id)
                 exc.details.setdefault(
                     "authorization_link", await self.link_factory(connection_name, identifier)

@@ -1,0 +1,446 @@
+"""The tokenward SDK: ``AsyncClient`` (the one implementation) and ``Client`` (sync, wraps it).
+
+Mirrors the hosted platform's ``actions.*`` calls::
+
+    client = tokenward.Client("http://127.0.0.1:8080", client_id, client_secret)
+    link = client.actions.get_authorization_link(connection_name="discord", identifier="user_123")
+    me = client.actions.request(connection_name="discord", identifier="user_123",
+                                path="/api/users/@me").json()
+    guilds = client.actions.execute_tool(tool_name="discord_list_my_guilds", tool_input={},
+                                         identifier="user_123", connection_name="discord").data
+
+The client fetches its API token with the client-credentials grant and renews it before it
+expires (and once more on a 401). Errors are exceptions from ``tokenward.errors`` carrying the
+server's ``code``, ``message`` and ``details``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Coroutine, Mapping
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from tokenward import errors
+from tokenward.sdk.models import (
+    AuthorizationLink,
+    ConnectedAccount,
+    ConnectedAccountPage,
+    ProxyResponse,
+    ToolExecution,
+    ToolInfo,
+)
+
+T = TypeVar("T")
+
+_ERRORS_BY_CODE: dict[str, type[errors.TokenwardError]] = {
+    cls.code: cls
+    for cls in (
+        errors.ValidationError,
+        errors.ConnectionNotFound,
+        errors.AccountNotFound,
+        errors.ToolNotFound,
+        errors.ConflictError,
+        errors.AuthenticationError,
+        errors.AccountNotActive,
+        errors.ReauthorizationRequired,
+        errors.PathRejected,
+        errors.ProviderError,
+        errors.UpstreamUnavailable,
+        errors.BotTokenRequired,
+    )
+}
+
+
+def _error_from(response: httpx.Response) -> errors.TokenwardError:
+    try:
+        payload = response.json()
+        err = payload["error"]
+        code = str(err.get("code") or "HTTP_ERROR")
+        message = str(err.get("message") or f"HTTP {response.status_code}")
+        details = err.get("details") if isinstance(err.get("details"), dict) else {}
+    except (ValueError, KeyError, TypeError):
+        code, message, details = "HTTP_ERROR", f"HTTP {response.status_code}", {}
+    if code == "RATE_LIMITED":
+        exc: errors.TokenwardError = errors.RateLimited(
+            message, retry_after=float(details.get("retry_after") or 0.0)
+        )
+        exc.details = details
+        return exc
+    if code == "VALIDATION_ERROR":
+        return errors.ValidationError(message, fields=details.get("fields") or {})
+    cls = _ERRORS_BY_CODE.get(code, errors.TokenwardError)
+    exc = errors.TokenwardError.__new__(cls)
+    errors.TokenwardError.__init__(
+        exc, message, details=details, code=code, status=response.status_code
+    )
+    return exc
+
+
+class AsyncClient:
+    """tokenward's API for applications, async."""
+
+    def __init__(
+        self,
+        env_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        self.env_url = env_url.rstrip("/")
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self._http = httpx.AsyncClient(
+            base_url=self.env_url,
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            trust_env=False,
+        )
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._token_lock = asyncio.Lock()
+        self.actions = AsyncActions(self)
+
+    def __repr__(self) -> str:
+        return f"AsyncClient(env_url={self.env_url!r}, client_id={self.client_id!r})"
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _access_token(self, *, renew: bool = False) -> str:
+        if not renew and self._token and time.monotonic() < self._token_expires:
+            return self._token
+        async with self._token_lock:
+            if not renew and self._token and time.monotonic() < self._token_expires:
+                return self._token
+            response = await self._http.post(
+                "/oauth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": self.client_id,
+                    "client_secret": self._client_secret,
+                },
+            )
+            if response.status_code != 200:
+                raise _error_from(response)
+            body = response.json()
+            self._token = str(body["access_token"])
+            lifetime = float(body.get("expires_in") or 300)
+            self._token_expires = time.monotonic() + max(1.0, lifetime - min(60.0, lifetime / 10))
+            return self._token
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+    ) -> httpx.Response:
+        renewed = False
+        while True:
+            token = await self._access_token(renew=renewed)
+            response = await self._http.request(
+                method,
+                url,
+                json=json,
+                params={k: v for k, v in (params or {}).items() if v is not None},
+                headers={**(headers or {}), "Authorization": f"Bearer {token}"},
+                content=content,
+            )
+            if response.status_code == 401 and not renewed and _is_api_auth_error(response):
+                renewed = True
+                continue
+            return response
+
+    async def _call(self, method: str, url: str, **kwargs: Any) -> Any:
+        response = await self._send(method, url, **kwargs)
+        if response.status_code >= 400:
+            raise _error_from(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+
+def _is_api_auth_error(response: httpx.Response) -> bool:
+    try:
+        code = response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return code in {"UNAUTHENTICATED", "INVALID_TOKEN", "TOKEN_EXPIRED"}
+
+
+class AsyncActions:
+    """``client.actions``: the calls an application makes for its users."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._c = client
+
+    async def get_authorization_link(
+        self,
+        *,
+        connection_name: str,
+        identifier: str,
+        state: str | None = None,
+        user_verify_url: str | None = None,
+    ) -> AuthorizationLink:
+        body: dict[str, Any] = {"connection_name": connection_name, "identifier": identifier}
+        if state is not None:
+            body["state"] = state
+        if user_verify_url is not None:
+            body["user_verify_url"] = user_verify_url
+        data = await self._c._call(
+            "POST", "/api/v1/connected-accounts/authorization-link", json=body
+        )
+        return AuthorizationLink.model_validate(data)
+
+    async def request(
+        self,
+        *,
+        connection_name: str,
+        identifier: str,
+        path: str,
+        method: str = "GET",
+        query_params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ProxyResponse:
+        """Call Discord's REST API as the user; Discord's status and body come back as they are
+        (a 4xx from Discord is a response, not an exception)."""
+        out_headers = {
+            **(headers or {}),
+            "connection_name": connection_name,
+            "identifier": identifier,
+        }
+        response = await self._c._send(
+            method.upper(),
+            "/proxy/" + path.lstrip("/"),
+            params=query_params,
+            json=body if body is not None and not isinstance(body, bytes) else None,
+            content=body if isinstance(body, bytes) else None,
+            headers=out_headers,
+        )
+        if response.status_code >= 400 and _is_gateway_error(response):
+            raise _error_from(response)
+        return ProxyResponse(response.status_code, dict(response.headers), response.content)
+
+    async def execute_tool(
+        self,
+        *,
+        tool_name: str,
+        tool_input: Mapping[str, Any] | None = None,
+        identifier: str,
+        connection_name: str,
+    ) -> ToolExecution:
+        data = await self._c._call(
+            "POST",
+            "/api/v1/tools/execute",
+            json={
+                "tool_name": tool_name,
+                "tool_input": dict(tool_input or {}),
+                "identifier": identifier,
+                "connection_name": connection_name,
+            },
+        )
+        return ToolExecution.model_validate(data)
+
+    async def list_tools(self) -> list[ToolInfo]:
+        data = await self._c._call("GET", "/api/v1/tools")
+        return [ToolInfo.model_validate(t) for t in data["tools"]]
+
+    async def list_connected_accounts(
+        self,
+        *,
+        connection_name: str | None = None,
+        identifier: str | None = None,
+        status: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> ConnectedAccountPage:
+        data = await self._c._call(
+            "GET",
+            "/api/v1/connected-accounts",
+            params={
+                "connection_name": connection_name,
+                "identifier": identifier,
+                "status": status,
+                "page_size": page_size,
+                "page_token": page_token,
+            },
+        )
+        return ConnectedAccountPage.model_validate(data)
+
+    async def _resolve_id(
+        self, id: str | None, connection_name: str | None, identifier: str | None
+    ) -> str:
+        if id:
+            return id
+        if not (connection_name and identifier):
+            raise errors.ValidationError(
+                "pass id, or connection_name and identifier",
+                fields={"id": "or connection_name with identifier"},
+            )
+        page = await self.list_connected_accounts(
+            connection_name=connection_name, identifier=identifier, page_size=1
+        )
+        if not page.connected_accounts:
+            raise errors.AccountNotFound(
+                f"no connected account for identifier {identifier!r} on connection "
+                f"{connection_name!r}",
+                details={"connection_name": connection_name, "identifier": identifier},
+            )
+        return page.connected_accounts[0].id
+
+    async def get_connected_account(
+        self,
+        *,
+        id: str | None = None,
+        connection_name: str | None = None,
+        identifier: str | None = None,
+    ) -> ConnectedAccount:
+        account_id = await self._resolve_id(id, connection_name, identifier)
+        data = await self._c._call(
+            "GET", f"/api/v1/connected-accounts/{quote(account_id, safe='')}"
+        )
+        return ConnectedAccount.model_validate(data.get("connected_account", data))
+
+    async def delete_connected_account(
+        self,
+        *,
+        id: str | None = None,
+        connection_name: str | None = None,
+        identifier: str | None = None,
+        force: bool = False,
+    ) -> None:
+        account_id = await self._resolve_id(id, connection_name, identifier)
+        await self._c._call(
+            "DELETE",
+            f"/api/v1/connected-accounts/{quote(account_id, safe='')}",
+            params={"force": "true"} if force else None,
+        )
+
+    async def verify_connected_account_user(
+        self, *, auth_request_id: str, identifier: str
+    ) -> ConnectedAccount:
+        data = await self._c._call(
+            "POST",
+            "/api/v1/connected-accounts/verify",
+            json={"auth_request_id": auth_request_id, "identifier": identifier},
+        )
+        return ConnectedAccount.model_validate(data.get("connected_account", data))
+
+
+def _is_gateway_error(response: httpx.Response) -> bool:
+    """A proxied call's error is the gateway's own when it carries the envelope."""
+    if "application/json" not in response.headers.get("content-type", ""):
+        return False
+    try:
+        payload = response.json()
+    except ValueError:
+        return False
+    return (
+        isinstance(payload, dict)
+        and isinstance(payload.get("error"), dict)
+        and "code" in payload["error"]
+    )
+
+
+class _LoopThread:
+    """A private event loop in a daemon thread: the sync client's engine room."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        self.loop.close()
+
+
+class Client:
+    """tokenward's API for applications, synchronous (wraps :class:`AsyncClient`)."""
+
+    def __init__(
+        self, env_url: str, client_id: str, client_secret: str, *, timeout: float = 30.0
+    ) -> None:
+        self._loop = _LoopThread()
+
+        async def make() -> AsyncClient:
+            return AsyncClient(env_url, client_id, client_secret, timeout=timeout)
+
+        self._async = self._loop.run(make())
+        self.actions = Actions(self._async.actions, self._loop)
+
+    def __repr__(self) -> str:
+        return f"Client(env_url={self._async.env_url!r}, client_id={self._async.client_id!r})"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._loop.run(self._async.aclose())
+        self._loop.stop()
+
+
+class Actions:
+    """Synchronous ``client.actions`` (see :class:`AsyncActions` for each call)."""
+
+    def __init__(self, actions: AsyncActions, loop: _LoopThread) -> None:
+        self._a = actions
+        self._loop = loop
+
+    def _run(self, awaitable: Awaitable[T]) -> T:
+        async def wrapper() -> T:
+            return await awaitable
+
+        return self._loop.run(wrapper())
+
+    def get_authorization_link(self, **kwargs: Any) -> AuthorizationLink:
+        return self._run(self._a.get_authorization_link(**kwargs))
+
+    def request(self, **kwargs: Any) -> ProxyResponse:
+        return self._run(self._a.request(**kwargs))
+
+    def execute_tool(self, **kwargs: Any) -> ToolExecution:
+        return self._run(self._a.execute_tool(**kwargs))
+
+    def list_tools(self) -> list[ToolInfo]:
+        return self._run(self._a.list_tools())
+
+    def list_connected_accounts(self, **kwargs: Any) -> ConnectedAccountPage:
+        return self._run(self._a.list_connected_accounts(**kwargs))
+
+    def get_connected_account(self, **kwargs: Any) -> ConnectedAccount:
+        return self._run(self._a.get_connected_account(**kwargs))
+
+    def delete_connected_account(self, **kwargs: Any) -> None:
+        self._run(self._a.delete_connected_account(**kwargs))
+
+    def verify_connected_account_user(self, **kwargs: Any) -> ConnectedAccount:
+        return self._run(self._a.verify_connected_account_user(**kwargs))

@@ -1,0 +1,155 @@
+"""``/api/v1/connected-accounts``: end users' Discord accounts, their links and verification."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Path, Query, Request
+
+from tokenward.clock import utc_datetime
+from tokenward.errors import TokenwardError
+from tokenward.server.api.errors import error_responses
+from tokenward.server.api.models import (
+    DEFAULT_PAGE_SIZE,
+    AuthorizationLinkRequest,
+    AuthorizationLinkResponse,
+    ConnectedAccount,
+    ConnectedAccountDeleted,
+    ConnectedAccountList,
+    ConnectedAccountResponse,
+    VerifyRequest,
+)
+from tokenward.server.container import Container
+from tokenward.vault.models import AccountStatus
+from tokenward.vault.repository import MAX_PAGE_SIZE, AccountRecord
+
+router = APIRouter(prefix="/api/v1/connected-accounts", tags=["connected accounts"])
+
+AccountIdPath = Path(min_length=1, max_length=64, description="The connected account's id.")
+
+
+def _container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+async def _view(container: Container, record: AccountRecord) -> ConnectedAccount:
+    connection = await container.vault.get_connection(record.connection_id)
+    return ConnectedAccount.of(record, connection.name)
+
+
+@router.post(
+    "/authorization-link",
+    response_model=AuthorizationLinkResponse,
+    summary="Create an authorization link",
+    responses=error_responses(400, 401, 404),
+)
+async def authorization_link(
+    body: AuthorizationLinkRequest, request: Request
+) -> AuthorizationLinkResponse:
+    """Create (or reuse) the account for `identifier` and return a single-use link that takes
+    the user through Discord's consent. Send the link to the user."""
+    container = _container(request)
+    result = await container.oauth.create_link(
+        body.connection_name,
+        body.identifier,
+        user_verify_url=body.user_verify_url,
+        state=body.state,
+    )
+    return AuthorizationLinkResponse(
+        link=result.link,
+        expires_at=utc_datetime(result.expires_at),
+        connected_account=ConnectedAccount.of(result.account, body.connection_name),
+    )
+
+
+@router.post(
+    "/verify",
+    response_model=ConnectedAccountResponse,
+    summary="Confirm the user who linked",
+    responses=error_responses(400, 401, 404, 409),
+)
+async def verify(body: VerifyRequest, request: Request) -> ConnectedAccountResponse:
+    """With a `user_verify_url` link, confirm that the person who consented is `identifier`;
+    the account goes from PENDING_VERIFICATION to ACTIVE."""
+    container = _container(request)
+    record = await container.oauth.verify(body.auth_request_id, body.identifier)
+    container.directory.forget(record.connection_id, record.identifier)
+    return ConnectedAccountResponse(connected_account=await _view(container, record))
+
+
+@router.get(
+    "",
+    response_model=ConnectedAccountList,
+    summary="List connected accounts",
+    responses=error_responses(400, 401, 404),
+)
+async def list_accounts(
+    request: Request,
+    connection_name: str | None = Query(None, min_length=1, max_length=64),
+    identifier: str | None = Query(None, min_length=1, max_length=255),
+    status: AccountStatus | None = Query(None),
+    page_size: int = Query(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
+    page_token: str | None = Query(None, min_length=1, max_length=512),
+) -> ConnectedAccountList:
+    """Accounts in creation order, `page_size` at a time; follow `next_page_token`."""
+    container = _container(request)
+    names = {c.id: c.name for c in await container.vault.list_connections()}
+    connection_id = None
+    if connection_name is not None:
+        connection_id = (await container.vault.get_connection_by_name(connection_name)).id
+    page = await container.vault.list_accounts(
+        connection_id=connection_id,
+        identifier=identifier,
+        status=status,
+        page_size=page_size,
+        page_token=page_token,
+    )
+    return ConnectedAccountList(
+        connected_accounts=[
+            ConnectedAccount.of(a, names.get(a.connection_id, "")) for a in page.items
+        ],
+        next_page_token=page.next_page_token,
+    )
+
+
+@router.get(
+    "/{account_id}",
+    response_model=ConnectedAccountResponse,
+    summary="Get a connected account",
+    responses=error_responses(400, 401, 404),
+)
+async def get_account(
+    request: Request, account_id: str = AccountIdPath
+) -> ConnectedAccountResponse:
+    container = _container(request)
+    record = await container.vault.get_account(account_id)
+    return ConnectedAccountResponse(connected_account=await _view(container, record))
+
+
+@router.delete(
+    "/{account_id}",
+    response_model=ConnectedAccountDeleted,
+    summary="Delete a connected account (revokes at Discord)",
+    responses=error_responses(400, 401, 404, 502),
+)
+async def delete_account(
+    request: Request,
+    account_id: str = AccountIdPath,
+    force: bool = Query(
+        False, description="Delete even when revoking at Discord fails (the failure is reported)."
+    ),
+) -> ConnectedAccountDeleted:
+    """Revoke the grant at Discord, then delete the account and its tokens. When Discord cannot
+    revoke, nothing is deleted and the answer is 502 `REVOKE_FAILED`, unless `force=true`."""
+    container = _container(request)
+    try:
+        outcome = await container.oauth.delete_account(account_id, force=force)
+    except TokenwardError as exc:
+        if exc.code == "REVOKE_FAILED":
+            raise TokenwardError(
+                exc.message, code="REVOKE_FAILED", status=502, details=exc.details
+            ) from exc
+        raise
+    container.directory.forget_by_id(outcome.account_id)
+    return ConnectedAccountDeleted(
+        id=outcome.account_id, revoked=outcome.revoked, revoke_error=outcome.revoke_error
+    )

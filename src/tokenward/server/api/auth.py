@@ -1,0 +1,369 @@
+"""API tokens: issued by ``POST /oauth/token``, required by every ``/api/*`` and ``/proxy/*`` call.
+
+**Format.** A JWT (RFC 7519) signed with HMAC-SHA256: header ``kid`` names the encryption key the
+signing key came from; claims ``iss="tokenward"``, ``aud="tokenward-api"``, ``sub`` = the API
+client id, ``iat``, ``exp`` (``iat + settings.api_token_ttl_seconds``) and a random ``jti``.
+
+**Signing key.** For every vault encryption key ``(kid, k)``, the signing key is
+``HKDF-SHA256(ikm=k, salt=b"", info=b"tokenward/api-token-signing/v1")`` (RFC 5869). This was
+chosen over a stored secret because it needs nothing new to store, back up or protect: every
+replica that can read the vault already holds the same keys, so a token issued by one replica is
+accepted by all of them and by the same process after a restart. HKDF with its own ``info`` label
+gives a key that is independent of the AES key (knowing one reveals nothing about the other).
+Rotation (``tokenward keys rotate``) makes the new key sign new tokens, while tokens signed under
+an older key stay valid for as long as that key is still in the keyring.
+
+**Checking is cheap.** No database access per request: the signature and claims are checked in
+memory, and a verified token is remembered (bounded map, token → client id and expiry), so a
+repeat call costs a dictionary lookup and a time comparison. Time comes from the injected clock.
+
+**Deleted clients.** :class:`ApiClientDirectory` keeps the set of existing client ids in memory,
+re-read from the vault every :data:`CLIENT_LIST_TTL` seconds (30). A token whose client is not in
+the set is refused, so a deleted client's tokens stop working within 30 seconds on every replica
+(``ApiAuth.forget_client`` makes it immediate in-process). A validly signed token naming a client
+the set does not know makes the set re-read at once only if the token was issued after the set
+was last read (give or take :data:`CLOCK_SKEW` seconds between replicas): such a client may have
+been created moments ago, perhaps on another replica. A token issued earlier than the last read
+names a client that existed then and is gone now, so it is refused without touching the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Annotated, Any, Final
+from urllib.parse import unquote_plus
+
+import jwt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from fastapi import Depends, Request
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import OAuth2
+
+from tokenward.clock import Clock
+from tokenward.config import Settings
+from tokenward.errors import AuthenticationError, ConfigError
+from tokenward.vault.crypto import Keyring, parse_env_keys, read_key_file
+from tokenward.vault.repository import Vault
+
+__all__ = [
+    "ApiAuth",
+    "ApiAuthError",
+    "ApiClientDirectory",
+    "ApiPrincipal",
+    "SigningKeys",
+    "api_token_scheme",
+    "require_api_client",
+]
+
+log = logging.getLogger("tokenward.auth")
+
+ISSUER: Final = "tokenward"
+AUDIENCE: Final = "tokenward-api"
+HKDF_INFO: Final = b"tokenward/api-token-signing/v1"
+CLIENT_LIST_TTL: Final = 30.0
+CLOCK_SKEW: Final = 5.0
+MAX_TOKEN_LENGTH: Final = 4096
+_VERIFIED_CACHE_MAX: Final = 10_000
+_TOKEN_CHARS: Final = re.compile(r"[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
+
+
+class ApiAuthError(AuthenticationError):
+    """A 401 from the API-token layer; ``headers`` go on the response."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "INVALID_TOKEN",
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, code=code, details=details)
+        self.headers: dict[str, str] = dict(headers or {})
+
+
+@dataclass(frozen=True, slots=True)
+class ApiPrincipal:
+    """Who is calling: the API client a valid bearer token was issued to."""
+
+    client_id: str
+    token_expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+    expires_at: float
+
+
+def derive_signing_key(encryption_key: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=HKDF_INFO).derive(
+        encryption_key
+    )
+
+
+class SigningKeys:
+    """HMAC keys derived from the vault's encryption keys, by key id.
+
+    The raw keys are read from where the keyring reads them (``TOKENWARD_ENCRYPTION_KEYS`` or the
+    key file); the keyring itself says which key is active and notices key-file changes.
+    """
+
+    def __init__(self, settings: Settings, keyring: Keyring) -> None:
+        self._settings = settings
+        self._keyring = keyring
+        self._keys: dict[str, bytes] = {}
+        self._load()
+
+    def _raw_keys(self) -> Iterable[tuple[str, bytes]]:
+        value = self._settings.encryption_keys
+        if value is not None and value.strip():
+            return parse_env_keys(value)
+        if self._keyring.key_file is not None:
+            return read_key_file(self._keyring.key_file)
+        raise ConfigError("no encryption keys to derive the API-token signing key from")
+
+    def _load(self) -> None:
+        self._keys = {kid: derive_signing_key(key) for kid, key in self._raw_keys()}
+
+    def active(self) -> tuple[str, bytes]:
+        kid = self._keyring.active_kid
+        if kid not in self._keys:
+            self._load()
+        return kid, self._keys[kid]
+
+    def get(self, kid: str) -> bytes | None:
+        key = self._keys.get(kid)
+        if key is None and kid in self._keyring.kids:  # rotated in since we loaded
+            self._load()
+            key = self._keys.get(kid)
+        return key
+
+
+class ApiClientDirectory:
+    """The set of existing API client ids, kept fresh enough (see the module docstring)."""
+
+    def __init__(
+        self, vault: Vault, clock: Clock, *, ttl: float = CLIENT_LIST_TTL, skew: float = CLOCK_SKEW
+    ) -> None:
+        self._vault = vault
+        self._clock = clock
+        self.ttl = ttl
+        self.skew = skew
+        self._ids: frozenset[str] = frozenset()
+        self._loaded_at: float | None = None  # monotonic
+        self._loaded_wall = float("-inf")  # wall time of the same read
+        self._lock = asyncio.Lock()
+
+    async def _reload(self, loaded_before: float | None) -> None:
+        async with self._lock:
+            if self._loaded_at != loaded_before:  # another task reloaded meanwhile
+                return
+            wall = self._clock.time()
+            clients = await self._vault.list_api_clients()
+            self._ids = frozenset(c.client_id for c in clients)
+            self._loaded_at = self._clock.monotonic()
+            self._loaded_wall = wall
+
+    async def exists(self, client_id: str, issued_at: float) -> bool:
+        """Whether the client a token issued at ``issued_at`` names still exists."""
+        loaded_at = self._loaded_at
+        if loaded_at is None or self._clock.monotonic() - loaded_at >= self.ttl:
+            await self._reload(loaded_at)
+        if client_id in self._ids:
+            return True
+        if issued_at + self.skew >= self._loaded_wall:
+            await self._reload(self._loaded_at)
+            return client_id in self._ids
+        return False
+
+    def add(self, client_id: str) -> None:
+        self._ids = self._ids | {client_id}
+
+    def discard(self, client_id: str) -> None:
+        self._ids = self._ids - {client_id}
+
+
+class ApiAuth:
+    """Issues and checks API tokens. One per app, on ``app.state.api_auth``."""
+
+    def __init__(self, vault: Vault, settings: Settings, clock: Clock) -> None:
+        self.vault = vault
+        self.settings = settings
+        self.clock = clock
+        self.ttl = int(settings.api_token_ttl_seconds)
+        self.keys = SigningKeys(settings, vault.keyring)
+        self.clients = ApiClientDirectory(vault, clock)
+        self._verified: dict[str, tuple[str, float, float]] = {}
+
+    # -- issuing --------------------------------------------------------------------------------
+
+    async def issue(self, client_id: str, client_secret: str) -> IssuedToken:
+        """A token for valid client credentials; :class:`ApiAuthError` (``INVALID_CLIENT``)
+        otherwise, with the same answer whether the id or the secret was wrong."""
+        record = None
+        if 0 < len(client_id) <= 64 and 0 < len(client_secret) <= 512:
+            record = await self.vault.verify_api_client(client_id, client_secret)
+        if record is None:
+            raise ApiAuthError(
+                "client authentication failed: unknown client_id or wrong client_secret",
+                code="INVALID_CLIENT",
+            )
+        self.clients.add(record.client_id)
+        return self.sign(record.client_id)
+
+    def sign(self, client_id: str) -> IssuedToken:
+        now = self.clock.time()
+        iat = int(now)
+        exp = iat + self.ttl
+        kid, key = self.keys.active()
+        claims = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": client_id,
+            "iat": iat,
+            "exp": exp,
+            "jti": secrets.token_urlsafe(12),
+        }
+        token = jwt.encode(claims, key, algorithm="HS256", headers={"kid": kid})
+        return IssuedToken(token, self.ttl, float(exp))
+
+    # -- checking -------------------------------------------------------------------------------
+
+    async def authenticate(self, authorization: str | None) -> ApiPrincipal:
+        """Check an ``Authorization`` header value; :class:`ApiAuthError` (401) when it is
+        missing (``UNAUTHENTICATED``) or not a valid, unexpired token of an existing API client
+        (``INVALID_TOKEN``)."""
+        if not authorization:
+            raise ApiAuthError(
+                "this endpoint needs an API token: send 'Authorization: Bearer <token>' "
+                "(get one from POST /oauth/token)",
+                code="UNAUTHENTICATED",
+            )
+        scheme, _, token = authorization.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise ApiAuthError(
+                "the Authorization header must be 'Bearer <token>'",
+                details={"reason": "malformed"},
+            )
+        now = self.clock.time()
+        cached = self._verified.get(token)
+        if cached is None:
+            cached = self._verify(token)
+            if len(self._verified) >= _VERIFIED_CACHE_MAX:
+                self._verified.clear()
+            self._verified[token] = cached
+        client_id, iat, exp = cached
+        if exp <= now:
+            self._verified.pop(token, None)
+            raise ApiAuthError(
+                "the API token has expired; get a new one from POST /oauth/token",
+                details={"reason": "expired"},
+                headers={
+                    "WWW-Authenticate": 'Bearer realm="tokenward", error="invalid_token", '
+                    'error_description="the token has expired"'
+                },
+            )
+        if not await self.clients.exists(client_id, iat):
+            self._verified.pop(token, None)
+            raise ApiAuthError(
+                "the API client this token was issued to no longer exists",
+                details={"reason": "client_deleted"},
+            )
+        return ApiPrincipal(client_id, exp)
+
+    def _verify(self, token: str) -> tuple[str, float, float]:
+        """``(client_id, iat, exp)`` of a token whose signature and claims check out."""
+        invalid = ApiAuthError(
+            "the API token is not valid (malformed, forged or issued by another server)",
+            details={"reason": "invalid"},
+            headers={"WWW-Authenticate": 'Bearer realm="tokenward", error="invalid_token"'},
+        )
+        if len(token) > MAX_TOKEN_LENGTH or not _TOKEN_CHARS.fullmatch(token):
+            raise invalid
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise invalid from None
+        kid = header.get("kid")
+        key = self.keys.get(kid) if isinstance(kid, str) else None
+        if key is None or header.get("alg") != "HS256":
+            raise invalid
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=["HS256"],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                # Expiry is checked against the injected clock below, not the system time.
+                options={
+                    "require": ["exp", "iat", "sub", "aud", "iss"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )
+        except jwt.PyJWTError:
+            raise invalid from None
+        sub, iat, exp = claims.get("sub"), claims.get("iat"), claims.get("exp")
+        if not isinstance(sub, str) or not isinstance(iat, int) or not isinstance(exp, int):
+            raise invalid
+        return sub, float(iat), float(exp)
+
+    def forget_client(self, client_id: str) -> None:
+        """Refuse this client's tokens from now on (in this process)."""
+        self.clients.discard(client_id)
+        for token in [t for t, entry in self._verified.items() if entry[0] == client_id]:
+            del self._verified[token]
+
+
+def basic_credentials(authorization: str) -> tuple[str, str] | None:
+    """``(client_id, client_secret)`` from an HTTP Basic header (RFC 6749 §2.3.1 encoding), or
+    ``None`` when the header is not Basic. Raises ``ValueError`` for a malformed Basic value."""
+    scheme, _, value = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValueError("not base64 of UTF-8 text") from None
+    client_id, sep, client_secret = decoded.partition(":")
+    if not sep:
+        raise ValueError("missing ':' between client_id and client_secret")
+    return unquote_plus(client_id), unquote_plus(client_secret)
+
+
+# -- the FastAPI dependency ------------------------------------------------------------------------
+
+api_token_scheme = OAuth2(
+    flows=OAuthFlows(clientCredentials=OAuthFlowClientCredentials(tokenUrl="/oauth/token")),
+    scheme_name="ApiToken",
+    description="An API token from `POST /oauth/token` (client credentials), sent as "
+    "`Authorization: Bearer <token>`.",
+    auto_error=False,
+)
+
+
+async def require_api_client(
+    request: Request,
+    authorization: Annotated[str | None, Depends(api_token_scheme)],
+) -> ApiPrincipal:
+    """FastAPI dependency: the calling API client, or a 401 envelope.
+
+    ``app.include_router(router, dependencies=[Depends(require_api_client)])`` protects a whole
+    router; a route that needs the client id takes ``principal: ApiPrincipal =
+    Depends(require_api_client)``.
+    """
+    auth: ApiAuth = request.app.state.api_auth
+    return await auth.authenticate(authorization)

@@ -1,0 +1,135 @@
+"""``/api/v1/connections``: the Discord applications tokenward acts for.
+
+Responses never carry the client secret or the bot token (only ``has_bot_token``); they do carry
+``redirect_uri``, the callback to register in Discord's Developer Portal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Path, Request, status
+
+from tokenward.errors import ValidationError
+from tokenward.server.api.errors import error_responses
+from tokenward.server.api.models import (
+    Connection,
+    ConnectionCreate,
+    ConnectionDeleted,
+    ConnectionList,
+    ConnectionResponse,
+    ConnectionUpdate,
+)
+from tokenward.server.container import Container
+from tokenward.vault.repository import ConnectionRecord
+
+router = APIRouter(prefix="/api/v1/connections", tags=["connections"])
+
+NamePath = Path(min_length=1, max_length=64, description="The connection's name.")
+
+
+def _container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+def _view(container: Container, record: ConnectionRecord) -> Connection:
+    return Connection.of(record, container.oauth.redirect_uri(record.id))
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ConnectionResponse,
+    summary="Create a connection",
+    responses=error_responses(400, 401, 409),
+)
+async def create_connection(body: ConnectionCreate, request: Request) -> ConnectionResponse:
+    """Register a Discord application. Add the returned `redirect_uri` in Discord's portal."""
+    container = _container(request)
+    record = await container.vault.create_connection(
+        name=body.name,
+        provider=body.provider,
+        client_id=body.client_id,
+        client_secret=body.client_secret.get_secret_value(),
+        scopes=body.scopes,
+        bot_token=None if body.bot_token is None else body.bot_token.get_secret_value(),
+    )
+    return ConnectionResponse(connection=_view(container, record))
+
+
+@router.get(
+    "",
+    response_model=ConnectionList,
+    summary="List connections",
+    responses=error_responses(401),
+)
+async def list_connections(request: Request) -> ConnectionList:
+    container = _container(request)
+    records = await container.vault.list_connections()
+    return ConnectionList(connections=[_view(container, r) for r in records])
+
+
+@router.get(
+    "/{name}",
+    response_model=ConnectionResponse,
+    summary="Get a connection",
+    responses=error_responses(400, 401, 404),
+)
+async def get_connection(request: Request, name: str = NamePath) -> ConnectionResponse:
+    container = _container(request)
+    record = await container.vault.get_connection_by_name(name)
+    return ConnectionResponse(connection=_view(container, record))
+
+
+@router.patch(
+    "/{name}",
+    response_model=ConnectionResponse,
+    summary="Change a connection",
+    responses=error_responses(400, 401, 404),
+)
+async def update_connection(
+    body: ConnectionUpdate, request: Request, name: str = NamePath
+) -> ConnectionResponse:
+    """Change `client_secret`, `scopes` or `bot_token` (`null` removes the bot token)."""
+    given = body.model_fields_set
+    if not given:
+        raise ValidationError(
+            "nothing to change: give client_secret, scopes or bot_token",
+            fields={"body": "give at least one of client_secret, scopes, bot_token"},
+        )
+    nulls: dict[str, str] = {
+        field: "must not be null (omit it to keep the current value)"
+        for field in ("client_secret", "scopes")
+        if field in given and getattr(body, field) is None
+    }
+    if nulls:
+        raise ValidationError(f"{', '.join(nulls)} must not be null", fields=nulls)
+    changes: dict[str, Any] = {}
+    if body.client_secret is not None:
+        changes["client_secret"] = body.client_secret.get_secret_value()
+    if body.scopes is not None:
+        changes["scopes"] = body.scopes
+    if "bot_token" in given:
+        changes["bot_token"] = None if body.bot_token is None else body.bot_token.get_secret_value()
+    container = _container(request)
+    current = await container.vault.get_connection_by_name(name)
+    record = await container.vault.update_connection(current.id, **changes)
+    container.directory.forget_connection(name)
+    return ConnectionResponse(connection=_view(container, record))
+
+
+@router.delete(
+    "/{name}",
+    response_model=ConnectionDeleted,
+    summary="Delete a connection",
+    responses=error_responses(400, 401, 404),
+)
+async def delete_connection(request: Request, name: str = NamePath) -> ConnectionDeleted:
+    """Delete the connection and every connected account under it (their grants are not
+    revoked at Discord; delete the accounts first to revoke them)."""
+    container = _container(request)
+    record = await container.vault.get_connection_by_name(name)
+    await container.vault.delete_connection(record.id)
+    container.directory.forget_connection(name)
+    return ConnectionDeleted(id=record.id, name=record.name)

@@ -1,0 +1,241 @@
+"""Request and response bodies of the HTTP API (pydantic; requests refuse unknown fields).
+
+Times are ISO 8601 in UTC. No response model has a field that could hold a secret: connections
+say ``has_bot_token``, accounts say nothing about their tokens beyond when the access token
+expires.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from tokenward.clock import utc_datetime
+from tokenward.vault.models import AccountStatus
+from tokenward.vault.repository import AccountRecord, ConnectionRecord
+
+_URL_RE = re.compile(r"^https?://[^\s/?#]+")
+DEFAULT_PAGE_SIZE = 50
+
+
+class RequestModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+def _when(ts: float | None) -> datetime | None:
+    return None if ts is None else utc_datetime(ts)
+
+
+def split_scopes(value: Any) -> Any:
+    """Scopes as a list, from a list or a space- or comma-separated string."""
+    if isinstance(value, str):
+        return [s for s in value.replace(",", " ").split() if s]
+    return value
+
+
+def _check_scopes(scopes: list[str] | None) -> list[str] | None:
+    if scopes is None:
+        return None
+    if not scopes:
+        raise ValueError("give at least one scope")
+    for scope in scopes:
+        if not scope or any(ch.isspace() or ord(ch) < 33 for ch in scope):
+            raise ValueError("each scope must be a non-empty word without spaces")
+    return scopes
+
+
+ScopeList = Annotated[
+    list[Annotated[str, Field(max_length=128)]],
+    Field(
+        max_length=64,
+        description="OAuth2 scopes to request: a list, or one space- or comma-separated string.",
+        examples=[["identify", "guilds"]],
+    ),
+]
+
+
+# -- token -------------------------------------------------------------------------------------
+
+
+class TokenRequest(BaseModel):
+    """``POST /oauth/token`` form fields (``application/x-www-form-urlencoded``)."""
+
+    grant_type: Literal["client_credentials"]
+    client_id: str | None = Field(None, description="Or send HTTP Basic credentials.")
+    client_secret: str | None = Field(None, description="Or send HTTP Basic credentials.")
+
+
+class TokenResponse(BaseModel):
+    access_token: str = Field(description="Send as `Authorization: Bearer <access_token>`.")
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int = Field(description="Seconds until the token expires.")
+
+
+# -- connections -------------------------------------------------------------------------------
+
+
+class ConnectionCreate(RequestModel):
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Unique name applications pass as `connection_name`.",
+        examples=["discord"],
+    )
+    provider: Literal["discord"] = "discord"
+    client_id: str = Field(min_length=1, max_length=255, description="The Discord app's id.")
+    client_secret: SecretStr = Field(
+        min_length=1, max_length=4096, description="The Discord app's client secret."
+    )
+    scopes: ScopeList
+    bot_token: SecretStr | None = Field(
+        None, min_length=1, max_length=4096, description="Optional bot token for bot-only calls."
+    )
+
+    _split = field_validator("scopes", mode="before")(split_scopes)
+    _check = field_validator("scopes")(_check_scopes)
+
+
+class ConnectionUpdate(RequestModel):
+    """Only the fields present change; ``bot_token: null`` removes the bot token."""
+
+    client_secret: SecretStr | None = Field(None, min_length=1, max_length=4096)
+    scopes: ScopeList | None = None
+    bot_token: SecretStr | None = Field(None, min_length=1, max_length=4096)
+
+    _split = field_validator("scopes", mode="before")(split_scopes)
+    _check = field_validator("scopes")(_check_scopes)
+
+
+class Connection(BaseModel):
+    id: str
+    name: str
+    provider: str
+    client_id: str
+    scopes: list[str]
+    has_bot_token: bool
+    redirect_uri: str = Field(description="Register this in Discord's Developer Portal.")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, record: ConnectionRecord, redirect_uri: str) -> Connection:
+        return cls(
+            id=record.id,
+            name=record.name,
+            provider=record.provider,
+            client_id=record.client_id,
+            scopes=list(record.scopes),
+            has_bot_token=record.bot_token is not None,
+            redirect_uri=redirect_uri,
+            created_at=utc_datetime(record.created_at),
+            updated_at=utc_datetime(record.updated_at),
+        )
+
+
+class ConnectionResponse(BaseModel):
+    connection: Connection
+
+
+class ConnectionList(BaseModel):
+    connections: list[Connection]
+
+
+class ConnectionDeleted(BaseModel):
+    deleted: Literal[True] = True
+    id: str
+    name: str
+
+
+# -- connected accounts ------------------------------------------------------------------------
+
+
+class ConnectedAccount(BaseModel):
+    id: str
+    connection_name: str
+    connection_id: str
+    identifier: str
+    status: AccountStatus
+    status_reason: str | None
+    granted_scopes: list[str]
+    provider_user_id: str | None = Field(description="The Discord user id, once linked.")
+    token_expires_at: datetime | None = Field(
+        description="When the current access token expires (it is refreshed before)."
+    )
+    last_used_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, record: AccountRecord, connection_name: str) -> ConnectedAccount:
+        return cls(
+            id=record.id,
+            connection_name=connection_name,
+            connection_id=record.connection_id,
+            identifier=record.identifier,
+            status=record.status,
+            status_reason=record.status_reason,
+            granted_scopes=list(record.granted_scopes),
+            provider_user_id=record.provider_user_id,
+            token_expires_at=_when(record.expires_at),
+            last_used_at=_when(record.last_used_at),
+            created_at=utc_datetime(record.created_at),
+            updated_at=utc_datetime(record.updated_at),
+        )
+
+
+class AuthorizationLinkRequest(RequestModel):
+    connection_name: str = Field(min_length=1, max_length=64, examples=["discord"])
+    identifier: str = Field(
+        min_length=1, max_length=255, description="Your application's key for the user."
+    )
+    state: str | None = Field(
+        None, max_length=1024, description="Your own value, handed back to user_verify_url."
+    )
+    user_verify_url: str | None = Field(
+        None,
+        max_length=2048,
+        description="If set, after consent the browser goes here with `auth_request_id` (and "
+        "`state`) and the account waits in PENDING_VERIFICATION until you call /verify.",
+    )
+
+    @field_validator("user_verify_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is not None and not _URL_RE.match(value):
+            raise ValueError("must be an absolute http(s) URL")
+        return value
+
+
+class AuthorizationLinkResponse(BaseModel):
+    link: str = Field(description="Send this to the user; it works once, until expires_at.")
+    expires_at: datetime
+    connected_account: ConnectedAccount
+
+
+class VerifyRequest(RequestModel):
+    auth_request_id: str = Field(min_length=1, max_length=64)
+    identifier: str = Field(min_length=1, max_length=255)
+
+
+class ConnectedAccountResponse(BaseModel):
+    connected_account: ConnectedAccount
+
+
+class ConnectedAccountList(BaseModel):
+    connected_accounts: list[ConnectedAccount]
+    next_page_token: str | None = Field(
+        description="Pass as page_token for the next page; null on the last page."
+    )
+
+
+class ConnectedAccountDeleted(BaseModel):
+    deleted: Literal[True] = True
+    id: str
+    revoked: bool = Field(description="Whether Discord confirmed the revocation.")
+    revoke_error: str | None = Field(
+        description="Why revoking failed (only with force=true, which deletes anyway)."
+    )

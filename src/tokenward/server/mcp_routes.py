@@ -1,0 +1,143 @@
+"""MCP on the gateway: ``POST /api/v1/mcp/sessions`` and the ``/mcp`` endpoint.
+
+:func:`install_mcp` wires both into the app: the sessions route behind the API-token
+dependency, ``/mcp`` and ``/mcp/s/{token}`` (authenticated by session tokens instead), and the
+MCP session manager into the app's lifespan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.params import Depends
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.routing import Route
+
+from tokenward.clock import utc_datetime
+from tokenward.mcp.http import McpHttpEndpoint
+from tokenward.mcp.sessions import (
+    DEFAULT_TTL_SECONDS,
+    MAX_TTL_SECONDS,
+    MIN_TTL_SECONDS,
+    SessionTokens,
+    check_tool_names,
+)
+from tokenward.server.api.errors import error_responses
+from tokenward.server.container import Container
+
+__all__ = ["McpSessionRequest", "McpSessionResponse", "install_mcp", "router"]
+
+router = APIRouter(prefix="/api/v1/mcp", tags=["mcp"])
+
+
+class McpSessionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    connection_name: str = Field(min_length=1, max_length=64, examples=["discord"])
+    identifier: str = Field(
+        min_length=1,
+        max_length=255,
+        description="Your application's key for the user. It need not be linked yet: until it "
+        "is, the tools answer with an authorization link for the user.",
+    )
+    tools: list[str] | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="The tools the session offers (default: every tool).",
+    )
+    ttl_seconds: int = Field(
+        DEFAULT_TTL_SECONDS,
+        ge=MIN_TTL_SECONDS,
+        le=MAX_TTL_SECONDS,
+        description="How long the session works, in seconds (60 to 30 days; default 1 day).",
+    )
+
+    @field_validator("identifier")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        if any(ord(ch) < 32 for ch in value):
+            raise ValueError("must not contain control characters")
+        return value
+
+
+class McpSessionResponse(BaseModel):
+    url: str = Field(
+        description="Give this to an MCP client (Streamable HTTP): it carries the session token, "
+        "so nothing else is needed. Treat it as a secret: it acts as the user."
+    )
+    token: str = Field(description="The session token, for `Authorization: Bearer` on /mcp.")
+    expires_at: datetime
+    connection_name: str
+    identifier: str
+    tools: list[str]
+
+
+def _tokens(request: Request) -> SessionTokens:
+    tokens: SessionTokens = request.app.state.mcp_tokens
+    return tokens
+
+
+@router.post(
+    "/sessions",
+    response_model=McpSessionResponse,
+    summary="Create an MCP session for a user",
+    responses=error_responses(400, 401, 404),
+)
+async def create_session(body: McpSessionRequest, request: Request) -> JSONResponse:
+    """A URL an MCP client can connect to, offering `tools` (default: all) acting as
+    `identifier` on `connection_name`, until `expires_at`."""
+    container: Container = request.app.state.container
+    allowed = check_tool_names(container.catalog.names(), body.tools)
+    await container.vault.get_connection_by_name(body.connection_name)
+    token, session = _tokens(request).mint(
+        connection_name=body.connection_name,
+        identifier=body.identifier,
+        tools=allowed,
+        ttl_seconds=body.ttl_seconds,
+    )
+    response = McpSessionResponse(
+        url=f"{container.settings.public_base}/mcp/s/{token}",
+        token=token,
+        expires_at=utc_datetime(session.expires_at),
+        connection_name=session.connection_name,
+        identifier=session.identifier,
+        tools=list(session.tools) if session.tools is not None else container.catalog.names(),
+    )
+    return JSONResponse(
+        response.model_dump(mode="json"),
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
+def install_mcp(app: FastAPI, container: Container, *, dependencies: Sequence[Depends]) -> None:
+    """Add ``POST /api/v1/mcp/sessions`` (behind ``dependencies``, the API-token check),
+    ``/mcp`` and ``/mcp/s/{token}``, and run the MCP session manager within the app's lifespan."""
+    tokens = SessionTokens(container.settings, container.vault.keyring, container.clock)
+    app.state.mcp_tokens = tokens
+    app.include_router(router, dependencies=list(dependencies))
+    endpoint = McpHttpEndpoint(
+        catalog=container.catalog,
+        runner=lambda: container.runner,
+        tokens=tokens,
+        link_factory=container.link_for,
+    )
+    # Plain Starlette routes whose endpoint is an ASGI app: every method reaches it as is.
+    app.router.routes.append(Route("/mcp", endpoint, include_in_schema=False))
+    app.router.routes.append(Route("/mcp/s/{token}", endpoint, include_in_schema=False))
+
+    outer = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(the_app: Any) -> AsyncIterator[Any]:
+        async with outer(the_app) as state, endpoint.lifespan():
+            yield state
+
+    app.router.lifespan_context = lifespan

@@ -1,0 +1,87 @@
+"""``GET /api/v1/tools`` and ``POST /api/v1/tools/execute``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from tokenward.server.container import Container
+from tokenward.tools.schemas import agent_description, input_schema
+
+
+class ToolDescription(BaseModel):
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    annotations: dict[str, Any]
+    scopes: list[str]
+    auth: str
+    output: str
+
+
+class ToolList(BaseModel):
+    tools: list[ToolDescription]
+
+
+class ExecuteToolRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tool_name: str = Field(min_length=1, max_length=128)
+    connection_name: str = Field(min_length=1, max_length=64)
+    identifier: str = Field(min_length=1, max_length=255)
+    tool_input: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExecuteToolResponse(BaseModel):
+    data: Any
+    execution_id: str
+
+
+def tools_router(container: Container) -> APIRouter:
+    """Include with the API-token dependency: ``app.include_router(r, dependencies=[...])``."""
+    router = APIRouter(prefix="/api/v1/tools", tags=["tools"])
+
+    listing = ToolList(
+        tools=[
+            ToolDescription(
+                name=tool.name,
+                description=agent_description(tool),
+                input_schema=input_schema(tool),
+                annotations={
+                    "read_only": tool.annotations.read_only,
+                    "idempotent": tool.annotations.idempotent,
+                    "destructive": tool.annotations.destructive,
+                    "open_world": tool.annotations.open_world,
+                    "deprecated": tool.annotations.deprecated,
+                    "replaced_by": tool.annotations.replaced_by,
+                },
+                scopes=list(tool.scopes),
+                auth=tool.auth,
+                output=tool.output,
+            )
+            for tool in container.catalog.tools()
+        ]
+    )
+
+    @router.get("", response_model=ToolList, summary="List the tools")
+    async def list_tools() -> ToolList:
+        """Every tool with its description, JSON Schema input and annotations."""
+        return listing
+
+    @router.post(
+        "/execute", response_model=ExecuteToolResponse, summary="Execute a tool for a user"
+    )
+    async def execute_tool(body: ExecuteToolRequest) -> ExecuteToolResponse:
+        """Run ``tool_name`` as the connected account (``connection_name``, ``identifier``).
+        Images come back as ``{"type": "image", "media_type", "data": base64}``."""
+        result = await container.runner.execute(
+            body.tool_name,
+            body.tool_input,
+            connection_name=body.connection_name,
+            identifier=body.identifier,
+        )
+        return ExecuteToolResponse(data=result.data_json(), execution_id=result.execution_id)
+
+    return router

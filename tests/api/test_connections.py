@@ -1,0 +1,187 @@
+"""``/api/v1/connections``: shapes, status codes, and every kind of bad input."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from .conftest import ApiEnv, assert_error
+
+CONNECTION_KEYS = {
+    "id",
+    "name",
+    "provider",
+    "client_id",
+    "scopes",
+    "has_bot_token",
+    "redirect_uri",
+    "created_at",
+    "updated_at",
+}
+
+
+def body(**overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "name": "discord",
+        "provider": "discord",
+        "client_id": "123456789012345678",
+        "client_secret": "cs-very-secret-value-1",
+        "scopes": ["identify", "guilds"],
+    }
+    values.update(overrides)
+    return {k: v for k, v in values.items() if v is not ...}
+
+
+def test_create_get_list_patch_delete(api: ApiEnv) -> None:
+    created = api.post(
+        "/api/v1/connections",
+        json=body(scopes="identify, guilds email", bot_token="bot-token-secret-value"),
+    )
+    assert created.status_code == 201, created.text
+    connection = created.json()["connection"]
+    assert set(connection) == CONNECTION_KEYS
+    assert connection["name"] == "discord"
+    assert connection["scopes"] == ["identify", "guilds", "email"]
+    assert connection["has_bot_token"] is True
+    assert connection["redirect_uri"] == (
+        f"{api.settings.public_base}/sso/v1/oauth/{connection['id']}/callback"
+    )
+    datetime.fromisoformat(connection["created_at"])
+    assert "cs-very-secret-value-1" not in created.text
+    assert "bot-token-secret-value" not in created.text
+
+    fetched = api.get("/api/v1/connections/discord")
+    assert fetched.status_code == 200
+    assert fetched.json()["connection"] == connection
+    listed = api.get("/api/v1/connections")
+    assert listed.status_code == 200
+    assert listed.json() == {"connections": [connection]}
+
+    patched = api.patch(
+        "/api/v1/connections/discord",
+        json={"client_secret": "cs-rotated-secret-2", "scopes": ["identify"], "bot_token": None},
+    )
+    assert patched.status_code == 200, patched.text
+    after = patched.json()["connection"]
+    assert after["scopes"] == ["identify"]
+    assert after["has_bot_token"] is False
+    assert after["client_id"] == connection["client_id"]
+    assert "cs-rotated-secret-2" not in patched.text
+    only_bot = api.patch("/api/v1/connections/discord", json={"bot_token": "new-bot-token-value"})
+    assert only_bot.json()["connection"]["has_bot_token"] is True
+    assert only_bot.json()["connection"]["scopes"] == ["identify"]
+
+    deleted = api.delete("/api/v1/connections/discord")
+    assert deleted.status_code == 200
+    assert deleted.json() == {"deleted": True, "id": connection["id"], "name": "discord"}
+    assert_error(api.get("/api/v1/connections/discord"), 404, "CONNECTION_NOT_FOUND")
+    assert api.get("/api/v1/connections").json() == {"connections": []}
+
+
+def test_duplicate_name_is_409(api: ApiEnv) -> None:
+    assert api.post("/api/v1/connections", json=body()).status_code == 201
+    error = assert_error(api.post("/api/v1/connections", json=body()), 409, "CONFLICT")
+    assert "discord" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "fields"),
+    [
+        (body(name=...), {"name": "field required"}),
+        (body(client_id=..., client_secret=...), {"client_id": None, "client_secret": None}),
+        (body(scopes=...), {"scopes": "field required"}),
+        (body(client_id=123), {"client_id": "string"}),
+        (body(scopes=5), {"scopes": None}),
+        (body(scopes=["identify", 7]), {"scopes.1": "string"}),
+        (body(scopes=[]), {"scopes": "at least one scope"}),
+        (body(scopes=" , "), {"scopes": "at least one scope"}),
+        (body(name="has space"), {"name": "pattern"}),
+        (body(name="x" * 65), {"name": "64"}),
+        (body(provider="slack"), {"provider": "discord"}),
+        (body(color="blue"), {"color": "unknown field"}),
+        (body(client_secret=""), {"client_secret": None}),
+        (body(bot_token=42), {"bot_token": None}),
+    ],
+)
+def test_bad_create_bodies_name_each_field(
+    api: ApiEnv, payload: dict[str, Any], fields: dict[str, str | None]
+) -> None:
+    response = api.post("/api/v1/connections", json=payload)
+    error = assert_error(response, 400, "VALIDATION_ERROR")
+    got = error["details"]["fields"]
+    assert set(got) == set(fields), got
+    for name, reason in fields.items():
+        if reason is not None:
+            assert reason in got[name], (name, got[name])
+    # Nothing was created, and no submitted secret is echoed.
+    assert api.get("/api/v1/connections").json() == {"connections": []}
+    assert "cs-very-secret-value-1" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b"{not json", "application/json"),
+        (b"[1, 2]", "application/json"),
+        (b"", "application/json"),
+        (b"name=discord", "application/x-www-form-urlencoded"),
+        (b"null", "application/json"),
+    ],
+)
+def test_bodies_that_are_not_a_json_object_are_400(
+    api: ApiEnv, content: bytes, content_type: str
+) -> None:
+    response = api.post(
+        "/api/v1/connections", content=content, headers={"Content-Type": content_type}
+    )
+    error = assert_error(response, 400, "VALIDATION_ERROR")
+    assert error["details"]["fields"], error
+
+
+def test_bad_patches(api: ApiEnv) -> None:
+    assert api.post("/api/v1/connections", json=body()).status_code == 201
+    empty = assert_error(api.patch("/api/v1/connections/discord", json={}), 400, "VALIDATION_ERROR")
+    assert "body" in empty["details"]["fields"]
+    nulled = assert_error(
+        api.patch("/api/v1/connections/discord", json={"client_secret": None, "scopes": None}),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert set(nulled["details"]["fields"]) == {"client_secret", "scopes"}
+    unknown = assert_error(
+        api.patch("/api/v1/connections/discord", json={"name": "renamed"}),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert unknown["details"]["fields"] == {"name": "unknown field"}
+    wrong_type = assert_error(
+        api.patch("/api/v1/connections/discord", json={"scopes": {"a": 1}}),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert "scopes" in wrong_type["details"]["fields"]
+    missing = api.patch("/api/v1/connections/nope", json={"scopes": ["identify"]})
+    assert_error(missing, 404, "CONNECTION_NOT_FOUND")
+    # None of that changed anything.
+    assert api.get("/api/v1/connections/discord").json()["connection"]["scopes"] == [
+        "identify",
+        "guilds",
+    ]
+
+
+def test_unknown_connections_are_404_and_bad_names_400(api: ApiEnv) -> None:
+    assert_error(api.get("/api/v1/connections/nope"), 404, "CONNECTION_NOT_FOUND")
+    assert_error(api.delete("/api/v1/connections/nope"), 404, "CONNECTION_NOT_FOUND")
+    error = assert_error(api.get("/api/v1/connections/" + "n" * 65), 400, "VALIDATION_ERROR")
+    assert "name" in error["details"]["fields"]
+
+
+def test_wrong_method_and_unknown_route_get_the_envelope(api: ApiEnv) -> None:
+    wrong = assert_error(
+        api.request("PUT", "/api/v1/connections/discord"), 405, "METHOD_NOT_ALLOWED"
+    )
+    assert set(wrong["details"]["allowed"]) == {"GET", "PATCH", "DELETE"}
+    assert_error(api.get("/api/v1/nothing-here"), 404, "NOT_FOUND")
+    assert_error(api.get("/nothing-here", auth=False), 404, "NOT_FOUND")
