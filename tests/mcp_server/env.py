@@ -111,15 +111,8 @@ async def _populate(settings: Settings, sandbox_url: str) -> tuple[str, str]:
 
 
 def build_app(settings: Settings) -> Any:
-    app = create_app(settings, setup_logging=False)
-    if not any(getattr(r, "path", None) == "/mcp" for r in app.router.routes):  # TEMP
-        from fastapi import Depends
-
-        from tokenward.server.api.auth import require_api_client
-        from tokenward.server.mcp_routes import install_mcp
-
-        install_mcp(app, app.state.container, dependencies=[Depends(require_api_client)])
-    return app
+    """The gateway exactly as ``tokenward serve`` builds it."""
+    return create_app(settings, setup_logging=False)
 
 
 def start_env(sandbox_url: str, tmp: Path) -> McpEnv:

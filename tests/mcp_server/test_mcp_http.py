@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
+from integration.gateway_env import local_container
 from tokenward.clock import ManualClock
 from tokenward.config import Settings
 from tokenward.mcp.sessions import SessionTokens
@@ -215,6 +217,24 @@ async def test_an_unlinked_user_gets_an_authorization_link_and_then_the_tools_wo
         assert done.structured_content["id"] == LINUS
 
 
+async def test_an_expired_grant_says_so_and_carries_a_fresh_link(mcp_env: McpEnv) -> None:
+    """A user whose Discord grant died (e.g. refused refresh): a tool error, not an obscure one."""
+    async with local_container(mcp_env.settings) as container:
+        created = await container.oauth.create_link("discord", "lapsed")
+        consent = await asyncio.to_thread(walk_consent, created.link, user_id=LINUS)
+        assert consent.status_code == 200
+        await container.vault.mark_expired(created.account.id, "Discord refused the refresh token")
+    session = mcp_env.mint("lapsed")
+    before = mcp_env.stats()["requests"]["total"]
+    async with connect(session["url"]) as client:
+        error = error_of(await client.call_tool("discord_get_my_user", {}))
+    assert error["code"] == "REAUTHORIZATION_REQUIRED"
+    assert "Discord refused the refresh token" in error["message"]
+    assert error["details"]["status"] == "EXPIRED"
+    assert error["details"]["authorization_link"].startswith(f"{mcp_env.url}/connect/")
+    assert mcp_env.stats()["requests"]["total"] == before
+
+
 # -- authentication ------------------------------------------------------------------------------
 
 
@@ -367,3 +387,29 @@ async def test_another_users_session_token_never_reaches_this_users_account(
     conflicting = post_initialize(mcp_env, f"{ada_session['url']}?token={grace_session['token']}")
     assert_refused(conflicting, "conflicting")
     assert used(grace_label) == grace_before
+
+
+async def test_session_tokens_stay_out_of_logs(
+    mcp_env: McpEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    session = mcp_env.mint("ada")
+    token = session["token"]
+    async with connect(session["url"]) as client:
+        await client.call_tool("discord_get_my_user", {})
+    async with connect(f"{mcp_env.url}/mcp?token={token}") as client:
+        await client.call_tool("discord_get_my_user", {})
+    expired = token[:-4] + "AAAA"
+    assert_refused(post_initialize(mcp_env, f"{mcp_env.url}/mcp/s/{expired}"), "invalid")
+
+    access = [r for r in caplog.records if r.name == "tokenward.access"]
+    assert access, "the gateway logs each request"
+    assert {getattr(r, "route", None) for r in access} <= {"/mcp", "/mcp/s/{token}", None}
+    # The gateway's side (this test's own HTTP clients log the URLs they call; that is theirs).
+    server_side = ("tokenward", "mcp.server", "uvicorn", "starlette", "fastapi")
+    for record in caplog.records:
+        if not record.name.startswith(server_side):
+            continue
+        text = record.getMessage() + json.dumps(record.__dict__, default=str)
+        assert token not in text
+        assert expired not in text

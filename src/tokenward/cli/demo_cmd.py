@@ -66,7 +66,7 @@ def demo(
             port=port,
             discord_base_url=sandbox.url,
         )
-        gateway = BackgroundServer(create_app(settings), port=port).start()
+        gateway = BackgroundServer(create_app(settings, setup_logging=False), port=port).start()
         _ok(f"sandbox  {sandbox.url}")
         _ok(f"gateway  {gateway.url}   (API docs: {gateway.url}/docs)")
         control = httpx.Client(base_url=sandbox.url, trust_env=False)

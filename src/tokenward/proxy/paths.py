@@ -23,6 +23,7 @@ Messages never repeat the path: it may carry a webhook token.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -86,8 +87,12 @@ def _check_escapes(segment: str) -> str:
     return _ESCAPE_RUN.sub(lambda m: m.group(0).upper(), segment)
 
 
+@functools.lru_cache(maxsize=4096)
 def safe_path(path: str, base_prefix: str = "/api") -> str:
-    """``path`` normalised if it stays under ``base_prefix``; PathRejected otherwise."""
+    """``path`` normalised if it stays under ``base_prefix``; PathRejected otherwise.
+
+    Pure, so accepted paths are memoised (a proxy sees the same few routes again and again);
+    a rejection raises and is never cached."""
     if not isinstance(path, str):
         raise _reject("not a string")
     if not path:

@@ -19,13 +19,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Coroutine, Mapping
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from tokenward import errors
+from tokenward.sdk import adapters
+from tokenward.sdk.mcp import AsyncMcpActions, McpActions
 from tokenward.sdk.models import (
     AuthorizationLink,
     ConnectedAccount,
@@ -34,6 +36,9 @@ from tokenward.sdk.models import (
     ToolExecution,
     ToolInfo,
 )
+
+if TYPE_CHECKING:
+    from langchain_core.tools import StructuredTool
 
 T = TypeVar("T")
 
@@ -193,6 +198,8 @@ class AsyncActions:
 
     def __init__(self, client: AsyncClient) -> None:
         self._c = client
+        self.mcp = AsyncMcpActions(client)
+        """``create_session(...)``: per-user MCP sessions (see :mod:`tokenward.sdk.mcp`)."""
 
     async def get_authorization_link(
         self,
@@ -347,6 +354,50 @@ class AsyncActions:
         )
         return ConnectedAccount.model_validate(data.get("connected_account", data))
 
+    # -- agent-framework adapters (see tokenward.sdk.adapters) ----------------------------------
+
+    def tools_for_openai(
+        self, tools: Sequence[str] | None = None, *, api: adapters.OpenAIApi = "chat"
+    ) -> list[dict[str, Any]]:
+        """OpenAI function tools (strict mode) for ``tools`` (default: every tool); built from
+        the catalog, no request. ``api="responses"`` gives the Responses API's shape."""
+        return adapters.openai_tools(tools, api=api)
+
+    def tools_for_anthropic(self, tools: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Anthropic Messages API tools for ``tools`` (default: every tool); no request."""
+        return adapters.anthropic_tools(tools)
+
+    async def execute_openai_tool_call(
+        self, tool_call: Any, *, connection_name: str, identifier: str
+    ) -> dict[str, Any]:
+        """Run an OpenAI tool call as the user; the message to append (errors included, with
+        their hint and authorization link, as the message content rather than an exception)."""
+        return await adapters.execute_openai_tool_call(
+            self, tool_call, connection_name=connection_name, identifier=identifier
+        )
+
+    async def execute_anthropic_tool_use(
+        self, block: Any, *, connection_name: str, identifier: str
+    ) -> dict[str, Any]:
+        """Run an Anthropic ``tool_use`` block as the user; the ``tool_result`` block to send
+        (``is_error`` with the structured error when it failed)."""
+        return await adapters.execute_anthropic_tool_use(
+            self, block, connection_name=connection_name, identifier=identifier
+        )
+
+    def tools_for_langchain(
+        self, *, connection_name: str, identifier: str, tools: Sequence[str] | None = None
+    ) -> list[StructuredTool]:
+        """LangChain ``StructuredTool``s acting as the user (async: use ``ainvoke``). Needs the
+        ``tokenward[langchain]`` extra."""
+
+        async def run(name: str, arguments: dict[str, Any]) -> adapters.ToolOutcome:
+            return await adapters.run_tool(
+                self, name, arguments, connection_name=connection_name, identifier=identifier
+            )
+
+        return adapters.langchain_tools(tools, run=run)
+
 
 def _is_gateway_error(response: httpx.Response) -> bool:
     """A proxied call's error is the gateway's own when it carries the envelope."""
@@ -414,6 +465,7 @@ class Actions:
     def __init__(self, actions: AsyncActions, loop: _LoopThread) -> None:
         self._a = actions
         self._loop = loop
+        self.mcp = McpActions(actions.mcp, self._run)
 
     def _run(self, awaitable: Awaitable[T]) -> T:
         async def wrapper() -> T:
@@ -444,3 +496,43 @@ class Actions:
 
     def verify_connected_account_user(self, **kwargs: Any) -> ConnectedAccount:
         return self._run(self._a.verify_connected_account_user(**kwargs))
+
+    # -- agent-framework adapters (see tokenward.sdk.adapters) ----------------------------------
+
+    def tools_for_openai(
+        self, tools: Sequence[str] | None = None, *, api: adapters.OpenAIApi = "chat"
+    ) -> list[dict[str, Any]]:
+        return adapters.openai_tools(tools, api=api)
+
+    def tools_for_anthropic(self, tools: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        return adapters.anthropic_tools(tools)
+
+    def execute_openai_tool_call(
+        self, tool_call: Any, *, connection_name: str, identifier: str
+    ) -> dict[str, Any]:
+        return self._run(
+            self._a.execute_openai_tool_call(
+                tool_call, connection_name=connection_name, identifier=identifier
+            )
+        )
+
+    def execute_anthropic_tool_use(
+        self, block: Any, *, connection_name: str, identifier: str
+    ) -> dict[str, Any]:
+        return self._run(
+            self._a.execute_anthropic_tool_use(
+                block, connection_name=connection_name, identifier=identifier
+            )
+        )
+
+    def tools_for_langchain(
+        self, *, connection_name: str, identifier: str, tools: Sequence[str] | None = None
+    ) -> list[StructuredTool]:
+        def run(name: str, arguments: dict[str, Any]) -> adapters.ToolOutcome:
+            return self._run(
+                adapters.run_tool(
+                    self._a, name, arguments, connection_name=connection_name, identifier=identifier
+                )
+            )
+
+        return adapters.langchain_tools(tools, run_sync=run)

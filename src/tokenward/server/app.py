@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tokenward import __version__
 from tokenward.config import Settings
@@ -27,6 +28,7 @@ from tokenward.server.api.observability import (
     configure_logging,
 )
 from tokenward.server.container import Container
+from tokenward.server.mcp_routes import install_mcp
 from tokenward.server.proxy_endpoint import ProxyEndpoint
 from tokenward.server.tools_routes import tools_router
 
@@ -89,6 +91,24 @@ def _operations_routes(metrics: Metrics) -> APIRouter:
     return router
 
 
+class GatewayApp(FastAPI):
+    """FastAPI, with ``/proxy/...`` dispatched to a lean pure-ASGI chain before any routing."""
+
+    proxy_chain: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.proxy_chain is not None and scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith("/proxy/") or path == "/proxy":
+                await self.proxy_chain(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:  # pragma: no cover
+    raise NotFoundError("no such endpoint")
+
+
 def create_app(
     settings: Settings | None = None,
     container: Container | None = None,
@@ -111,7 +131,7 @@ def create_app(
         finally:
             await container.close()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="tokenward",
         version=__version__,
         summary="Self-hosted agent-auth gateway for Discord.",
@@ -128,13 +148,19 @@ def create_app(
     app.include_router(connections.router, dependencies=authenticated)
     app.include_router(accounts.router, dependencies=authenticated)
     app.include_router(tools_router(container), dependencies=authenticated)
+    install_mcp(app, container, dependencies=authenticated)  # /api/v1/mcp/sessions, /mcp
     app.include_router(_operations_routes(metrics))
     app.include_router(_browser_routes(container))
 
     # Middleware: add_middleware() wraps what is already there, so the last one added is the
     # outermost. The /proxy fast path (a pure ASGI endpoint in front of the router) sits inside
     # ObservabilityMiddleware, so proxied calls get request ids, logs and metrics too.
-    app.add_middleware(ProxyEndpoint, container=container, authenticate=api_auth.authenticate)
+    # /proxy is the hot path: GatewayApp hands it straight to this chain, skipping FastAPI's
+    # routing and exception layers (same request ids, logs and metrics).
+    app.proxy_chain = ObservabilityMiddleware(
+        ProxyEndpoint(_not_found, container=container, authenticate=api_auth.authenticate),
+        metrics=metrics,
+    )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     return app
 

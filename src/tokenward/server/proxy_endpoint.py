@@ -176,6 +176,17 @@ class ProxyEndpoint:
             for name, value in response.headers.items()
             if name.lower() in _PASS_BACK and name.lower() not in HOP_BY_HOP
         ]
+        length = response.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) <= BUFFER_LIMIT:
+            # The common case, a small JSON answer: one write with a Content-Length (no
+            # chunked encoding, fewer sends); large or unsized bodies are streamed.
+            body = await response.read()
+            out_headers.append((b"content-length", str(len(body)).encode()))
+            await send(
+                {"type": "http.response.start", "status": response.status, "headers": out_headers}
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
         await send(
             {"type": "http.response.start", "status": response.status, "headers": out_headers}
         )
@@ -189,6 +200,8 @@ class ProxyEndpoint:
 
 
 _FORWARD_BYTES = frozenset(name.encode() for name in _FORWARD)
+# Answers up to this size are read whole and sent in one piece.
+BUFFER_LIMIT = 256 * 1024
 
 
 def path_bytes(scope: Scope) -> bytes:
