@@ -45,9 +45,7 @@ PATH = "/api/v10/users/@me"
 
 def start(args: list[str], env: dict[str, str], health: str, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [TOKENWARD, *args], env=env, stdout=subprocess.DEVNULL, stderr=err
-        )
+        proc = subprocess.Popen([TOKENWARD, *args], env=env, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -158,14 +156,24 @@ def main() -> int:
 
         def cli(*argv: str, stdin: str | None = None) -> dict[str, object]:
             done = subprocess.run(
-                [TOKENWARD, *argv, "--json"], env=genv, input=stdin, capture_output=True,
-                text=True, check=True,
+                [TOKENWARD, *argv, "--json"],
+                env=genv,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             return dict(json.loads(done.stdout))
 
         connection = cli(
-            "connections", "create", "--name", "discord", "--client-id", app["client_id"],
-            "--client-secret-stdin", stdin=app["client_secret"] + "\n",
+            "connections",
+            "create",
+            "--name",
+            "discord",
+            "--client-id",
+            app["client_id"],
+            "--client-secret-stdin",
+            stdin=app["client_secret"] + "\n",
         )
         httpx.patch(
             f"{sandbox_url}/_sandbox/applications/{app['client_id']}",
@@ -199,8 +207,13 @@ def main() -> int:
         naive_port = free_port()
         naive_tokens = json.dumps(dict(zip(identifiers, discord_tokens, strict=False)))
         naive = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("naive_proxy.py")), str(naive_port),
-             sandbox_url, naive_tokens],
+            [
+                sys.executable,
+                str(Path(__file__).with_name("naive_proxy.py")),
+                str(naive_port),
+                sandbox_url,
+                naive_tokens,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -232,8 +245,21 @@ def main() -> int:
 
         if args.profile:
             spy = subprocess.Popen(
-                ["py-spy", "record", "--format", "raw", "-o", args.profile, "-d", str(args.duration), "-r", "400", "-p",
-                 str(gateway.pid), "--nonblocking"]
+                [
+                    "py-spy",
+                    "record",
+                    "--format",
+                    "raw",
+                    "-o",
+                    args.profile,
+                    "-d",
+                    str(args.duration),
+                    "-r",
+                    "400",
+                    "-p",
+                    str(gateway.pid),
+                    "--nonblocking",
+                ]
             )
             wrk(gateway_url, proxy_lua, 32, args.duration)
             spy.wait()
@@ -252,8 +278,10 @@ def main() -> int:
         def med(name: str, c: int, key: str) -> float:
             return statistics.median(r[key] for r in results[(name, c)])
 
-        print(f"tokenward /proxy vs direct (and a naive proxy), loopback, {args.users} users, wrk -t1, "
-              f"{args.rounds}×{args.duration}s interleaved rounds (medians)")
+        print(
+            f"tokenward /proxy vs direct (and a naive proxy), loopback, {args.users} users, "
+            f"wrk -t1, {args.rounds}×{args.duration}s interleaved rounds (medians)"
+        )
         print(f"{'path':<8} {'conns':>5} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>9} {'errors':>7}")
         for c in (1, 32):
             for name in ("direct", "proxy", "naive"):
@@ -268,16 +296,24 @@ def main() -> int:
         errors = sum(
             r["errors"] for (name, _c), runs in results.items() if name != "naive" for r in runs
         )
-        print(f"added latency at c=1: p50 +{added_p50:.3f} ms (target ≤ 1), "
-              f"p99 +{added_p99:.3f} ms (target ≤ 5)")
-        print(f"throughput at c=32: proxy/direct = {ratio:.0%} (target ≥ 50%); "
-              f"naive 30-line aiohttp proxy/direct = {naive_ratio:.0%}; "
-              f"tokenward/naive = {ratio / naive_ratio:.0%}")
-        print(f"added p50 at c=1 by the naive proxy: "
-              f"+{med('naive', 1, 'p50') - med('direct', 1, 'p50'):.3f} ms")
+        print(
+            f"added latency at c=1: p50 +{added_p50:.3f} ms (target ≤ 1), "
+            f"p99 +{added_p99:.3f} ms (target ≤ 5)"
+        )
+        print(
+            f"throughput at c=32: proxy/direct = {ratio:.0%} (target ≥ 50%); "
+            f"naive 30-line aiohttp proxy/direct = {naive_ratio:.0%}; "
+            f"tokenward/naive = {ratio / naive_ratio:.0%}"
+        )
+        print(
+            f"added p50 at c=1 by the naive proxy: "
+            f"+{med('naive', 1, 'p50') - med('direct', 1, 'p50'):.3f} ms"
+        )
         stats = httpx.get(f"{sandbox_url}/_sandbox/stats").json()
-        print(f"sandbox: {stats['requests']['total']} requests, {stats['rate_limited']} 429s, "
-              f"{stats['unauthorized']} 401s; non-2xx/socket errors in wrk runs: {errors:.0f}")
+        print(
+            f"sandbox: {stats['requests']['total']} requests, {stats['rate_limited']} 429s, "
+            f"{stats['unauthorized']} 401s; non-2xx/socket errors in wrk runs: {errors:.0f}"
+        )
         met = added_p50 <= 1.0 and added_p99 <= 5.0 and ratio >= 0.5 and errors == 0
         print("targets:", "met" if met else "MISSED")
         return 0 if met else 1

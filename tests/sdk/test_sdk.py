@@ -158,7 +158,8 @@ async def test_execute_tool_results_and_errors(stack: Stack, client: AsyncClient
             connection_name="discord",
         )
         assert png.data["media_type"] == "image/png"
-        assert png.image_bytes is not None and png.image_bytes.startswith(PNG)
+        assert png.image_bytes is not None
+        assert png.image_bytes.startswith(PNG)
 
         before = stack.stats()["requests"]["total"]  # type: ignore[index]
         with pytest.raises(tokenward.ValidationError) as bad:
