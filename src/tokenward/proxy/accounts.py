@@ -24,6 +24,7 @@ from tokenward.clock import Clock
 from tokenward.errors import AccountNotFound, BotTokenRequired
 from tokenward.oauth.refresh import AccessGrant, TokenManager
 from tokenward.proxy.client import ANONYMOUS, Credential
+from tokenward.vault.models import AccountStatus
 from tokenward.vault.repository import AccountRecord, ConnectionRecord, Vault
 
 
@@ -78,7 +79,10 @@ class AccountDirectory:
                 f"{connection.name!r}; create an authorization link for it first",
                 details={"connection_name": connection.name, "identifier": identifier},
             )
-        self.remember(account)
+        if account.status == AccountStatus.ACTIVE:
+            # Only usable accounts are cached: one waiting for its user's approval must be seen
+            # as ACTIVE the moment the callback completes.
+            self.remember(account)
         return account
 
     def remember(self, account: AccountRecord) -> None:
