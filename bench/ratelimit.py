@@ -111,7 +111,7 @@ async def run_naive(url: str, agents: int, duration: float) -> int:
         return sum(await asyncio.gather(*(agent() for _ in range(agents))))
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--duration", type=float, default=20.0)
@@ -136,7 +136,8 @@ def main() -> None:
         ours = results[0]
         ok = ours.rate_limited == 0 and ours.utilisation >= 0.9
         print("target (no 429, utilisation >= 90%):", "met" if ok else "NOT met")
+        return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

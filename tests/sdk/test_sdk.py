@@ -294,3 +294,51 @@ async def test_100_concurrent_tool_calls_on_an_expired_token_refresh_once(
 
         assert all(r.data["id"] == ADA for r in results)
         assert stack.stats()["grants"]["refresh_token"] == before + 1  # type: ignore[index]
+
+
+async def test_metrics_count_tool_calls_refreshes_and_upstream_calls(
+    stack: Stack, client: AsyncClient
+) -> None:
+    import re
+
+    import httpx
+
+    def metric(text: str, name: str, **labels: str) -> float:
+        total = 0.0
+        for line in text.splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    before = httpx.get(f"{stack.gateway_url}/metrics").text
+    async with client:
+        await _link(client, "user_metrics")
+        stack.sandbox.post("/_sandbox/tokens/expire").raise_for_status()
+        for _ in range(2):
+            await client.actions.execute_tool(
+                tool_name="discord_get_my_user",
+                tool_input={},
+                identifier="user_metrics",
+                connection_name="discord",
+            )
+        with pytest.raises(tokenward.ValidationError):
+            await client.actions.execute_tool(
+                tool_name="discord_get_my_user",
+                tool_input={"x": 1},
+                identifier="user_metrics",
+                connection_name="discord",
+            )
+    after = httpx.get(f"{stack.gateway_url}/metrics").text
+    assert re.search(r"^tokenward_http_requests_total\{", after, re.M)
+
+    def delta(name: str, **labels: str) -> float:
+        return metric(after, name, **labels) - metric(before, name, **labels)
+
+    tool = "discord_get_my_user"
+    assert delta("tokenward_tool_calls_total", tool=tool, status="ok") == 2
+    assert delta("tokenward_tool_calls_total", tool=tool, status="VALIDATION_ERROR") == 1
+    assert delta("tokenward_token_refreshes_total", outcome="success") == 1
+    assert delta("tokenward_upstream_request_duration_seconds_count", status="401") == 1
+    assert delta("tokenward_upstream_request_duration_seconds_count", status="200") >= 2

@@ -87,6 +87,7 @@ class TokenManager:
         poll_interval: float = 0.05,
         rng: random.Random | None = None,
         link_factory: LinkFactory | None = None,
+        on_refresh: Callable[[str], None] | None = None,
     ) -> None:
         self.vault = vault
         self.endpoints = endpoints
@@ -101,6 +102,7 @@ class TokenManager:
         self._inflight: dict[str, asyncio.Task[AccountRecord]] = {}
         self._link_factory = link_factory
         self.refreshes = 0  # completed refreshes in this process (metrics)
+        self._on_refresh = on_refresh
 
     # -- public -------------------------------------------------------------------------------
 
@@ -140,6 +142,10 @@ class TokenManager:
             await self.vault.mark_expired(account_id, reason)
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _report(self, outcome: str) -> None:
+        if self._on_refresh is not None:
+            self._on_refresh(outcome)
 
     async def _require_active(self, account: AccountRecord) -> None:
         if account.status == AccountStatus.ACTIVE and account.access_token is not None:
@@ -202,6 +208,7 @@ class TokenManager:
                     if account.status != AccountStatus.ACTIVE:
                         await self._require_active(account)
                     if not self._still_needs_refresh(account, failed_token):
+                        self._report("skipped")
                         return account
                     return await self._refresh_holding_lease(account, owner)
                 finally:
@@ -251,6 +258,7 @@ class TokenManager:
                     account_id=account.id,
                     data={"error": exc.error, "status": exc.status, "final": True},
                 )
+                self._report("invalid_grant" if exc.error == "invalid_grant" else "error")
                 expired = await self.vault.mark_expired(account.id, reason, owner=owner)
                 await self._require_active(expired)
                 raise  # pragma: no cover - _require_active raised
@@ -261,6 +269,7 @@ class TokenManager:
                     account_id=account.id,
                     data={"error": "unavailable", "reason": exc.reason, "attempt": attempt},
                 )
+                self._report("error")
                 if attempt >= self.max_attempts:
                     if account.expires_at is not None and account.expires_at > self.clock.time():
                         log.warning(
@@ -291,4 +300,5 @@ class TokenManager:
                 details={"account_id": account.id},
             )
         self.refreshes += 1
+        self._report("success")
         return stored

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -170,6 +171,14 @@ def _discord_fields(body: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+class UpstreamObserver(Protocol):
+    """Receives one call per answer from the provider (metrics)."""
+
+    def record_upstream(self, method: str, route: str, status: int, seconds: float) -> None: ...
+
+    def record_rate_limited(self, scope: str | None) -> None: ...
+
+
 class ProviderClient:
     """Sends one request to the provider with credentials, rate limits, retries and a path guard."""
 
@@ -186,6 +195,7 @@ class ProviderClient:
         rand: Callable[[], float] = random.random,
         max_rate_limit_retries: int = 3,
         timeout: float | None = None,
+        observer: UpstreamObserver | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
@@ -213,6 +223,7 @@ class ProviderClient:
         self.rand = rand
         self.max_rate_limit_retries = max_rate_limit_retries
         self.timeout = timeout
+        self.observer = observer
 
     def __repr__(self) -> str:
         return f"ProviderClient(base_url={self.base_url!r})"
@@ -279,10 +290,20 @@ class ProviderClient:
                 if authorization is not None:
                     out_headers.append(("Authorization", authorization))
                 upstream = UpstreamRequest(verb, url, tuple(out_headers), body, self.timeout)
+                sent_at = time.perf_counter()
                 try:
                     response = await self.transport.send(upstream)
                 except TransportError as exc:
                     failure = exc
+                if self.observer is not None:
+                    self.observer.record_upstream(
+                        verb,
+                        route.key.partition(" ")[2],
+                        response.status if response is not None else 0,
+                        time.perf_counter() - sent_at,
+                    )
+                    if response is not None and response.status == 429:
+                        self.observer.record_rate_limited(response.headers.get("X-RateLimit-Scope"))
                 if response is not None:
                     if response.status == 429:
                         try:

@@ -118,7 +118,7 @@ def create_app(
 ) -> FastAPI:
     container = container or Container(settings or Settings())
     settings = container.settings
-    metrics = metrics or Metrics()
+    metrics = metrics or container.metrics
     api_auth = ApiAuth(container.vault, settings, container.clock)
     if setup_logging:
         configure_logging(settings.log_level, secrets=_configured_secrets(settings))

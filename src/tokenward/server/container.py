@@ -6,6 +6,8 @@ settings and clock instead of patching.
 
 from __future__ import annotations
 
+import logging
+
 import aiohttp
 
 from tokenward import __version__
@@ -18,10 +20,13 @@ from tokenward.proxy.accounts import AccountDirectory
 from tokenward.proxy.client import ProviderClient
 from tokenward.proxy.ratelimit import RateLimiter
 from tokenward.proxy.transport import AiohttpTransport, Timeouts, Transport
+from tokenward.server.api.observability import Metrics
 from tokenward.tools.catalog import Catalog
 from tokenward.tools.runner import ToolRunner
 from tokenward.vault.db import upgrade_async
 from tokenward.vault.repository import Vault
+
+log = logging.getLogger("tokenward")
 
 
 class Container:
@@ -47,6 +52,7 @@ class Container:
         )
         self.limiter = RateLimiter(self.clock, max_wait=settings.max_rate_limit_wait_seconds)
         self.directory = AccountDirectory(self.vault, self.clock)
+        self.metrics = Metrics()
         self._provider_client: ProviderClient | None = None
         self._runner: ToolRunner | None = None
 
@@ -54,6 +60,11 @@ class Container:
         """Open the HTTP session; migrate the database (SQLite by default)."""
         if migrate if migrate is not None else self.settings.is_sqlite:
             await upgrade_async(self.settings.effective_database_url)
+        if self.settings.redis_url:
+            log.warning(
+                "TOKENWARD_REDIS_URL is set but this version keeps rate-limit state per process; "
+                "refresh is coordinated through the database"
+            )
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=512, limit_per_host=256, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
@@ -91,6 +102,7 @@ class Container:
                 self.clock,
                 leeway=self.settings.refresh_leeway_seconds,
                 link_factory=self._fresh_link,
+                on_refresh=self.metrics.record_refresh,
             )
         return self._tokens
 
@@ -104,6 +116,7 @@ class Container:
                 base_url=self.settings.discord_base,
                 user_agent=self.catalog.provider.user_agent_for(__version__),
                 timeout=self.settings.upstream_timeout_seconds,
+                observer=self.metrics,
             )
         return self._provider_client
 
@@ -117,6 +130,9 @@ class Container:
                 tokens=self.tokens,
                 clock=self.clock,
                 link_factory=self.link_for,
+                on_result=lambda tool, status, ms: self.metrics.record_tool_call(
+                    tool, status, ms / 1000
+                ),
             )
         return self._runner
 
