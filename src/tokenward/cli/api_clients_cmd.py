@@ -6,34 +6,17 @@ stops accepting a deleted client's API tokens within 30 seconds (it re-reads the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import typer
 
 from tokenward.cli.app import app
-from tokenward.cli.output import print_json, print_table, run_command
+from tokenward.cli.output import JSON_OPTION, local_container, print_json, print_table, run_command
 from tokenward.clock import isoformat
-from tokenward.config import Settings
-from tokenward.server.container import Container
 
 api_clients_app = typer.Typer(
     help="API clients: the credentials applications exchange for API tokens.",
     no_args_is_help=True,
 )
 app.add_typer(api_clients_app, name="api-clients")
-
-JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document.")
-
-
-@asynccontextmanager
-async def _container() -> AsyncIterator[Container]:
-    container = Container(Settings())
-    await container.start()
-    try:
-        yield container
-    finally:
-        await container.close()
 
 
 @api_clients_app.command("create")
@@ -43,7 +26,7 @@ async def api_clients_create(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Create an API client and print its client_id and client_secret (shown only once)."""
-    async with _container() as container:
+    async with local_container() as container:
         record, secret = await container.vault.create_api_client(name)
     doc = {
         "client_id": record.client_id,
@@ -68,7 +51,7 @@ async def api_clients_create(
 @run_command
 async def api_clients_list(as_json: bool = JSON_OPTION) -> None:
     """List API clients (never their secrets)."""
-    async with _container() as container:
+    async with local_container() as container:
         records = await container.vault.list_api_clients()
     docs = [
         {"client_id": r.client_id, "name": r.name, "created_at": isoformat(r.created_at)}
@@ -91,7 +74,7 @@ async def api_clients_delete(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Delete an API client; servers refuse its API tokens within 30 seconds."""
-    async with _container() as container:
+    async with local_container() as container:
         await container.vault.delete_api_client(client_id)
     if as_json:
         print_json({"deleted": True, "client_id": client_id})

@@ -4,34 +4,29 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from tokenward.cli.app import app
-from tokenward.cli.output import fail, print_json, print_table, run_command
+from tokenward.cli.output import (
+    JSON_OPTION,
+    fail,
+    local_container,
+    print_json,
+    print_table,
+    run_command,
+)
 from tokenward.clock import isoformat
 from tokenward.config import Settings
-from tokenward.server.container import Container
+
+if TYPE_CHECKING:
+    from tokenward.server.container import Container
 
 connections_app = typer.Typer(help="Discord applications tokenward acts for.", no_args_is_help=True)
 accounts_app = typer.Typer(help="End users' connected Discord accounts.", no_args_is_help=True)
 app.add_typer(connections_app, name="connections")
 app.add_typer(accounts_app, name="accounts")
-
-JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document.")
-
-
-@asynccontextmanager
-async def _container() -> AsyncIterator[Container]:
-    container = Container(Settings())
-    await container.start()
-    try:
-        yield container
-    finally:
-        await container.close()
 
 
 def _connection_doc(container: Container, public: dict[str, Any]) -> dict[str, Any]:
@@ -94,7 +89,7 @@ async def connections_create(
         )
         return
     scope_list = [s for s in scopes.replace(",", " ").split() if s]
-    async with _container() as container:
+    async with local_container() as container:
         connection = await container.vault.create_connection(
             name=name,
             provider=provider,
@@ -116,7 +111,7 @@ async def connections_create(
 @run_command
 async def connections_list(as_json: bool = JSON_OPTION) -> None:
     """List connections."""
-    async with _container() as container:
+    async with local_container() as container:
         docs = [
             _connection_doc(container, c.public()) for c in await container.vault.list_connections()
         ]
@@ -147,7 +142,7 @@ async def connections_delete(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Delete a connection and every account under it (their grants are not revoked)."""
-    async with _container() as container:
+    async with local_container() as container:
         connection = await container.vault.get_connection_by_name(name)
         await container.vault.delete_connection(connection.id)
     if as_json:
@@ -171,7 +166,7 @@ async def link(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Print an authorization link for one end user."""
-    async with _container() as container:
+    async with local_container() as container:
         result = await container.oauth.create_link(
             connection, identifier, user_verify_url=user_verify_url, state=state
         )
@@ -208,7 +203,7 @@ async def accounts_list(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List connected accounts."""
-    async with _container() as container:
+    async with local_container() as container:
         connection_id = None
         if connection:
             connection_id = (await container.vault.get_connection_by_name(connection)).id
@@ -251,7 +246,7 @@ async def accounts_show(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show one connected account (never its tokens)."""
-    async with _container() as container:
+    async with local_container() as container:
         account = await _select_account(container, account_id, connection, identifier)
         doc = account.public()
     if as_json:
@@ -282,7 +277,7 @@ async def accounts_delete(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Revoke the grant at Discord, then delete the account and its tokens."""
-    async with _container() as container:
+    async with local_container() as container:
         account = await _select_account(container, account_id, connection, identifier)
         outcome = await container.oauth.delete_account(account.id, force=force)
     doc = {

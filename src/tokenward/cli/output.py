@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from tokenward.errors import TokenwardError
+
+if TYPE_CHECKING:
+    from tokenward.server.container import Container
 
 console = Console()
 err_console = Console(stderr=True)
@@ -63,3 +67,21 @@ def run_command(
         return None
 
     return wrapper
+
+
+JSON_OPTION = typer.Option(False, "--json", help="Print one JSON document.")
+
+
+@asynccontextmanager
+async def local_container() -> AsyncIterator[Container]:
+    """The services over the local vault, as ``TOKENWARD_*`` describes it (imported lazily:
+    commands that do not need the database start faster)."""
+    from tokenward.config import Settings
+    from tokenward.server.container import Container
+
+    container = Container(Settings())
+    await container.start()
+    try:
+        yield container
+    finally:
+        await container.close()

@@ -11,20 +11,20 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
 
 from tokenward.cli.app import app
-from tokenward.cli.output import err_console, print_json, print_table
-from tokenward.config import Settings
+from tokenward.cli.output import err_console, local_container, print_json, print_table
 from tokenward.errors import TokenwardError, ValidationError
 from tokenward.providers.models import ToolSpec
-from tokenward.server.container import Container
 from tokenward.tools.catalog import Catalog, agent_description
-from tokenward.tools.runner import ToolResult
 from tokenward.tools.schemas import input_schema
+
+if TYPE_CHECKING:
+    from tokenward.tools.runner import ToolResult
 
 tools_app = typer.Typer(help="The Discord tools agents can call.", no_args_is_help=True)
 app.add_typer(tools_app, name="tools")
@@ -161,14 +161,10 @@ def tools_show(
 
 
 async def _execute(tool: str, tool_input: object, connection: str, identifier: str) -> ToolResult:
-    container = Container(Settings())
-    await container.start()
-    try:
+    async with local_container() as container:
         return await container.runner.execute(
             tool, tool_input, connection_name=connection, identifier=identifier
         )
-    finally:
-        await container.close()
 
 
 @tools_app.command("run")

@@ -26,13 +26,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import jwt
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from tokenward.clock import Clock
 from tokenward.config import Settings
-from tokenward.errors import AuthenticationError, ConfigError, ValidationError
-from tokenward.vault.crypto import Keyring, parse_env_keys, read_key_file
+from tokenward.errors import AuthenticationError, ValidationError
+from tokenward.vault.crypto import DerivedKeys, Keyring
 
 __all__ = [
     "DEFAULT_TTL_SECONDS",
@@ -77,43 +75,21 @@ class McpSession:
         return self.tools is None or tool_name in self.tools
 
 
-def _derive(key: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=HKDF_INFO).derive(key)
-
-
 class SessionTokens:
     """Mints and verifies MCP session tokens with keys derived from the vault's keyring."""
 
     def __init__(self, settings: Settings, keyring: Keyring, clock: Clock) -> None:
         self._settings = settings
-        self._keyring = keyring
         self._clock = clock
-        self._keys: dict[str, bytes] = {}
-        self._load()
-
-    def _raw_keys(self) -> Iterable[tuple[str, bytes]]:
-        value = self._settings.encryption_keys
-        if value is not None and value.strip():
-            return parse_env_keys(value)
-        if self._keyring.key_file is not None:
-            return read_key_file(self._keyring.key_file)
-        raise ConfigError("no encryption keys to derive the MCP session signing key from")
-
-    def _load(self) -> None:
-        self._keys = {kid: _derive(key) for kid, key in self._raw_keys()}
+        self._keys = DerivedKeys(
+            settings.encryption_keys, keyring, info=HKDF_INFO, purpose="MCP session signing"
+        )
 
     def _active(self) -> tuple[str, bytes]:
-        kid = self._keyring.active_kid
-        if kid not in self._keys:
-            self._load()
-        return kid, self._keys[kid]
+        return self._keys.active()
 
     def _key(self, kid: str) -> bytes | None:
-        key = self._keys.get(kid)
-        if key is None and kid in self._keyring.kids:  # rotated in since we loaded
-            self._load()
-            key = self._keys.get(kid)
-        return key
+        return self._keys.get(kid)
 
     def mint(
         self,

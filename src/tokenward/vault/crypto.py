@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from tokenward.errors import ConfigError, CryptoError
 
@@ -395,3 +397,54 @@ def load_keyring(encryption_keys: str | None, data_dir: Path) -> Keyring:
     path = key_file_path(data_dir)
     ensure_key_file(path)
     return Keyring.from_key_file(path)
+
+
+def derive_key(encryption_key: bytes, info: bytes) -> bytes:
+    """A 32-byte key for one purpose (``info``), derived with HKDF-SHA256 from an encryption key."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(encryption_key)
+
+
+class DerivedKeys:
+    """Purpose-bound keys (e.g. HMAC signing keys) derived from the vault's encryption keys, by
+    key id, so that replicas sharing the encryption keys share them too and rotation carries over.
+
+    The raw keys are read from where the keyring reads them (``TOKENWARD_ENCRYPTION_KEYS`` or the
+    key file); the keyring says which key is active and notices key-file changes. Each purpose
+    has its own ``info`` label, so a key derived for one purpose never verifies another's data.
+    """
+
+    def __init__(
+        self, encryption_keys: str | None, keyring: Keyring, *, info: bytes, purpose: str
+    ) -> None:
+        self._encryption_keys = encryption_keys
+        self._keyring = keyring
+        self._info = info
+        self._purpose = purpose
+        self._keys: dict[str, bytes] = {}
+        self._load()
+
+    def _raw_keys(self) -> list[tuple[str, bytes]]:
+        value = self._encryption_keys
+        if value is not None and value.strip():
+            return parse_env_keys(value)
+        if self._keyring.key_file is not None:
+            return read_key_file(self._keyring.key_file)
+        raise ConfigError(f"no encryption keys to derive the {self._purpose} key from")
+
+    def _load(self) -> None:
+        self._keys = {kid: derive_key(key, self._info) for kid, key in self._raw_keys()}
+
+    def active(self) -> tuple[str, bytes]:
+        """The key id and derived key of the keyring's active key."""
+        kid = self._keyring.active_kid
+        if kid not in self._keys:
+            self._load()
+        return kid, self._keys[kid]
+
+    def get(self, kid: str) -> bytes | None:
+        """The derived key for ``kid``, or ``None`` when the keyring does not know it."""
+        key = self._keys.get(kid)
+        if key is None and kid in self._keyring.kids:  # rotated in since we loaded
+            self._load()
+            key = self._keys.get(kid)
+        return key

@@ -35,22 +35,19 @@ import binascii
 import logging
 import re
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 from urllib.parse import unquote_plus
 
 import jwt
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import Depends, Request
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2
 
 from tokenward.clock import Clock
 from tokenward.config import Settings
-from tokenward.errors import AuthenticationError, ConfigError
-from tokenward.vault.crypto import Keyring, parse_env_keys, read_key_file
+from tokenward.errors import AuthenticationError
+from tokenward.vault.crypto import DerivedKeys, derive_key
 from tokenward.vault.repository import Vault
 
 __all__ = [
@@ -58,7 +55,6 @@ __all__ = [
     "ApiAuthError",
     "ApiClientDirectory",
     "ApiPrincipal",
-    "SigningKeys",
     "api_token_scheme",
     "require_api_client",
 ]
@@ -106,47 +102,7 @@ class IssuedToken:
 
 
 def derive_signing_key(encryption_key: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=HKDF_INFO).derive(
-        encryption_key
-    )
-
-
-class SigningKeys:
-    """HMAC keys derived from the vault's encryption keys, by key id.
-
-    The raw keys are read from where the keyring reads them (``TOKENWARD_ENCRYPTION_KEYS`` or the
-    key file); the keyring itself says which key is active and notices key-file changes.
-    """
-
-    def __init__(self, settings: Settings, keyring: Keyring) -> None:
-        self._settings = settings
-        self._keyring = keyring
-        self._keys: dict[str, bytes] = {}
-        self._load()
-
-    def _raw_keys(self) -> Iterable[tuple[str, bytes]]:
-        value = self._settings.encryption_keys
-        if value is not None and value.strip():
-            return parse_env_keys(value)
-        if self._keyring.key_file is not None:
-            return read_key_file(self._keyring.key_file)
-        raise ConfigError("no encryption keys to derive the API-token signing key from")
-
-    def _load(self) -> None:
-        self._keys = {kid: derive_signing_key(key) for kid, key in self._raw_keys()}
-
-    def active(self) -> tuple[str, bytes]:
-        kid = self._keyring.active_kid
-        if kid not in self._keys:
-            self._load()
-        return kid, self._keys[kid]
-
-    def get(self, kid: str) -> bytes | None:
-        key = self._keys.get(kid)
-        if key is None and kid in self._keyring.kids:  # rotated in since we loaded
-            self._load()
-            key = self._keys.get(kid)
-        return key
+    return derive_key(encryption_key, HKDF_INFO)
 
 
 class ApiClientDirectory:
@@ -201,7 +157,9 @@ class ApiAuth:
         self.settings = settings
         self.clock = clock
         self.ttl = int(settings.api_token_ttl_seconds)
-        self.keys = SigningKeys(settings, vault.keyring)
+        self.keys = DerivedKeys(
+            settings.encryption_keys, vault.keyring, info=HKDF_INFO, purpose="API-token signing"
+        )
         self.clients = ApiClientDirectory(vault, clock)
         self._verified: dict[str, tuple[str, float, float]] = {}
 
