@@ -21,7 +21,7 @@ from tokenward.clock import ManualClock
 from tokenward.config import Settings
 from tokenward.errors import ReauthorizationRequired, UpstreamUnavailable
 from tokenward.oauth.refresh import TokenManager
-from tokenward.sandbox.browser import walk_consent
+from tokenward.sandbox.browser import consent_callback_url, walk_consent
 from tokenward.server.container import Container
 from tokenward.vault.models import AccountStatus
 
@@ -165,22 +165,8 @@ async def test_state_expiring_during_consent_is_refused(tmp_path: Path, sandbox_
         async with local_container(settings) as container:
             await make_connection(container, sandbox_url)
             link = await container.oauth.create_link("discord", "user_slow")
-            with httpx.Client(follow_redirects=False) as browser:
-                authorize_url = browser.get(link.link).headers["location"]
-                page = browser.get(authorize_url)
-                assert page.status_code == 200
-                await asyncio.sleep(1.2)
-                from tokenward.sandbox.browser import _ConsentParser
-
-                parser = _ConsentParser()
-                parser.feed(page.text)
-                data = {
-                    **parser.form.fields,
-                    "user_id": parser.form.users[0],
-                    "action": "authorize",
-                }
-                back = browser.post(str(page.url), data=data)
-                callback = browser.get(back.headers["location"])
+            callback_url = await asyncio.to_thread(consent_callback_url, link.link, pause=1.2)
+            callback = httpx.get(callback_url)
             assert callback.status_code == 400
             assert "expired" in callback.text
             account = await container.vault.get_account(link.account.id)
@@ -196,15 +182,7 @@ async def test_foreign_state_and_unknown_connection_are_refused(
     first, _ = await make_connection(container, gateway.sandbox_url, name="first")
     second, _ = await make_connection(container, gateway.sandbox_url, name="second")
     link = await container.oauth.create_link("first", "user_x")
-    with httpx.Client(follow_redirects=False) as browser:
-        authorize_url = browser.get(link.link).headers["location"]
-        page = browser.get(authorize_url)
-        from tokenward.sandbox.browser import _ConsentParser
-
-        parser = _ConsentParser()
-        parser.feed(page.text)
-        data = {**parser.form.fields, "user_id": parser.form.users[0], "action": "authorize"}
-        callback_url = browser.post(str(page.url), data=data).headers["location"]
+    callback_url = await asyncio.to_thread(consent_callback_url, link.link)
     assert f"/sso/v1/oauth/{first.id}/callback" in callback_url
 
     foreign = httpx.get(callback_url.replace(first.id, second.id))
@@ -234,15 +212,7 @@ async def test_code_rejected_by_discord_shows_a_page_and_changes_nothing(
 ) -> None:
     await make_connection(container, gateway.sandbox_url)
     link = await container.oauth.create_link("discord", "user_badcode")
-    with httpx.Client(follow_redirects=False) as browser:
-        authorize_url = browser.get(link.link).headers["location"]
-        page = browser.get(authorize_url)
-        from tokenward.sandbox.browser import _ConsentParser
-
-        parser = _ConsentParser()
-        parser.feed(page.text)
-        data = {**parser.form.fields, "user_id": parser.form.users[0], "action": "authorize"}
-        callback_url = browser.post(str(page.url), data=data).headers["location"]
+    callback_url = await asyncio.to_thread(consent_callback_url, link.link)
     parts = urlsplit(callback_url)
     query = parse_qs(parts.query)
     tampered = parts._replace(query=f"code=not-a-real-code&state={query['state'][0]}").geturl()
@@ -264,16 +234,8 @@ async def test_user_verify_url_waits_for_the_application(
     link = await container.oauth.create_link(
         "discord", "user_v", user_verify_url="http://127.0.0.1:9/verify?x=1", state="app-state"
     )
-    with httpx.Client(follow_redirects=False) as browser:
-        authorize_url = browser.get(link.link).headers["location"]
-        page = browser.get(authorize_url)
-        from tokenward.sandbox.browser import _ConsentParser
-
-        parser = _ConsentParser()
-        parser.feed(page.text)
-        data = {**parser.form.fields, "user_id": parser.form.users[0], "action": "authorize"}
-        callback_url = browser.post(str(page.url), data=data).headers["location"]
-        final = browser.get(callback_url)
+    callback_url = await asyncio.to_thread(consent_callback_url, link.link)
+    final = httpx.get(callback_url)
     assert final.status_code == 302
     target = urlsplit(final.headers["location"])
     assert target.path == "/verify"
