@@ -342,3 +342,21 @@ async def test_metrics_count_tool_calls_refreshes_and_upstream_calls(
     assert delta("tokenward_token_refreshes_total", outcome="success") == 1
     assert delta("tokenward_upstream_request_duration_seconds_count", status="401") == 1
     assert delta("tokenward_upstream_request_duration_seconds_count", status="200") >= 2
+
+
+async def test_proxied_calls_mark_the_account_used(stack: Stack, client: AsyncClient) -> None:
+    async with client:
+        account_id = await _link(client, "user_used")
+        assert (
+            stack.cli.json("accounts", "show", "--id", account_id, "--json")["last_used_at"] is None
+        )
+        response = await client.actions.request(
+            connection_name="discord", identifier="user_used", path="/api/v10/users/@me"
+        )
+        assert response.status_code == 200
+        for _ in range(50):
+            shown = stack.cli.json("accounts", "show", "--id", account_id, "--json")
+            if shown["last_used_at"] is not None:
+                break
+            await asyncio.sleep(0.2)
+        assert shown["last_used_at"] is not None

@@ -21,6 +21,7 @@ from tokenward.proxy.client import ProviderClient
 from tokenward.proxy.ratelimit import RateLimiter
 from tokenward.proxy.transport import AiohttpTransport, Timeouts, Transport
 from tokenward.server.api.observability import Metrics
+from tokenward.server.bookkeeping import Bookkeeper
 from tokenward.tools.catalog import Catalog
 from tokenward.tools.runner import ToolRunner
 from tokenward.vault.db import upgrade_async
@@ -53,6 +54,7 @@ class Container:
         self.limiter = RateLimiter(self.clock, max_wait=settings.max_rate_limit_wait_seconds)
         self.directory = AccountDirectory(self.vault, self.clock)
         self.metrics = Metrics()
+        self.bookkeeper = Bookkeeper(self.vault, self.clock)
         self._provider_client: ProviderClient | None = None
         self._runner: ToolRunner | None = None
 
@@ -65,11 +67,13 @@ class Container:
                 "TOKENWARD_REDIS_URL is set but this version keeps rate-limit state per process; "
                 "refresh is coordinated through the database"
             )
+        self.bookkeeper.start()
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=512, limit_per_host=256, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
 
     async def close(self) -> None:
+        await self.bookkeeper.close()
         await self.transport.aclose()
         if self._session is not None:
             await self._session.close()
@@ -133,6 +137,8 @@ class Container:
                 on_result=lambda tool, status, ms: self.metrics.record_tool_call(
                     tool, status, ms / 1000
                 ),
+                on_event=self.bookkeeper.note_event,
+                on_used=self.bookkeeper.note_used,
             )
         return self._runner
 

@@ -171,6 +171,7 @@ class ProxyEndpoint:
                 "authorization_link", await container.link_for(connection_name, identifier)
             )
             raise
+        container.bookkeeper.note_used(account.id)
         out_headers = [
             (name.lower().encode("latin-1"), value.encode("latin-1"))
             for name, value in response.headers.items()

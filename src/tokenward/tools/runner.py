@@ -70,6 +70,7 @@ class ToolRunner:
         link_factory: LinkFactory,
         on_event: EventHook | None = None,
         on_result: Callable[[str, str, float], None] | None = None,
+        on_used: Callable[[str], None] | None = None,
     ) -> None:
         self.catalog = catalog
         self.client = client
@@ -79,6 +80,7 @@ class ToolRunner:
         self.link_factory = link_factory
         self.on_event = on_event
         self.on_result = on_result
+        self.on_used = on_used
 
     async def execute(
         self,
@@ -114,6 +116,8 @@ class ToolRunner:
                 prepared, credentials, connection_name, identifier, account_id
             )
             status = "ok"
+            if account_id is not None and self.on_used is not None:
+                self.on_used(account_id)
             latency = (time.perf_counter() - started) * 1000
             return ToolResult(
                 tool_name=prepared.tool,

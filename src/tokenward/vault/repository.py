@@ -1190,6 +1190,39 @@ class Vault:
                 conn, kind, connection_id=connection_id, account_id=account_id, data=data
             )
 
+    async def record_usage(
+        self,
+        events: Sequence[tuple[float, str, str | None, str | None, Mapping[str, Any]]],
+        last_used: Mapping[str, float],
+    ) -> None:
+        """Append many events ``(at, kind, connection_id, account_id, data)`` and set
+        ``last_used_at`` of many accounts, in one transaction: the hot path's bookkeeping,
+        written in the background. ``data`` must hold no secret."""
+        rows = [
+            {
+                "at": at,
+                "kind": kind,
+                "connection_id": connection_id,
+                "account_id": account_id,
+                "data": _check_event_data(data),
+            }
+            for at, kind, connection_id, account_id, data in events
+        ]
+        if not rows and not last_used:
+            return
+        async with self._writer.begin() as conn:
+            if rows:
+                await conn.execute(insert(EVENTS), rows)
+            for account_id, at in last_used.items():
+                await conn.execute(
+                    update(ACCOUNTS)
+                    .where(
+                        ACCOUNTS.c.id == account_id,
+                        or_(ACCOUNTS.c.last_used_at.is_(None), ACCOUNTS.c.last_used_at < at),
+                    )
+                    .values(last_used_at=at)
+                )
+
     async def list_events(
         self,
         *,
