@@ -97,7 +97,7 @@ def sandbox(
             "client_id": default.client_id,
             "response_type": "code",
             "scope": "identify email guilds",
-            "redirect_uri": default.redirect_uris[0] if default.redirect_uris else "",
+            "redirect_uri": f"{base}/_sandbox/callback",
             "state": "xyz",
         }
     )
@@ -113,7 +113,8 @@ def sandbox(
                 f"  bot token          {default.bot_token}",
                 f"  redirect URIs      {', '.join(default.redirect_uris) or '(none)'}",
                 "",
-                "Authorize in a browser:",
+                "Authorize in a browser (you land on a page that shows the code and how to "
+                "exchange it):",
                 f"  {base}/oauth2/authorize?{query}",
                 "Register your redirect URIs (exact match, as on Discord):",
                 f"  curl -X PATCH {base}/_sandbox/applications/{default.client_id} "

@@ -15,10 +15,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from tokenward.errors import NotFoundError, TokenwardError, ValidationError
+from tokenward.sandbox import pages
 from tokenward.sandbox.state import FaultRule, SandboxState
 
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
@@ -234,6 +235,12 @@ def token_details(state: SandboxState) -> dict[str, list[dict[str, Any]]]:
 
 
 def routes(state: SandboxState) -> list[BaseRoute]:
+    async def landing(request: Request) -> Response:
+        base = str(request.base_url).rstrip("/")
+        params = dict(request.query_params.items())
+        html = pages.landing_page(base, params, state.default_application.client_id)
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
     async def list_applications(request: Request) -> Response:
         return JSONResponse([a.public_dict() for a in state.applications.values()])
 
@@ -316,6 +323,7 @@ def routes(state: SandboxState) -> list[BaseRoute]:
         return JSONResponse({**state.all_token_values(), "details": token_details(state)})
 
     return [
+        Route("/_sandbox/callback", landing, methods=["GET"]),
         Route("/_sandbox/applications", list_applications, methods=["GET"]),
         Route("/_sandbox/applications", create_application, methods=["POST"]),
         Route("/_sandbox/applications/{client_id}", update_application, methods=["PATCH"]),

@@ -111,3 +111,29 @@ def error_page(title: str, message: str) -> str:
     """A page for authorize errors that must not redirect (unknown client, bad redirect_uri)."""
     body = f'<h1>{escape(title)}</h1><p class="sub">{escape(message)}</p>'
     return _document(title, body)
+
+
+def landing_page(base_url: str, params: dict[str, str], client_id: str) -> str:
+    """Where the default application's second redirect URI lands: shows what Discord sent back
+    and how to exchange the code, so a person can walk the whole flow by hand."""
+    rows = "".join(
+        f"<li><code>{escape(k)}</code> = <code>{escape(v)}</code></li>" for k, v in params.items()
+    )
+    if "code" in params:
+        command = (
+            f"curl -s -u {client_id}:CLIENT_SECRET -d grant_type=authorization_code "
+            f"-d code={params['code']} "
+            f"--data-urlencode redirect_uri={base_url}/_sandbox/callback "
+            f"{base_url}/api/oauth2/token"
+        )
+        next_step = (
+            "<p>Exchange the code within ten minutes (put the default application's client "
+            "secret, printed by <code>tokenward sandbox</code>, in place of CLIENT_SECRET):</p>"
+            f"<pre style='white-space:pre-wrap;font-size:12px'>{escape(command)}</pre>"
+        )
+        title = "Discord sent back a code"
+    else:
+        next_step = "<p>No code: the request was refused or cancelled.</p>"
+        title = "Discord sent back an error"
+    body = f"<h1>{escape(title)}</h1><ul>{rows}</ul>{next_step}"
+    return _document(title, body)

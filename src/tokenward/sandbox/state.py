@@ -20,6 +20,10 @@ from tokenward.sandbox.settings import SandboxSettings
 DEFAULT_CLIENT_ID = "1300000000000000001"
 
 
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def new_token(nbytes: int = 24) -> str:
     return secrets.token_urlsafe(nbytes)
 
@@ -187,7 +191,12 @@ class SandboxState:
                 client_secret=new_token(24),
                 bot_token=new_token(32),
                 name="Sandbox App",
-                redirect_uris=["http://127.0.0.1:8080/sso/v1/oauth/callback"],
+                # The second is the sandbox's own landing page (``/_sandbox/callback``), for a
+                # person walking the flow by hand with ``tokenward sandbox``.
+                redirect_uris=[
+                    "http://127.0.0.1:8080/sso/v1/oauth/callback",
+                    f"http://{_host(self.settings.host)}:{self.settings.port}/_sandbox/callback",
+                ],
                 bot_user_id="1300000000000000901",
             )
         self.applications[default.client_id] = default
