@@ -55,6 +55,7 @@ All time comes from the injected :class:`~tokenward.clock.Clock`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import math
 from collections import deque
@@ -89,6 +90,7 @@ def token_identity(authorization: str | None) -> str:
     return "tok_" + _short_hash(authorization)
 
 
+@functools.lru_cache(maxsize=8192)
 def route_of(method: str, path: str) -> RouteInfo:
     """The route key and major parameter of a concrete (guarded) path.
 
