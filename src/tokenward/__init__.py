@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+__version__ = "0.1.0"
+
 from tokenward.errors import (
     AccountNotActive,
     AccountNotFound,
     AuthenticationError,
+    BotTokenRequired,
+    ConflictError,
     ConnectionNotFound,
     NotFoundError,
     PathRejected,
@@ -14,15 +18,19 @@ from tokenward.errors import (
     ReauthorizationRequired,
     TokenwardError,
     ToolNotFound,
+    UpstreamUnavailable,
     ValidationError,
 )
-
-__version__ = "0.1.0"
+from tokenward.sdk import AsyncClient, Client
 
 __all__ = [
     "AccountNotActive",
     "AccountNotFound",
+    "AsyncClient",
     "AuthenticationError",
+    "BotTokenRequired",
+    "Client",
+    "ConflictError",
     "ConnectionNotFound",
     "NotFoundError",
     "PathRejected",
@@ -31,6 +39,7 @@ __all__ = [
     "ReauthorizationRequired",
     "TokenwardError",
     "ToolNotFound",
+    "UpstreamUnavailable",
     "ValidationError",
     "__version__",
 ]

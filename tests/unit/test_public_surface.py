@@ -7,7 +7,11 @@ import tokenward
 EXPECTED = {
     "AccountNotActive",
     "AccountNotFound",
+    "AsyncClient",
     "AuthenticationError",
+    "BotTokenRequired",
+    "Client",
+    "ConflictError",
     "ConnectionNotFound",
     "NotFoundError",
     "PathRejected",
@@ -16,6 +20,7 @@ EXPECTED = {
     "ReauthorizationRequired",
     "TokenwardError",
     "ToolNotFound",
+    "UpstreamUnavailable",
     "ValidationError",
     "__version__",
 }
@@ -47,3 +52,10 @@ def test_errors_share_one_tree_with_stable_codes() -> None:
             "details": {"fields": {"guild_id": "must be a snowflake"}},
         }
     }
+
+
+def test_the_sdk_clients_are_the_package_level_names() -> None:
+    from tokenward.sdk import AsyncClient, Client
+
+    assert tokenward.Client is Client
+    assert tokenward.AsyncClient is AsyncClient
