@@ -2,11 +2,16 @@
 
 A proxied call or a tool call names a ``(connection_name, identifier)``. ``AccountDirectory``
 resolves that to the connection (client id, decrypted bot token) and the connected account
-(decrypted access token, expiry, version) and keeps both in memory for a short time, so a call
-whose token is fresh touches no database at all (the performance anchors show what one SQL write
-per call costs a peer). Freshness rules:
+(decrypted access token, expiry, version) and keeps both in memory, so a call whose token is
+fresh touches no database at all (the performance anchors show what one SQL write per call costs
+a peer). Freshness rules:
 
-- an entry lives ``ttl`` seconds at most (another process may have deleted or re-linked);
+- an entry is re-read from the database once it is ``ttl`` seconds old (another process may have
+  deleted, expired or re-linked the account). The re-read happens in the background while the
+  entry keeps serving, for at most ``max_stale`` seconds more; past that, callers wait for it;
+- loads are single-flight per key: when an entry expires under load, one query refreshes it
+  instead of every concurrent caller querying at once (that stampede was the proxy's p99 tail);
+- only ``ACTIVE`` accounts are cached, so an account the user has just approved is usable at once;
 - a refresh done here replaces the entry with the stored result (``TokenManager`` persists first);
 - a 401 always re-reads the row before deciding to refresh (``TokenManager.after_unauthorized``),
   so a token refreshed by another process is picked up instead of refreshing again.
@@ -17,8 +22,11 @@ cache is keyed by both, and the rate-limit identity is the account id.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from tokenward.clock import Clock
 from tokenward.errors import AccountNotFound, BotTokenRequired
@@ -26,6 +34,9 @@ from tokenward.oauth.refresh import AccessGrant, TokenManager
 from tokenward.proxy.client import ANONYMOUS, Credential
 from tokenward.vault.models import AccountStatus
 from tokenward.vault.repository import AccountRecord, ConnectionRecord, Vault
+
+log = logging.getLogger("tokenward.directory")
+T = TypeVar("T")
 
 
 @dataclass
@@ -35,45 +46,76 @@ class _Entry:
 
 
 class AccountDirectory:
-    """Short-lived, bounded in-memory cache of connections and accounts by name."""
+    """Bounded in-memory cache of connections and accounts by name (see the module doc)."""
 
-    def __init__(self, vault: Vault, clock: Clock, *, ttl: float = 15.0, max_entries: int = 50_000):
+    def __init__(
+        self,
+        vault: Vault,
+        clock: Clock,
+        *,
+        ttl: float = 15.0,
+        max_stale: float = 30.0,
+        max_entries: int = 50_000,
+    ):
         self.vault = vault
         self.clock = clock
         self.ttl = ttl
+        self.max_stale = max_stale
         self.max_entries = max_entries
         self._connections: dict[str, _Entry] = {}
         self._accounts: dict[tuple[str, str], _Entry] = {}
+        self._loading: dict[tuple[str, ...], asyncio.Task[Any]] = {}
 
     def _fresh(self, entry: _Entry | None) -> object | None:
         if entry is None or entry.until <= self.clock.monotonic():
             return None
         return entry.value
 
+    def _usable(self, entry: _Entry | None) -> tuple[object | None, bool]:
+        """``(value, needs_reload)``: a value still within ``max_stale`` serves while reloading."""
+        if entry is None:
+            return None, True
+        now = self.clock.monotonic()
+        if entry.until > now:
+            return entry.value, False
+        if entry.until + self.max_stale > now:
+            return entry.value, True
+        return None, True
+
     def _trim(self, table: dict[Any, _Entry]) -> None:
         if len(table) >= self.max_entries:
             now = self.clock.monotonic()
-            for key in [k for k, e in table.items() if e.until <= now]:
+            for key in [k for k, e in table.items() if e.until + self.max_stale <= now]:
                 del table[key]
             if len(table) >= self.max_entries:
                 table.clear()
 
-    async def connection(self, name: str) -> ConnectionRecord:
-        cached = self._fresh(self._connections.get(name))
-        if isinstance(cached, ConnectionRecord):
-            return cached
+    def _load(self, key: tuple[str, ...], loader: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
+        """One load per key at a time; later callers share it."""
+        task = self._loading.get(key)
+        if task is None:
+            task = asyncio.ensure_future(loader())
+            self._loading[key] = task
+            task.add_done_callback(lambda t: self._loaded(key, t))
+        return task
+
+    def _loaded(self, key: tuple[str, ...], task: asyncio.Task[Any]) -> None:
+        self._loading.pop(key, None)
+        if not task.cancelled() and task.exception() is not None:
+            # Retrieved here so a background reload's failure is logged, not lost; callers that
+            # awaited the task got the exception themselves.
+            log.debug("directory load %s failed: %s", key[0], type(task.exception()).__name__)
+
+    async def _load_connection(self, name: str) -> ConnectionRecord:
         connection = await self.vault.get_connection_by_name(name)
         self._trim(self._connections)
         self._connections[name] = _Entry(connection, self.clock.monotonic() + self.ttl)
         return connection
 
-    async def account(self, connection: ConnectionRecord, identifier: str) -> AccountRecord:
-        key = (connection.id, identifier)
-        cached = self._fresh(self._accounts.get(key))
-        if isinstance(cached, AccountRecord):
-            return cached
+    async def _load_account(self, connection: ConnectionRecord, identifier: str) -> AccountRecord:
         account = await self.vault.find_account(connection.id, identifier)
         if account is None:
+            self.forget(connection.id, identifier)
             raise AccountNotFound(
                 f"no connected account for identifier {identifier!r} on connection "
                 f"{connection.name!r}; create an authorization link for it first",
@@ -83,7 +125,30 @@ class AccountDirectory:
             # Only usable accounts are cached: one waiting for its user's approval must be seen
             # as ACTIVE the moment the callback completes.
             self.remember(account)
+        else:
+            self.forget(connection.id, identifier)
         return account
+
+    async def connection(self, name: str) -> ConnectionRecord:
+        cached, reload = self._usable(self._connections.get(name))
+        if not reload and isinstance(cached, ConnectionRecord):
+            return cached
+        task = self._load(("connection", name), lambda: self._load_connection(name))
+        if isinstance(cached, ConnectionRecord):
+            return cached  # still within max_stale: serve it while the reload runs
+        return await asyncio.shield(task)
+
+    async def account(self, connection: ConnectionRecord, identifier: str) -> AccountRecord:
+        cached, reload = self._usable(self._accounts.get((connection.id, identifier)))
+        if not reload and isinstance(cached, AccountRecord):
+            return cached
+        task = self._load(
+            ("account", connection.id, identifier),
+            lambda: self._load_account(connection, identifier),
+        )
+        if isinstance(cached, AccountRecord):
+            return cached
+        return await asyncio.shield(task)
 
     def remember(self, account: AccountRecord) -> None:
         self._trim(self._accounts)
