@@ -214,6 +214,16 @@ async def test_tool_for_an_unlinked_user_says_so_with_a_link(
                 connection_name="discord",
             )
         assert info.value.details["authorization_link"].startswith(f"{stack.gateway_url}/connect/")
+        before = stack.stats()["requests"]["total"]  # type: ignore[index]
+        with pytest.raises(tokenward.AccountNotActive) as proxied:
+            await client.actions.request(
+                connection_name="discord", identifier="user_later", path="/api/users/@me"
+            )
+        assert proxied.value.status == 409
+        assert proxied.value.details["authorization_link"].startswith(
+            f"{stack.gateway_url}/connect/"
+        )
+        assert stack.stats()["requests"]["total"] == before  # type: ignore[index]
 
 
 async def test_list_tools_and_accounts_with_pagination(stack: Stack, client: AsyncClient) -> None:

@@ -13,13 +13,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tokenward.errors import (
-    AccountNotActive,
     ReauthorizationRequired,
     TokenwardError,
     ValidationError,
@@ -28,8 +26,6 @@ from tokenward.proxy.accounts import AccountCredentials
 from tokenward.proxy.paths import safe_path
 from tokenward.proxy.transport import HOP_BY_HOP
 from tokenward.server.container import Container
-from tokenward.tools.runner import REFUSED_AFTER_REFRESH
-from tokenward.vault.models import AccountStatus
 
 log = logging.getLogger("tokenward.proxy")
 
@@ -136,23 +132,7 @@ class ProxyEndpoint:
         container = self.container
         connection = await container.directory.connection(connection_name)
         account = await container.directory.account(connection, identifier)
-        if account.status != AccountStatus.ACTIVE or account.access_token is None:
-            link = await container.link_for(connection_name, identifier)
-            details: dict[str, Any] = {
-                "status": account.status.value,
-                "status_reason": account.status_reason,
-                "authorization_link": link,
-            }
-            if account.status == AccountStatus.EXPIRED:
-                raise ReauthorizationRequired(
-                    "The user's Discord authorization is no longer valid; send them the "
-                    "authorization link.",
-                    details=details,
-                )
-            raise AccountNotActive(
-                f"The account is {account.status.value}; send the user the authorization link.",
-                details=details,
-            )
+        await container.runner.require_usable(account, connection_name, identifier)
         credentials = AccountCredentials(container.tokens, container.directory, account)
         try:
             response = await container.provider_client.request(
@@ -165,10 +145,8 @@ class ProxyEndpoint:
                 stream=True,
             )
         except ReauthorizationRequired as exc:
-            await container.tokens.mark_unusable(account.id, REFUSED_AFTER_REFRESH)
-            container.directory.forget_by_id(account.id)
-            exc.details.setdefault(
-                "authorization_link", await container.link_for(connection_name, identifier)
+            await container.runner.refused_after_refresh(
+                exc, account.id, connection_name, identifier
             )
             raise
         container.bookkeeper.note_used(account.id)

@@ -105,7 +105,7 @@ class ToolRunner:
             if prepared.auth == "user":
                 account = await self.directory.account(connection, identifier)
                 account_id = account.id
-                await self._require_usable(account, connection_name, identifier)
+                await self.require_usable(account, connection_name, identifier)
                 missing = prepared.missing_scopes(account.granted_scopes)
                 if missing:
                     raise await self._missing_scopes(prepared, missing, connection_name, identifier)
@@ -146,7 +146,9 @@ class ToolRunner:
                     },
                 )
 
-    async def _require_usable(self, account: Any, connection_name: str, identifier: str) -> None:
+    async def require_usable(self, account: Any, connection_name: str, identifier: str) -> None:
+        """Raise (with a fresh authorization link) unless the account can call Discord: the
+        same answer for tool calls, proxied calls and MCP."""
         if account.status == AccountStatus.ACTIVE and account.access_token is not None:
             return
         link = await self.link_factory(connection_name, identifier)
@@ -190,6 +192,17 @@ class ToolRunner:
             },
         )
 
+    async def refused_after_refresh(
+        self, exc: ReauthorizationRequired, account_id: str, connection_name: str, identifier: str
+    ) -> None:
+        """Discord refused the account's token even after a refresh: stop using it (the account
+        is marked unless the refresh already marked it with its real cause) and attach a link."""
+        await self.tokens.mark_unusable(account_id, REFUSED_AFTER_REFRESH)
+        self.directory.forget_by_id(account_id)
+        exc.details.setdefault(
+            "authorization_link", await self.link_factory(connection_name, identifier)
+        )
+
     async def _send(
         self,
         prepared: PreparedRequest,
@@ -204,11 +217,7 @@ class ToolRunner:
             )
         except ReauthorizationRequired as exc:
             if account_id is not None:
-                await self.tokens.mark_unusable(account_id, REFUSED_AFTER_REFRESH)
-                self.directory.forget_by_id(account_id)
-                exc.details.setdefault(
-                    "authorization_link", await self.link_factory(connection_name, identifier)
-                )
+                await self.refused_after_refresh(exc, account_id, connection_name, identifier)
             raise
         if response.status >= 400:
             link = None
