@@ -314,3 +314,19 @@ def test_with_a_generated_key_file_tokens_survive_a_restart(
         assert httpx.get(f"{second.url}/api/v1/connections", headers=auth).status_code == 200
     finally:
         second.stop()
+
+
+def test_repeated_failures_are_throttled_before_any_secret_is_checked(api: ApiEnv) -> None:
+    api.app.state.api_auth.failures.limit = 3
+    for _ in range(3):
+        assert_error(api.issue_token(client_secret="wrong"), 401, "INVALID_CLIENT")
+    blocked = assert_error(api.issue_token(client_secret="wrong"), 429, "RATE_LIMITED")
+    assert 0 < blocked["details"]["retry_after"] <= 60
+    assert blocked["details"]["scope"] == "authentication"
+    # The right secret waits too (the client id is blocked), and so does another client id
+    # from the same address.
+    assert_error(api.issue_token(), 429, "RATE_LIMITED")
+    assert_error(api.issue_token(client_id="twc_someone_else"), 429, "RATE_LIMITED")
+    # Once the window has passed, the right secret works again.
+    api.app.state.api_auth.failures.window = 0.0
+    assert api.issue_token().status_code == 200

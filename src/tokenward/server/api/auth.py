@@ -35,6 +35,7 @@ import binascii
 import logging
 import re
 import secrets
+from collections import deque
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 from urllib.parse import unquote_plus
@@ -46,7 +47,7 @@ from fastapi.security import OAuth2
 
 from tokenward.clock import Clock
 from tokenward.config import Settings
-from tokenward.errors import AuthenticationError
+from tokenward.errors import AuthenticationError, RateLimited
 from tokenward.vault.crypto import DerivedKeys, derive_key
 from tokenward.vault.repository import Vault
 
@@ -149,6 +150,57 @@ class ApiClientDirectory:
         self._ids = self._ids - {client_id}
 
 
+class FailedAttempts:
+    """Failed client authentications per key (client id, caller address) in a sliding window.
+
+    A brute-force brake for ``POST /oauth/token``: past ``limit`` failures within ``window``
+    seconds a key is refused with ``RATE_LIMITED`` (and its ``retry_after``) before any secret is
+    hashed, which also caps the CPU an attacker can make the server spend on scrypt.
+    """
+
+    def __init__(
+        self, clock: Clock, *, limit: int = 10, window: float = 60.0, max_keys: int = 10_000
+    ) -> None:
+        self.clock = clock
+        self.limit = limit
+        self.window = window
+        self.max_keys = max_keys
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failures.get(key)
+        if times is None:
+            return deque()
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+        return times
+
+    def retry_after(self, *keys: str) -> float | None:
+        """Seconds until every key may try again, or ``None`` when none is blocked."""
+        now = self.clock.monotonic()
+        waits = [
+            times[-self.limit] + self.window - now
+            for key in keys
+            if len(times := self._recent(key, now)) >= self.limit
+        ]
+        return max(waits) if waits else None
+
+    def record(self, *keys: str) -> None:
+        now = self.clock.monotonic()
+        if len(self._failures) >= self.max_keys:
+            for key in list(self._failures):
+                self._recent(key, now)
+            if len(self._failures) >= self.max_keys:
+                self._failures.clear()
+        for key in keys:
+            self._failures.setdefault(key, deque()).append(now)
+
+    def clear(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+
 class ApiAuth:
     """Issues and checks API tokens. One per app, on ``app.state.api_auth``."""
 
@@ -162,20 +214,34 @@ class ApiAuth:
         )
         self.clients = ApiClientDirectory(vault, clock)
         self._verified: dict[str, tuple[str, float, float]] = {}
+        self.failures = FailedAttempts(clock)
 
     # -- issuing --------------------------------------------------------------------------------
 
-    async def issue(self, client_id: str, client_secret: str) -> IssuedToken:
+    async def issue(
+        self, client_id: str, client_secret: str, *, source: str | None = None
+    ) -> IssuedToken:
         """A token for valid client credentials; :class:`ApiAuthError` (``INVALID_CLIENT``)
-        otherwise, with the same answer whether the id or the secret was wrong."""
+        otherwise, with the same answer whether the id or the secret was wrong. ``source`` (the
+        caller's address) and the client id are throttled after repeated failures."""
+        keys = [f"client:{client_id[:64]}"] + ([f"source:{source}"] if source else [])
+        wait = self.failures.retry_after(*keys)
+        if wait is not None:
+            raise RateLimited(
+                "too many failed authentication attempts; wait before trying again",
+                retry_after=wait,
+                scope="authentication",
+            )
         record = None
         if 0 < len(client_id) <= 64 and 0 < len(client_secret) <= 512:
             record = await self.vault.verify_api_client(client_id, client_secret)
         if record is None:
+            self.failures.record(*keys)
             raise ApiAuthError(
                 "client authentication failed: unknown client_id or wrong client_secret",
                 code="INVALID_CLIENT",
             )
+        self.failures.clear(keys[0])
         self.clients.add(record.client_id)
         return self.sign(record.client_id)
 

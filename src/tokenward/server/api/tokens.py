@@ -3,7 +3,8 @@
 Credentials come form-encoded (``client_id`` / ``client_secret``) or as HTTP Basic (§2.3.1), not
 both. Errors use tokenward's envelope: ``INVALID_CLIENT`` (401) for unknown or wrong credentials,
 ``UNSUPPORTED_GRANT_TYPE`` (400), ``INVALID_REQUEST`` (400) for a body that is not form-encoded
-or repeats a parameter, ``VALIDATION_ERROR`` (400) naming a missing parameter.
+or repeats a parameter, ``VALIDATION_ERROR`` (400) naming a missing parameter, ``RATE_LIMITED``
+(429, with ``retry_after``) after repeated failures for a client id or from one address.
 """
 
 from __future__ import annotations
@@ -116,7 +117,9 @@ async def issue_token(request: Request) -> JSONResponse:
 
     auth: ApiAuth = request.app.state.api_auth
     try:
-        issued = await auth.issue(client_id, client_secret)
+        issued = await auth.issue(
+            client_id, client_secret, source=request.client.host if request.client else None
+        )
     except ApiAuthError as exc:
         exc.headers.update(basic_header)
         log.info("API token refused: invalid client credentials")
