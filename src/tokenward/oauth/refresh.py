@@ -115,7 +115,7 @@ class TokenManager:
         """A usable access token for the account; refreshes first when it is due."""
         if isinstance(account, str):
             account = await self.vault.get_account(account)
-        await self._require_active(account)
+        await self.require_active(account)
         if self.is_due(account):
             account = await self._single_flight(account.id, failed_token=None)
         return self._to_grant(account)
@@ -125,7 +125,7 @@ class TokenManager:
         refreshed already), use it; otherwise refresh once. Callers that get a 401 again must
         report re-authorization (``mark_unusable``)."""
         account = await self.vault.get_account(account_id)
-        await self._require_active(account)
+        await self.require_active(account)
         stored = account.access_token.get_secret_value() if account.access_token else None
         if stored is not None and stored != failed_token:
             return self._to_grant(account)
@@ -147,7 +147,9 @@ class TokenManager:
         if self._on_refresh is not None:
             self._on_refresh(outcome)
 
-    async def _require_active(self, account: AccountRecord) -> None:
+    async def require_active(self, account: AccountRecord) -> None:
+        """Raise, with a fresh authorization link, unless the account can call Discord: the one
+        answer tool calls, proxied calls, MCP and refresh all give."""
         if account.status == AccountStatus.ACTIVE and account.access_token is not None:
             return
         link = await self._link_factory(account.id) if self._link_factory else None
@@ -158,6 +160,7 @@ class TokenManager:
         }
         if link:
             details["authorization_link"] = link
+            details["hint"] = "Send the user this authorization link; calls work once they approve."
         if account.status == AccountStatus.EXPIRED:
             raise ReauthorizationRequired(
                 "The user's Discord authorization is no longer valid"
@@ -165,7 +168,8 @@ class TokenManager:
                 details=details,
             )
         raise AccountNotActive(
-            f"The connected account is {account.status.value}; it cannot call Discord yet.",
+            f"The user has not connected Discord yet (status {account.status.value}); send "
+            "them the authorization link.",
             details=details,
         )
 
@@ -206,7 +210,7 @@ class TokenManager:
                 try:
                     account = await self.vault.get_account(account_id)  # re-read under the lease
                     if account.status != AccountStatus.ACTIVE:
-                        await self._require_active(account)
+                        await self.require_active(account)
                     if not self._still_needs_refresh(account, failed_token):
                         self._report("skipped")
                         return account
@@ -216,7 +220,7 @@ class TokenManager:
             # Another process holds the lease: wait for it to finish, then re-read.
             account = await self.vault.get_account(account_id)
             if account.status != AccountStatus.ACTIVE:
-                await self._require_active(account)
+                await self.require_active(account)
             if not self._still_needs_refresh(account, failed_token):
                 return account
             if self.clock.monotonic() > deadline:
@@ -232,8 +236,8 @@ class TokenManager:
             expired = await self.vault.mark_expired(
                 account.id, "no refresh token is stored; the user must authorize again", owner=owner
             )
-            await self._require_active(expired)
-            return expired  # pragma: no cover - _require_active raised
+            await self.require_active(expired)
+            return expired  # pragma: no cover - require_active raised
         connection = await self.vault.get_connection(account.connection_id)
         credentials = ClientCredentials(
             connection.client_id, connection.client_secret.get_secret_value()
@@ -260,8 +264,8 @@ class TokenManager:
                 )
                 self._report("invalid_grant" if exc.error == "invalid_grant" else "error")
                 expired = await self.vault.mark_expired(account.id, reason, owner=owner)
-                await self._require_active(expired)
-                raise  # pragma: no cover - _require_active raised
+                await self.require_active(expired)
+                raise  # pragma: no cover - require_active raised
             except OAuthUnavailable as exc:
                 await self.vault.record_event(
                     "account.refresh_failed",

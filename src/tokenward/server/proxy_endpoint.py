@@ -132,7 +132,7 @@ class ProxyEndpoint:
         container = self.container
         connection = await container.directory.connection(connection_name)
         account = await container.directory.account(connection, identifier)
-        await container.runner.require_usable(account, connection_name, identifier)
+        await container.tokens.require_active(account)
         credentials = AccountCredentials(container.tokens, container.directory, account)
         try:
             response = await container.provider_client.request(

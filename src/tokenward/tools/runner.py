@@ -20,7 +20,6 @@ from typing import Any
 
 from tokenward.clock import Clock
 from tokenward.errors import (
-    AccountNotActive,
     ProviderError,
     ReauthorizationRequired,
     TokenwardError,
@@ -31,7 +30,6 @@ from tokenward.proxy.accounts import AccountCredentials, AccountDirectory, BotCr
 from tokenward.proxy.client import CredentialSource, ProviderClient, error_from_response
 from tokenward.tools.catalog import Catalog, PreparedRequest
 from tokenward.tools.results import ImageResult
-from tokenward.vault.models import AccountStatus
 
 log = logging.getLogger("tokenward.tools")
 
@@ -105,7 +103,7 @@ class ToolRunner:
             if prepared.auth == "user":
                 account = await self.directory.account(connection, identifier)
                 account_id = account.id
-                await self.require_usable(account, connection_name, identifier)
+                await self.tokens.require_active(account)
                 missing = prepared.missing_scopes(account.granted_scopes)
                 if missing:
                     raise await self._missing_scopes(prepared, missing, connection_name, identifier)
@@ -145,31 +143,6 @@ class ToolRunner:
                         "execution_id": execution_id,
                     },
                 )
-
-    async def require_usable(self, account: Any, connection_name: str, identifier: str) -> None:
-        """Raise (with a fresh authorization link) unless the account can call Discord: the
-        same answer for tool calls, proxied calls and MCP."""
-        if account.status == AccountStatus.ACTIVE and account.access_token is not None:
-            return
-        link = await self.link_factory(connection_name, identifier)
-        details = {
-            "account_id": account.id,
-            "status": account.status.value,
-            "status_reason": account.status_reason,
-            "authorization_link": link,
-            "hint": "Send the user this authorization link; the tool works once they approve.",
-        }
-        if account.status == AccountStatus.EXPIRED:
-            raise ReauthorizationRequired(
-                "The user's Discord authorization is no longer valid"
-                f" ({account.status_reason or 'expired'}); send them the authorization link.",
-                details=details,
-            )
-        raise AccountNotActive(
-            f"The user has not connected Discord yet (status {account.status.value}); send "
-            "them the authorization link.",
-            details=details,
-        )
 
     async def _missing_scopes(
         self,
