@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 
 import typer
-from rich.markup import escape
 
 from tokenward.cli.app import app
-from tokenward.cli.output import err_console
+from tokenward.cli.output import fail_with
 from tokenward.config import Settings
 from tokenward.errors import TokenwardError
 
@@ -60,11 +59,6 @@ def mcp_command(
         extra = ""
         if isinstance(fields, dict) and fields:
             extra = " (" + "; ".join(f"{k}: {v}" for k, v in fields.items()) + ")"
-        err_console.print(
-            f"[bold red]error:[/] {escape(f'{exc.message}{extra} [{exc.code}]')}",
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(1) from None
+        fail_with(exc, line=f"{exc.message}{extra} [{exc.code}]")
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

@@ -8,10 +8,11 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from functools import wraps
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tokenward.errors import TokenwardError
@@ -43,11 +44,22 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
 
 def fail(message: str, *, code: str = "ERROR", as_json: bool = False, exit_code: int = 1) -> None:
     """One clear line (or one JSON error document) and a non-zero exit."""
+    fail_with(TokenwardError(message, code=code), as_json=as_json, exit_code=exit_code)
+
+
+def fail_with(
+    exc: TokenwardError, *, as_json: bool = False, line: str | None = None, exit_code: int = 1
+) -> NoReturn:
+    """Report ``exc``: its envelope (details included) with ``--json``, else ``error: <line>``
+    (the message unless a command words it itself) on one stderr line; then exit non-zero."""
     if as_json:
-        print_json({"error": {"code": code, "message": message}})
+        print_json(exc.to_dict())
     else:
         err_console.print(
-            f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True
+            f"[bold red]error:[/] {escape(line if line is not None else exc.message)}",
+            highlight=False,
+            markup=True,
+            soft_wrap=True,
         )
     raise typer.Exit(exit_code)
 
@@ -63,8 +75,7 @@ def run_command(
         try:
             return asyncio.run(func(*args, **kwargs))
         except TokenwardError as exc:
-            fail(exc.message, code=exc.code, as_json=as_json)
-        return None
+            fail_with(exc, as_json=as_json)
 
     return wrapper
 

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.markup import escape
 
 from tokenward.cli.app import app
-from tokenward.cli.output import err_console, local_container, print_json, print_table
+from tokenward.cli.output import fail_with, local_container, print_json, print_table
 from tokenward.errors import TokenwardError, ValidationError
 from tokenward.providers.models import ToolSpec
 from tokenward.tools.catalog import Catalog, agent_description
@@ -84,19 +83,6 @@ def _error_line(exc: TokenwardError) -> str:
     return " — ".join(parts)
 
 
-def _fail(exc: TokenwardError, as_json: bool) -> None:
-    if as_json:
-        print_json(exc.to_dict())
-    else:
-        err_console.print(
-            f"[bold red]error:[/] {escape(_error_line(exc))}",
-            highlight=False,
-            markup=True,
-            soft_wrap=True,
-        )
-    raise typer.Exit(1)
-
-
 def _parse_input(raw: str) -> object:
     text = sys.stdin.read() if raw == "-" else raw
     try:
@@ -141,8 +127,7 @@ def tools_show(
     try:
         tool = _load_catalog().get(name)
     except TokenwardError as exc:
-        _fail(exc, as_json)
-        return
+        fail_with(exc, as_json=as_json, line=_error_line(exc))
     doc = _details(tool)
     if as_json:
         print_json(doc)
@@ -185,8 +170,7 @@ def tools_run(
         parsed = _parse_input(tool_input)
         result = asyncio.run(_execute(name, parsed, connection, identifier))
     except TokenwardError as exc:
-        _fail(exc, as_json)
-        return
+        fail_with(exc, as_json=as_json, line=_error_line(exc))
     if output is not None:
         if result.image is not None:
             output.write_bytes(result.image.data)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -12,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.exc import SQLAlchemyError
 
 from tokenward.cli.app import app
+from tokenward.cli.output import fail_with
 from tokenward.config import Settings
 from tokenward.errors import TokenwardError
 
@@ -30,16 +30,6 @@ def _database_error(exc: SQLAlchemyError) -> TokenwardError:
     )
 
 
-def _fail(exc: TokenwardError, as_json: bool) -> NoReturn:
-    if as_json:
-        typer.echo(json.dumps(exc.to_dict()))
-    else:
-        Console(stderr=True).print(
-            f"[red]error:[/red] {exc.message}", highlight=False, markup=True, soft_wrap=True
-        )
-    raise typer.Exit(1)
-
-
 @db_app.command("upgrade")
 def db_upgrade(
     revision: str = typer.Option("head", help="Target revision."),
@@ -54,9 +44,9 @@ def db_upgrade(
         before = current_revision(url)
         after = upgrade(url, revision)
     except SQLAlchemyError as exc:
-        _fail(_database_error(exc), as_json)
+        fail_with(_database_error(exc), as_json=as_json)
     except TokenwardError as exc:
-        _fail(exc, as_json)
+        fail_with(exc, as_json=as_json)
     backend = "sqlite" if url.startswith("sqlite") else "postgresql"
     if as_json:
         typer.echo(json.dumps({"backend": backend, "from": before, "revision": after}))
@@ -119,9 +109,9 @@ def keys_rotate(
             ) as progress:
                 report = asyncio.run(_run(settings, keyring, added, progress))
     except SQLAlchemyError as exc:
-        _fail(_database_error(exc), as_json)
+        fail_with(_database_error(exc), as_json=as_json)
     except TokenwardError as exc:
-        _fail(exc, as_json)
+        fail_with(exc, as_json=as_json)
     if as_json:
         typer.echo(json.dumps(report.as_dict()))
     else:
