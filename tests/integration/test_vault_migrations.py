@@ -41,18 +41,18 @@ async def _diff(url: str) -> list[object]:
 
 async def test_migrated_schema_matches_the_models(database_url: str) -> None:
     assert await _diff(database_url) == []
-    assert await current_revision_async(database_url) == head_revision() == "0001"
+    assert await current_revision_async(database_url) == head_revision() == "0002"
 
 
 async def test_upgrade_is_idempotent_and_callable_from_async_code(database_url: str) -> None:
-    assert await upgrade_async(database_url) == "0001"
-    assert await upgrade_async(database_url) == "0001"
+    assert await upgrade_async(database_url) == "0002"
+    assert await upgrade_async(database_url) == "0002"
 
 
 def test_fresh_sqlite_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'nested' / 'dir' / 'tw.db'}"
     assert current_revision(url) is None
-    assert upgrade(url) == "0001"
+    assert upgrade(url) == "0002"
     assert downgrade(url, "base") is None
 
     async def tables() -> set[str]:
@@ -64,7 +64,7 @@ def test_fresh_sqlite_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
             await engine.dispose()
 
     assert asyncio.run(tables()) == {"alembic_version"}
-    assert upgrade(url) == "0001"
+    assert upgrade(url) == "0002"
     assert {t.name for t in Base.metadata.sorted_tables} <= asyncio.run(tables())
 
 
@@ -115,3 +115,45 @@ def test_migrations_ship_inside_the_package() -> None:
     assert (MIGRATIONS_DIR / "__init__.py").is_file()
     assert (MIGRATIONS_DIR / "versions" / "__init__.py").is_file()
     assert (MIGRATIONS_DIR / "versions" / "0001_initial.py").is_file()
+
+
+def test_upgrade_from_0001_keeps_rows_and_gives_old_api_clients_full_access(
+    tmp_path: Path,
+) -> None:
+    """Regression guard for migration 0002: rows written under 0001 survive the upgrade."""
+    url = f"sqlite:///{tmp_path / 'tw.db'}"
+    assert upgrade(url, "0001") == "0001"
+
+    async def seed_then_read() -> tuple[str, bool, object]:
+        engine = create_engine(url, null_pool=True)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO api_clients (client_id, secret_hash, name, created_at)"
+                        " VALUES ('twc_old', 'x', 'old', 1.0)"
+                    )
+                )
+                await conn.execute(
+                    text(
+                        "INSERT INTO connections (id, name, provider, client_id,"
+                        " client_secret_enc, scopes, created_at, updated_at)"
+                        " VALUES ('c1', 'discord', 'discord', '1', 'x', 'identify', 1.0, 1.0)"
+                    )
+                )
+            await asyncio.to_thread(upgrade, url)
+            async with engine.connect() as conn:
+                scopes = (await conn.execute(text("SELECT scopes FROM api_clients"))).scalar_one()
+                verify = (
+                    await conn.execute(text("SELECT require_user_verification FROM connections"))
+                ).scalar_one()
+                started = (
+                    await conn.execute(
+                        text("SELECT count(refresh_started_at) FROM connected_accounts")
+                    )
+                ).scalar_one()
+            return scopes, bool(verify), started
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(seed_then_read()) == ("admin", False, 0)

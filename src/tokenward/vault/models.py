@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Double,
     ForeignKey,
     Index,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -80,6 +82,9 @@ class ConnectionRow(Base):
     scopes: Mapped[str] = mapped_column(Text, default="")
     bot_token_enc: Mapped[str | None] = mapped_column(Text)
     base_url: Mapped[str | None] = mapped_column(String(2048))
+    require_user_verification: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     created_at: Mapped[float]
     updated_at: Mapped[float]
 
@@ -89,6 +94,7 @@ class AccountRow(Base):
     __table_args__ = (
         UniqueConstraint("connection_id", "identifier"),
         Index(None, "status"),
+        Index(None, "refresh_started_at"),
     )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True)
@@ -104,8 +110,11 @@ class AccountRow(Base):
     refresh_token_enc: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[float | None]
     version: Mapped[int] = mapped_column(Integer, default=0)
-    refresh_lease_owner: Mapped[str | None] = mapped_column(String(128))
+    refresh_lease_owner: Mapped[str | None] = mapped_column(String(255))
     refresh_lease_until: Mapped[float | None]
+    # Set just before a refresh token is sent, cleared when the answer is stored: a refresh in
+    # flight (or interrupted, if its process died).
+    refresh_started_at: Mapped[float | None]
     last_used_at: Mapped[float | None]
     created_at: Mapped[float]
     updated_at: Mapped[float]
@@ -131,6 +140,9 @@ class AuthRequestRow(Base):
     consumed_at: Mapped[float | None]
     completed_at: Mapped[float | None]
     created_at: Mapped[float]
+    # SHA-256 of the cookie given to the browser that clicked through /connect.
+    browser_hash: Mapped[str | None] = mapped_column(String(64))
+    allow_user_change: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class ApiClientRow(Base):
@@ -140,6 +152,7 @@ class ApiClientRow(Base):
     secret_hash: Mapped[str] = mapped_column(String(255))
     name: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[float]
+    scopes: Mapped[str] = mapped_column(Text, default="admin", server_default="admin")
 
 
 class EventRow(Base):
