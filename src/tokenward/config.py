@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     link_ttl_seconds: int = 600
     refresh_leeway_seconds: int = 300
+    refresh_recovery_interval_seconds: float = 30.0
+    shutdown_grace_seconds: float = 30.0
     api_token_ttl_seconds: int = 3600
     max_rate_limit_wait_seconds: float = 30.0
     upstream_timeout_seconds: float = 30.0

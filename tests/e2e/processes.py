@@ -134,6 +134,20 @@ class ServiceProcess:
             proc.kill()
             proc.wait(timeout=10)
 
+    def kill(self) -> None:
+        """``kill -9``: no chance to finish anything (a crash)."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        """``SIGTERM``, then wait for the process to exit on its own; returns its exit code."""
+        proc, self._proc = self._proc, None
+        assert proc is not None, f"{self.name} is not running"
+        proc.send_signal(signal.SIGTERM)
+        return proc.wait(timeout=timeout)
+
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

@@ -43,12 +43,19 @@ class OAuthRejected(Exception):
 
 
 class OAuthUnavailable(Exception):
-    """A network error, a timeout or a 5xx: worth retrying later; the grant is untouched."""
+    """A network error, a timeout or a 5xx: worth retrying later.
 
-    def __init__(self, reason: str, status: int | None = None) -> None:
+    ``sent`` says whether the request may have reached Discord. When it did (a timeout, a
+    connection dropped after sending, an error answer), Discord may have acted on it: a refresh
+    token sent in such a request may already be spent. Only a connection that could not be opened
+    (``sent=False``) certainly left everything as it was.
+    """
+
+    def __init__(self, reason: str, status: int | None = None, *, sent: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.sent = sent
 
 
 @dataclass(frozen=True)
@@ -140,7 +147,10 @@ class DiscordOAuthClient:
                 raw = await resp.read()
                 status = resp.status
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise OAuthUnavailable(f"could not reach Discord ({type(exc).__name__})") from exc
+            raise OAuthUnavailable(
+                f"could not reach Discord ({type(exc).__name__})",
+                sent=not isinstance(exc, aiohttp.ClientConnectorError),
+            ) from exc
         if status >= 500 or status == 429:
             raise OAuthUnavailable(f"Discord answered {status}", status)
         try:

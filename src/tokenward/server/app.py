@@ -127,6 +127,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await container.start()
+        # Accounts whose refresh a dead process left in flight are re-checked now and then
+        # periodically (tokenward.oauth.refresh).
+        container.tokens.start_recovery()
         # Everything loaded so far (catalog, models, modules) lives as long as the process:
         # move it out of the collector's view, so full collections stay short under load.
         gc.collect()

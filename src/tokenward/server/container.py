@@ -73,6 +73,9 @@ class Container:
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
 
     async def close(self) -> None:
+        if self._tokens is not None:
+            # Refreshes in flight finish (and are stored) before anything is closed.
+            await self._tokens.drain(self.settings.shutdown_grace_seconds)
         await self.bookkeeper.close()
         await self.transport.aclose()
         if self._session is not None:
@@ -105,6 +108,8 @@ class Container:
                 self.oauth.endpoints,
                 self.clock,
                 leeway=self.settings.refresh_leeway_seconds,
+                attempt_timeout=self.settings.upstream_timeout_seconds,
+                recovery_interval=self.settings.refresh_recovery_interval_seconds,
                 link_factory=self._fresh_link,
                 on_refresh=self.metrics.record_refresh,
             )

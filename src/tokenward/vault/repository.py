@@ -12,7 +12,10 @@ statement whose outcome is read from its row count:
 - ``acquire_refresh_lease``: ``UPDATE ... SET lease WHERE id = ? AND (no lease OR lease expired OR
   already mine)``; ``release_refresh_lease`` and ``store_refreshed_tokens`` only act while the
   caller still owns the lease (compare-and-delete), so a worker whose lease ran out and was taken
-  over can never overwrite the newer tokens.
+  over can never overwrite the newer tokens. ``mark_expired`` can be made conditional on the
+  lease owner and on the version read, for the same reason.
+- a refresh records its intent (``refresh_started_at``) before the refresh token is sent and
+  clears it in the transaction that stores the answer (:class:`RefreshWriter`).
 - ``get_or_create_account`` relies on the ``UNIQUE(connection_id, identifier)`` constraint and
   re-reads after losing the insert race.
 
@@ -145,6 +148,7 @@ class AccountRecord:
     last_used_at: float | None
     created_at: float
     updated_at: float
+    refresh_started_at: float | None = None
 
     def public(self) -> dict[str, Any]:
         """A JSON-safe view without secrets."""
@@ -343,6 +347,7 @@ class Vault:
         self.keyring = keyring
         self.clock = clock
         self._writer = write_engine(engine)
+        self._refresh_engine: AsyncEngine | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Vault:
@@ -351,6 +356,9 @@ class Vault:
         return cls(create_engine(settings), keyring, clock or SystemClock())
 
     async def close(self) -> None:
+        if self._refresh_engine is not None and self._refresh_engine is not self._writer:
+            await self._refresh_engine.dispose()
+        self._refresh_engine = None
         await self.engine.dispose()
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -407,6 +415,7 @@ class Vault:
             last_used_at=m["last_used_at"],
             created_at=m["created_at"],
             updated_at=m["updated_at"],
+            refresh_started_at=m["refresh_started_at"],
         )
 
     def _auth_request(self, row: Row[Any]) -> AuthRequestRecord:
@@ -841,34 +850,127 @@ class Vault:
 
     # -- refresh lease -------------------------------------------------------------------------
 
-    async def acquire_refresh_lease(self, account_id: str, owner: str, ttl: float) -> bool:
-        """Take the account's refresh lease for ``ttl`` seconds if free, expired or already ours."""
+    async def acquire_refresh_lease(
+        self, account_id: str, owner: str, ttl: float, *, take_over: str | None = None
+    ) -> bool:
+        """Take the account's refresh lease for ``ttl`` seconds if free, expired or already ours,
+        or held by ``take_over`` (a holder the caller found gone)."""
         now = self._now()
+        free = [
+            ACCOUNTS.c.refresh_lease_owner.is_(None),
+            ACCOUNTS.c.refresh_lease_until.is_(None),
+            ACCOUNTS.c.refresh_lease_until < now,
+            ACCOUNTS.c.refresh_lease_owner == owner,
+        ]
+        if take_over is not None:
+            free.append(ACCOUNTS.c.refresh_lease_owner == take_over)
         async with self._writer.begin() as conn:
             result = await conn.execute(
                 update(ACCOUNTS)
-                .where(
-                    ACCOUNTS.c.id == account_id,
-                    or_(
-                        ACCOUNTS.c.refresh_lease_owner.is_(None),
-                        ACCOUNTS.c.refresh_lease_until.is_(None),
-                        ACCOUNTS.c.refresh_lease_until < now,
-                        ACCOUNTS.c.refresh_lease_owner == owner,
-                    ),
-                )
+                .where(ACCOUNTS.c.id == account_id, or_(*free))
                 .values(refresh_lease_owner=owner, refresh_lease_until=now + ttl)
             )
             return result.rowcount == 1
 
-    async def release_refresh_lease(self, account_id: str, owner: str) -> bool:
-        """Drop the lease only if ``owner`` still holds it (compare-and-delete)."""
+    async def release_refresh_lease(
+        self, account_id: str, owner: str, *, clear_intent: bool = False
+    ) -> bool:
+        """Drop the lease only if ``owner`` still holds it (compare-and-delete). The refresh
+        intent stays unless ``clear_intent``: a refresh that may have reached Discord is in doubt
+        until someone re-checks it."""
+        values: dict[str, Any] = {"refresh_lease_owner": None, "refresh_lease_until": None}
+        if clear_intent:
+            values["refresh_started_at"] = None
         async with self._writer.begin() as conn:
             result = await conn.execute(
                 update(ACCOUNTS)
                 .where(ACCOUNTS.c.id == account_id, ACCOUNTS.c.refresh_lease_owner == owner)
-                .values(refresh_lease_owner=None, refresh_lease_until=None)
+                .values(**values)
             )
             return result.rowcount == 1
+
+    async def list_interrupted_refreshes(self, limit: int = 500) -> list[AccountRecord]:
+        """Accounts with a refresh intent on record (in flight, or interrupted by a crash)."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(ACCOUNTS)
+                    .where(ACCOUNTS.c.refresh_started_at.is_not(None))
+                    .order_by(ACCOUNTS.c.refresh_started_at)
+                    .limit(limit)
+                )
+            ).all()
+        return [self._account(row) for row in rows]
+
+    def refresh_writer(self) -> RefreshWriter:
+        """A connection set aside for one refresh (see :class:`RefreshWriter`)."""
+        return RefreshWriter(self)
+
+    def _refresh_pool(self) -> AsyncEngine:
+        if self._refresh_engine is None:
+            url = self.engine.url
+            if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+                self._refresh_engine = self._writer  # one in-memory database: share its engine
+            else:
+                self._refresh_engine = write_engine(
+                    create_engine(
+                        url.render_as_string(hide_password=False),
+                        pool_size=REFRESH_POOL_SIZE,
+                        max_overflow=0,
+                        pool_timeout=REFRESH_POOL_TIMEOUT,
+                    )
+                )
+        return self._refresh_engine
+
+    def _stored_tokens_values(
+        self,
+        account_id: str,
+        *,
+        access_token: str,
+        refresh_token: str | None,
+        expires_at: float | None,
+        granted_scopes: Sequence[str] | None,
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "access_token_enc": self._seal(ACCOUNTS, "access_token_enc", account_id, access_token),
+            "expires_at": expires_at,
+            "version": ACCOUNTS.c.version + 1,
+            "refresh_lease_owner": None,
+            "refresh_lease_until": None,
+            "refresh_started_at": None,
+            "updated_at": self._now(),
+        }
+        if refresh_token is not None:
+            values["refresh_token_enc"] = self._seal(
+                ACCOUNTS, "refresh_token_enc", account_id, refresh_token
+            )
+        if granted_scopes is not None:
+            values["granted_scopes"] = _validate_scopes("granted_scopes", granted_scopes)
+        return values
+
+    async def _store_refreshed(
+        self, conn: AsyncConnection, account_id: str, owner: str, values: dict[str, Any]
+    ) -> AccountRecord | None:
+        result = await conn.execute(
+            update(ACCOUNTS)
+            .where(ACCOUNTS.c.id == account_id, ACCOUNTS.c.refresh_lease_owner == owner)
+            .values(**values)
+        )
+        if result.rowcount != 1:
+            return None
+        row = await self._require_account(conn, account_id)
+        await self._event(
+            conn,
+            "account.refreshed",
+            connection_id=row.connection_id,
+            account_id=account_id,
+            data={
+                "version": row.version,
+                "refresh_token_rotated": "refresh_token_enc" in values,
+                "expires_at": values["expires_at"],
+            },
+        )
+        return self._account(row)
 
     async def store_refreshed_tokens(
         self,
@@ -880,71 +982,79 @@ class Vault:
         expires_at: float | None,
         granted_scopes: Sequence[str] | None = None,
     ) -> AccountRecord | None:
-        """Persist refreshed tokens if ``owner`` still holds the lease; release it; bump version.
+        """Persist refreshed tokens if ``owner`` still holds the lease; release it and the
+        refresh intent; bump version.
 
         ``refresh_token=None`` keeps the stored one (the provider omitted a new one);
         ``granted_scopes=None`` keeps the stored scopes. Returns ``None`` (nothing written) when
         the lease was lost.
         """
+        values = self._stored_tokens_values(
+            account_id,
+            access_token=access_token,
+            refresh_token=refresh_token,
+            expires_at=expires_at,
+            granted_scopes=granted_scopes,
+        )
+        async with self._writer.begin() as conn:
+            return await self._store_refreshed(conn, account_id, owner, values)
+
+    async def _expire(
+        self,
+        conn: AsyncConnection,
+        account_id: str,
+        reason: str,
+        *,
+        owner: str | None,
+        expected_version: int | None,
+        data: Mapping[str, Any] | None = None,
+    ) -> AccountRecord | None:
+        row = await self._require_account(conn, account_id)
+        conditions = [ACCOUNTS.c.id == account_id]
+        if owner is not None:
+            conditions.append(ACCOUNTS.c.refresh_lease_owner == owner)
+        if expected_version is not None:
+            conditions.append(ACCOUNTS.c.version == expected_version)
         values: dict[str, Any] = {
-            "access_token_enc": self._seal(ACCOUNTS, "access_token_enc", account_id, access_token),
-            "expires_at": expires_at,
-            "version": ACCOUNTS.c.version + 1,
-            "refresh_lease_owner": None,
-            "refresh_lease_until": None,
+            "status": AccountStatus.EXPIRED.value,
+            "status_reason": reason,
             "updated_at": self._now(),
         }
-        if refresh_token is not None:
-            values["refresh_token_enc"] = self._seal(
-                ACCOUNTS, "refresh_token_enc", account_id, refresh_token
-            )
-        if granted_scopes is not None:
-            values["granted_scopes"] = _validate_scopes("granted_scopes", granted_scopes)
-        async with self._writer.begin() as conn:
-            result = await conn.execute(
-                update(ACCOUNTS)
-                .where(ACCOUNTS.c.id == account_id, ACCOUNTS.c.refresh_lease_owner == owner)
-                .values(**values)
-            )
-            if result.rowcount != 1:
-                return None
-            row = await self._require_account(conn, account_id)
-            await self._event(
-                conn,
-                "account.refreshed",
-                connection_id=row.connection_id,
-                account_id=account_id,
-                data={
-                    "version": row.version,
-                    "refresh_token_rotated": refresh_token is not None,
-                    "expires_at": expires_at,
-                },
-            )
-            return self._account(row)
+        if owner is None or row.refresh_lease_owner == owner:
+            values["refresh_lease_owner"] = None
+            values["refresh_lease_until"] = None
+            values["refresh_started_at"] = None
+        result = await conn.execute(update(ACCOUNTS).where(*conditions).values(**values))
+        if result.rowcount != 1:
+            return None
+        await self._event(
+            conn,
+            "account.expired",
+            connection_id=row.connection_id,
+            account_id=account_id,
+            data={"from": row.status, "reason": reason, **(data or {})},
+        )
+        return self._account(await self._require_account(conn, account_id))
 
     async def mark_expired(
-        self, account_id: str, reason: str, *, owner: str | None = None
-    ) -> AccountRecord:
-        """Set ``EXPIRED`` with a reason; drop the lease if ``owner`` holds it (or is ``None``)."""
+        self,
+        account_id: str,
+        reason: str,
+        *,
+        owner: str | None = None,
+        expected_version: int | None = None,
+    ) -> AccountRecord | None:
+        """Set ``EXPIRED`` with a reason (and its event), dropping the lease and refresh intent.
+
+        With ``owner``, only while that owner still holds the lease; with ``expected_version``,
+        only while the credentials are still the ones read at that version. Returns ``None``
+        (nothing written) when a condition no longer holds: someone else refreshed or re-linked
+        meanwhile, and their good tokens must not be overwritten.
+        """
         async with self._writer.begin() as conn:
-            row = await self._require_account(conn, account_id)
-            values: dict[str, Any] = {
-                "status": AccountStatus.EXPIRED.value,
-                "status_reason": reason,
-                "updated_at": self._now(),
-            }
-            if owner is None or row.refresh_lease_owner == owner:
-                values["refresh_lease_owner"] = None
-                values["refresh_lease_until"] = None
-            await conn.execute(update(ACCOUNTS).where(ACCOUNTS.c.id == account_id).values(**values))
-            await self._event(
-                conn,
-                "account.expired",
-                connection_id=row.connection_id,
-                account_id=account_id,
-                data={"from": row.status, "reason": reason},
+            return await self._expire(
+                conn, account_id, reason, owner=owner, expected_version=expected_version
             )
-            return self._account(await self._require_account(conn, account_id))
 
     # -- auth requests -------------------------------------------------------------------------
 
@@ -1256,3 +1366,152 @@ class Vault:
             stmt = stmt.where(EVENTS.c.kind == kind)
         async with self.engine.connect() as conn:
             return int((await conn.execute(stmt)).scalar_one())
+
+
+# ---------------------------------------------------------------------------------------------
+# Refresh writes
+
+REFRESH_POOL_SIZE: Final = 8
+REFRESH_POOL_TIMEOUT: Final = 30.0
+
+
+class RefreshWriter:
+    """The writes of one refresh, on a database connection checked out *before* Discord is
+    called, from a small pool that serves nothing else.
+
+    Between Discord's answer and the commit of the new tokens, a crash loses the grant (the old
+    refresh token is already spent). That window is kept as short as it can be: the connection
+    is already open and idle, so storing is one short transaction that never waits for the
+    general pool or for other callers' work. ``begin_attempt`` records the refresh *intent*
+    (``refresh_started_at``) before the refresh token leaves, so a crash inside the window is
+    visible afterwards and the account is re-checked (``tokenward.oauth.refresh``).
+    """
+
+    def __init__(self, vault: Vault) -> None:
+        self._vault = vault
+        self._conn: AsyncConnection | None = None
+
+    async def __aenter__(self) -> RefreshWriter:
+        self._conn = await self._vault._refresh_pool().connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    @property
+    def conn(self) -> AsyncConnection:
+        if self._conn is None:
+            raise RuntimeError("use RefreshWriter in 'async with'")
+        return self._conn
+
+    async def begin_attempt(
+        self, account_id: str, owner: str, version: int, *, lease_needed: float
+    ) -> bool:
+        """Record the intent to send the refresh token, if ``owner`` still holds the lease and
+        the credentials are still at ``version``; make sure the lease outlasts the attempt by
+        ``lease_needed`` seconds. ``False``: do not send (the lease or the row changed)."""
+        vault = self._vault
+        now = vault._now()
+        async with self.conn.begin():
+            row = (
+                await self.conn.execute(
+                    select(ACCOUNTS.c.refresh_lease_until).where(
+                        ACCOUNTS.c.id == account_id,
+                        ACCOUNTS.c.refresh_lease_owner == owner,
+                        ACCOUNTS.c.version == version,
+                    )
+                )
+            ).first()
+            if row is None:
+                return False
+            until = max(row.refresh_lease_until or 0.0, now + lease_needed)
+            result = await self.conn.execute(
+                update(ACCOUNTS)
+                .where(
+                    ACCOUNTS.c.id == account_id,
+                    ACCOUNTS.c.refresh_lease_owner == owner,
+                    ACCOUNTS.c.version == version,
+                )
+                .values(refresh_started_at=now, refresh_lease_until=until)
+            )
+            return result.rowcount == 1
+
+    async def store(
+        self,
+        account_id: str,
+        owner: str,
+        *,
+        access_token: str,
+        refresh_token: str | None,
+        expires_at: float | None,
+        granted_scopes: Sequence[str] | None = None,
+    ) -> AccountRecord | None:
+        """:meth:`Vault.store_refreshed_tokens` on this connection (encryption done first)."""
+        values = self._vault._stored_tokens_values(
+            account_id,
+            access_token=access_token,
+            refresh_token=refresh_token,
+            expires_at=expires_at,
+            granted_scopes=granted_scopes,
+        )
+        async with self.conn.begin():
+            return await self._vault._store_refreshed(self.conn, account_id, owner, values)
+
+    async def expire(
+        self,
+        account_id: str,
+        owner: str,
+        version: int,
+        reason: str,
+        data: Mapping[str, Any] | None = None,
+    ) -> AccountRecord | None:
+        """:meth:`Vault.mark_expired`, conditional on the lease and version, on this connection;
+        the final ``account.refresh_failed`` event is written in the same transaction."""
+        async with self.conn.begin():
+            expired = await self._vault._expire(
+                self.conn, account_id, reason, owner=owner, expected_version=version, data=data
+            )
+            if expired is not None:
+                await self._vault._event(
+                    self.conn,
+                    "account.refresh_failed",
+                    connection_id=expired.connection_id,
+                    account_id=account_id,
+                    data={**(data or {}), "final": True},
+                )
+            return expired
+
+    async def note_failure(
+        self,
+        account_id: str,
+        connection_id: str,
+        data: Mapping[str, Any],
+        *,
+        settle_owner: str | None = None,
+        clear_intent: bool = False,
+    ) -> None:
+        """Record a failed attempt (``account.refresh_failed``); with ``settle_owner``, also
+        release that owner's lease (and, with ``clear_intent``, the intent: Discord certainly
+        did not use the refresh token)."""
+        async with self.conn.begin():
+            await self._vault._event(
+                self.conn,
+                "account.refresh_failed",
+                connection_id=connection_id,
+                account_id=account_id,
+                data=data,
+            )
+            if settle_owner is not None:
+                values: dict[str, Any] = {"refresh_lease_owner": None, "refresh_lease_until": None}
+                if clear_intent:
+                    values["refresh_started_at"] = None
+                await self.conn.execute(
+                    update(ACCOUNTS)
+                    .where(
+                        ACCOUNTS.c.id == account_id,
+                        ACCOUNTS.c.refresh_lease_owner == settle_owner,
+                    )
+                    .values(**values)
+                )
