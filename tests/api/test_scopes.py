@@ -24,7 +24,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     (
         "POST",
         "/api/v1/connections",
-        {"name": "other", "client_id": "1", "client_secret": "s" * 16},
+        {"name": "other", "client_id": "1100000000000000999", "client_secret": "s" * 16},
         "connections:write",
     ),
     ("PATCH", "/api/v1/connections/discord", {"scopes": "identify"}, "connections:write"),
