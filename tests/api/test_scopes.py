@@ -4,7 +4,10 @@ least-privilege agent cannot touch connections (issue 9, "API client scopes").""
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +18,11 @@ from tokenward.config import Settings
 from tokenward.server.api.auth import AUDIENCE, ISSUER
 from tokenward.server.container import Container
 
-from .conftest import ApiEnv, assert_error, create_api_client
+from .conftest import ApiEnv, api_settings, assert_error, create_api_client, start_api
+
+PG_BASE_URL = os.environ.get("TOKENWARD_TEST_POSTGRES_URL") or (
+    f"postgresql://{os.environ.get('PGUSER', 'postgres')}@127.0.0.1:5432/test"
+)
 
 # (method, path, JSON body, the scope it needs): every /api route and the proxy.
 ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
@@ -207,3 +214,63 @@ def test_unknown_or_empty_scopes_are_refused_at_creation(api: ApiEnv, scopes: st
     with pytest.raises(ValidationError) as info:
         create_api_client(api.settings, "bad", scopes)
     assert "scopes" in info.value.fields
+
+
+@pytest.mark.postgres
+def test_scopes_round_trip_on_postgresql(tmp_path: Path, sandbox_url: str) -> None:
+    """The scopes column, stored and read back by a gateway on PostgreSQL."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    from conftest import require_service
+    from tokenward.vault.db import normalize_database_url, upgrade
+
+    base = make_url(normalize_database_url(PG_BASE_URL))
+    name = f"tw_scopes_{secrets.token_hex(4)}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(
+            host=base.host or "127.0.0.1",
+            port=base.port or 5432,
+            user=base.username,
+            password=base.password,
+            database=base.database or "test",
+            timeout=3,
+        )
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        require_service(False, f"PostgreSQL is not reachable ({type(exc).__name__})")
+    url = base.set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        settings = api_settings(tmp_path, sandbox_url, database_url=url)
+        client_id, secret = create_api_client(settings, "agent", "accounts:read tools:execute")
+        default_id, default_secret = create_api_client(settings, "backend")
+        server, _ = start_api(settings, sandbox_url)
+        try:
+            form = {"grant_type": "client_credentials"}
+            token_url = f"{server.url}/oauth/token"
+            agent = httpx.post(
+                token_url, data={**form, "client_id": client_id, "client_secret": secret}
+            ).json()
+            assert agent["scope"] == "tools:execute accounts:read"
+            backend = httpx.post(
+                token_url,
+                data={**form, "client_id": default_id, "client_secret": default_secret},
+            ).json()
+            assert backend["scope"] == "admin"
+            refused = httpx.get(
+                f"{server.url}/api/v1/connections",
+                headers={"Authorization": f"Bearer {agent['access_token']}"},
+            )
+            assert_error(refused, 403, "INSUFFICIENT_SCOPE")
+        finally:
+            server.stop()
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
