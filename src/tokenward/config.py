@@ -39,9 +39,9 @@ class Settings(BaseSettings):
     trusted_proxies: str | None = None
     # POST /oauth/token: failed client authentications allowed per (client id, address) and per
     # address within the window before that key is answered 429.
-    auth_failures_per_client_address: int = 10
-    auth_failures_per_address: int = 30
-    auth_failure_window_seconds: float = 60.0
+    auth_failures_per_client_address: int = Field(default=10, ge=1)
+    auth_failures_per_address: int = Field(default=30, ge=1)
+    auth_failure_window_seconds: float = Field(default=60.0, gt=0)
 
     @property
     def effective_database_url(self) -> str:

@@ -320,6 +320,7 @@ class Metrics:
         # Label children of the per-request metrics, cached: ``labels()`` takes a lock and
         # builds a key on every call, which is measurable on the proxy's hot path.
         self._http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._upstream_children: dict[tuple[str, str, int], Any] = {}
 
     # -- bounded label sets ------------------------------------------------------------------
 
@@ -344,13 +345,20 @@ class Metrics:
     def record_upstream(self, method: str, route: str, status: int, seconds: float) -> None:
         """One request to Discord (``route`` a template such as ``/users/@me``; anything that
         is not a known Discord route template is labelled ``other``)."""
-        self._child(
-            "tokenward_upstream_request_duration_seconds",
-            self.upstream_request_duration,
-            method=_method_label(method),
-            route=upstream_route_label(route),
-            status=str(int(status)),
-        ).observe(seconds)
+        key = (method, route, status)
+        child = self._upstream_children.get(key)
+        if child is None:
+            if len(self._upstream_children) > 10_000:
+                self._upstream_children.clear()
+            child = self._child(
+                "tokenward_upstream_request_duration_seconds",
+                self.upstream_request_duration,
+                method=_method_label(method),
+                route=upstream_route_label(route),
+                status=str(int(status)),
+            )
+            self._upstream_children[key] = child
+        child.observe(seconds)
 
     def record_refresh(self, outcome: str) -> None:
         """A refresh attempt: ``success``, ``invalid_grant``, ``error`` or ``skipped``."""
