@@ -34,6 +34,8 @@ class BackgroundServer:
             log_level="warning",
             access_log=False,
             lifespan="auto",
+            # The app decides whom to believe about client addresses (TOKENWARD_TRUSTED_PROXIES).
+            proxy_headers=False,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

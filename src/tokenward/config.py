@@ -34,6 +34,16 @@ class Settings(BaseSettings):
     max_rate_limit_wait_seconds: float = 30.0
     upstream_timeout_seconds: float = 30.0
     max_response_bytes: int = 10 * 1024 * 1024
+    # Who may read /metrics: unset = anyone who can reach it; set = `Authorization: Bearer <it>`.
+    metrics_token: str | None = Field(default=None, repr=False)
+    # Reverse proxies whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated); unset =
+    # the caller's address is the socket peer.
+    trusted_proxies: str | None = None
+    # POST /oauth/token: failed client authentications allowed per (client id, address) and per
+    # address within the window before that key is answered 429.
+    auth_failures_per_client_address: int = Field(default=10, ge=1)
+    auth_failures_per_address: int = Field(default=30, ge=1)
+    auth_failure_window_seconds: float = Field(default=60.0, gt=0)
 
     @property
     def effective_database_url(self) -> str:

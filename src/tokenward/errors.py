@@ -15,7 +15,8 @@ or detail ever contains a token or a secret.
     │   └── ToolNotFound            TOOL_NOT_FOUND
     ├── ConflictError               CONFLICT                  (409)
     ├── BotTokenRequired            BOT_TOKEN_REQUIRED        (409, the connection has no bot token)
-    ├── AuthenticationError         UNAUTHENTICATED           (401)
+    ├── AuthenticationError         UNAUTHENTICATED           (401; INVALID_CLIENT, INVALID_TOKEN)
+    ├── InsufficientScope           INSUFFICIENT_SCOPE        (403, details.required_scope)
     ├── AuthorizationFlowError      AUTH_FLOW_*               (400, shown on the callback page)
     ├── AccountNotActive            ACCOUNT_NOT_ACTIVE        (409, details.authorization_link)
     ├── ReauthorizationRequired     REAUTHORIZATION_REQUIRED  (401, details.authorization_link)
@@ -23,7 +24,9 @@ or detail ever contains a token or a secret.
     ├── PathRejected                PATH_REJECTED             (400)
     ├── RateLimited                 RATE_LIMITED              (429, details.retry_after)
     ├── ProviderError               PROVIDER_ERROR            (Discord's status; details.discord)
-    └── UpstreamUnavailable         UPSTREAM_UNAVAILABLE      (502)
+    ├── UpstreamUnavailable         UPSTREAM_UNAVAILABLE      (502)
+    ├── ServerUnreachable           SERVER_UNREACHABLE        (SDK: no answer from the gateway)
+    └── UnexpectedResponse          UNEXPECTED_RESPONSE       (SDK: an answer that is not the API's)
 """
 
 from __future__ import annotations
@@ -108,6 +111,14 @@ class AuthenticationError(TokenwardError):
     status = 401
 
 
+class InsufficientScope(TokenwardError):
+    """The API client's scopes do not allow this call; ``details.required_scope`` names the
+    scope it needs (see :mod:`tokenward.scopes`)."""
+
+    code = "INSUFFICIENT_SCOPE"
+    status = 403
+
+
 class AuthorizationFlowError(TokenwardError):
     """The OAuth callback could not complete; the message is shown to a person."""
 
@@ -156,4 +167,24 @@ class ProviderError(TokenwardError):
 
 class UpstreamUnavailable(TokenwardError):
     code = "UPSTREAM_UNAVAILABLE"
+    status = 502
+
+
+class ServerUnreachable(TokenwardError):
+    """The SDK got no answer from the tokenward server: connection refused, name not resolved,
+    timed out, or the connection dropped. ``details.reason`` says which (``connect``,
+    ``timeout``, ``network``, ``protocol``); ``details.url`` is the server's base URL.
+
+    (Named so as not to shadow Python's built-in ``ConnectionError``.)"""
+
+    code = "SERVER_UNREACHABLE"
+    status = 503
+
+
+class UnexpectedResponse(TokenwardError):
+    """The SDK got an answer that is not tokenward's API: e.g. a reverse proxy's HTML 502 page
+    or a body that is not JSON. ``status`` is the HTTP status received; ``details`` has
+    ``status`` and ``content_type``."""
+
+    code = "UNEXPECTED_RESPONSE"
     status = 502

@@ -40,14 +40,16 @@ def api_settings(tmp: Path, sandbox_url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def create_api_client(settings: Settings, name: str = "tests") -> tuple[str, str]:
+def create_api_client(
+    settings: Settings, name: str = "tests", scopes: str = "admin"
+) -> tuple[str, str]:
     """An API client made the way `tokenward api-clients create` makes one (same vault)."""
 
     async def make() -> tuple[str, str]:
         container = Container(settings)
         await container.start()
         try:
-            record, secret = await container.vault.create_api_client(name)
+            record, secret = await container.vault.create_api_client(name, scopes)
         finally:
             await container.close()
         return record.client_id, secret.get_secret_value()
@@ -108,6 +110,13 @@ class ApiEnv:
 
     def delete(self, path: str, **kw: Any) -> httpx.Response:
         return self.request("DELETE", path, **kw)
+
+    def scoped_token(self, scope: str) -> str:
+        """An API token with only ``scope`` (space-separated), from this admin client."""
+        response = self.issue_token(scope=scope)
+        assert response.status_code == 200, response.text
+        token: str = response.json()["access_token"]
+        return token
 
     def issue_token(self, **form: str) -> httpx.Response:
         data = {

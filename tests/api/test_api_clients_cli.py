@@ -45,7 +45,8 @@ def test_create_list_delete_and_the_token_endpoint(tmp_path: Path, sandbox_url: 
         "TOKENWARD_PUBLIC_URL": settings.public_url,
     }
     created = run_json(env, "api-clients", "create", "--name", "my agent")
-    assert set(created) == {"client_id", "client_secret", "name", "created_at"}
+    assert set(created) == {"client_id", "client_secret", "name", "scopes", "created_at"}
+    assert created["scopes"] == ["admin"]  # no --scopes: everything, as before scopes existed
     assert created["client_id"].startswith("twc_")
     assert created["client_secret"].startswith("tws_")
     assert created["name"] == "my agent"
@@ -56,6 +57,7 @@ def test_create_list_delete_and_the_token_endpoint(tmp_path: Path, sandbox_url: 
             {
                 "client_id": created["client_id"],
                 "name": "my agent",
+                "scopes": ["admin"],
                 "created_at": created["created_at"],
             }
         ]
@@ -110,3 +112,46 @@ def test_human_output_shows_the_secret_once_and_says_so(tmp_path: Path) -> None:
     blank = run(env, "api-clients", "create", "--name", "  ", "--json")
     assert blank.returncode == 1
     assert json.loads(blank.stdout)["error"]["code"] == "VALIDATION_ERROR"
+
+
+def test_scopes_are_chosen_at_creation_listed_and_checked(tmp_path: Path, sandbox_url: str) -> None:
+    settings = api_settings(tmp_path, sandbox_url)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TOKENWARD_")},
+        "TOKENWARD_DATA_DIR": str(settings.data_dir),
+        "TOKENWARD_ENCRYPTION_KEYS": settings.encryption_keys or "",
+    }
+    agent = run_json(
+        env, "api-clients", "create", "--name", "agent", "--scopes", "tools:execute,accounts:read"
+    )
+    assert agent["scopes"] == ["tools:execute", "accounts:read"]
+    listed = run_json(env, "api-clients", "list")["api_clients"]
+    assert [c["scopes"] for c in listed] == [["tools:execute", "accounts:read"]]
+    table = run(env, "api-clients", "list")
+    assert "tools:execute accounts:read" in table.stdout
+
+    unknown = run(env, "api-clients", "create", "--name", "x", "--scopes", "tools:exec,proxy")
+    assert unknown.returncode == 1
+    assert "'tools:exec'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    as_json = run(env, "api-clients", "create", "--name", "x", "--scopes", "everything", "--json")
+    error = json.loads(as_json.stdout)["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    assert "'everything'" in error["details"]["fields"]["scopes"]
+    # Nothing was created by the refused commands.
+    assert len(run_json(env, "api-clients", "list")["api_clients"]) == 1
+
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": agent["client_id"],
+        "client_secret": agent["client_secret"],
+    }
+    with BackgroundServer(create_app(settings), port=settings.port) as server:
+        issued = httpx.post(f"{server.url}/oauth/token", data=form)
+        assert issued.status_code == 200, issued.text
+        assert issued.json()["scope"] == "tools:execute accounts:read"
+        auth = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+        assert httpx.get(f"{server.url}/api/v1/connected-accounts", headers=auth).status_code == 200
+        refused = httpx.get(f"{server.url}/api/v1/connections", headers=auth)
+        error = assert_error(refused, 403, "INSUFFICIENT_SCOPE")
+        assert error["details"]["required_scope"] == "connections:read"

@@ -87,7 +87,7 @@ def test_metrics_count_requests_by_route_and_expose_the_shared_counters(api: Api
     api.get("/api/v1/connections")
     api.get("/api/v1/connections/nope")
     metrics: Metrics = api.app.state.metrics
-    metrics.record_tool_call("discord_get_current_user", "ok", 0.012)
+    metrics.record_tool_call("discord_get_my_user", "ok", 0.012)
     metrics.record_refresh("success")
     metrics.record_rate_limited("user")
     metrics.record_upstream("GET", "/users/@me", 200, 0.004)
@@ -104,7 +104,7 @@ def test_metrics_count_requests_by_route_and_expose_the_shared_counters(api: Api
         'status="404"} 1.0'
     ) in text
     assert "tokenward_http_request_duration_seconds_bucket" in text
-    assert 'tokenward_tool_calls_total{status="ok",tool="discord_get_current_user"} 1.0' in text
+    assert 'tokenward_tool_calls_total{status="ok",tool="discord_get_my_user"} 1.0' in text
     assert 'tokenward_token_refreshes_total{outcome="success"} 1.0' in text
     assert 'tokenward_upstream_rate_limited_total{scope="user"} 1.0' in text
     assert "tokenward_upstream_request_duration_seconds_count" in text
@@ -211,7 +211,7 @@ def test_docs_and_openapi_list_every_route(api: ApiEnv) -> None:
     )
     create = spec["paths"]["/api/v1/connections"]["post"]
     assert "201" in create["responses"]
-    assert create["security"] == [{"ApiToken": []}]
+    assert create["security"] == [{"ApiToken": ["connections:write"]}]
     token_op = spec["paths"]["/oauth/token"]["post"]
     assert "application/x-www-form-urlencoded" in token_op["requestBody"]["content"]
     # Every /api operation documents its request and response types.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -37,8 +38,9 @@ def test_client_credentials_give_a_bearer_token_that_opens_the_api(api: ApiEnv) 
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"access_token", "token_type", "expires_in"}
+    assert set(body) == {"access_token", "token_type", "expires_in", "scope"}
     assert body["token_type"] == "Bearer"
+    assert body["scope"] == "admin"
     assert body["expires_in"] == api.settings.api_token_ttl_seconds == 3600
     assert response.headers["cache-control"] == "no-store"
     claims = jwt.decode(body["access_token"], options={"verify_signature": False})
@@ -317,16 +319,105 @@ def test_with_a_generated_key_file_tokens_survive_a_restart(
 
 
 def test_repeated_failures_are_throttled_before_any_secret_is_checked(api: ApiEnv) -> None:
-    api.app.state.api_auth.failures.limit = 3
+    auth = api.app.state.api_auth
+    auth.failures.limit = 3
     for _ in range(3):
         assert_error(api.issue_token(client_secret="wrong"), 401, "INVALID_CLIENT")
-    blocked = assert_error(api.issue_token(client_secret="wrong"), 429, "RATE_LIMITED")
+    response = api.issue_token(client_secret="wrong")
+    blocked = assert_error(response, 429, "RATE_LIMITED")
     assert 0 < blocked["details"]["retry_after"] <= 60
     assert blocked["details"]["scope"] == "authentication"
-    # The right secret waits too (the client id is blocked), and so does another client id
-    # from the same address.
+    assert 1 <= int(response.headers["retry-after"]) <= 60
+    # The right secret waits too from this address (this client id is blocked here).
     assert_error(api.issue_token(), 429, "RATE_LIMITED")
-    assert_error(api.issue_token(client_id="twc_someone_else"), 429, "RATE_LIMITED")
     # Once the window has passed, the right secret works again.
-    api.app.state.api_auth.failures.window = 0.0
+    auth.failures.window = 0.0
     assert api.issue_token().status_code == 200
+
+
+def _from(address: str) -> httpx.Client:
+    """An HTTP client whose connections come from ``address`` (any 127/8 address is local)."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), trust_env=False)
+
+
+def _form(api: ApiEnv, secret: str | None = None, client_id: str | None = None) -> dict[str, str]:
+    return {
+        "grant_type": "client_credentials",
+        "client_id": client_id or api.client_id,
+        "client_secret": secret or api.client_secret,
+    }
+
+
+def test_failures_from_one_address_never_lock_out_the_right_secret_elsewhere(
+    api: ApiEnv,
+) -> None:
+    """Regression (issue 9): failures were counted per client id, so anyone who knew a client
+    id could lock its owner out by sending wrong secrets."""
+    limit = api.settings.auth_failures_per_client_address
+    with _from("127.0.0.2") as attacker, _from("127.0.0.3") as owner:
+        for _ in range(limit):
+            wrong = attacker.post(f"{api.url}/oauth/token", data=_form(api, "tws_guess"))
+            assert_error(wrong, 401, "INVALID_CLIENT")
+        blocked = attacker.post(f"{api.url}/oauth/token", data=_form(api))
+        error = assert_error(blocked, 429, "RATE_LIMITED")
+        assert blocked.headers["retry-after"] == str(
+            max(1, math.ceil(error["details"]["retry_after"]))
+        )
+        # The owner, elsewhere, is not affected; nor is the server's own address.
+        for _ in range(3):
+            assert owner.post(f"{api.url}/oauth/token", data=_form(api)).status_code == 200
+        assert api.issue_token().status_code == 200
+        # Forged X-Forwarded-For headers change nothing: no proxy is trusted by default.
+        spoofed = attacker.post(
+            f"{api.url}/oauth/token",
+            data=_form(api),
+            headers={"X-Forwarded-For": "198.51.100.7"},
+        )
+        assert_error(spoofed, 429, "RATE_LIMITED")
+
+
+def test_one_address_trying_many_client_ids_is_throttled_for_all_of_them(api: ApiEnv) -> None:
+    per_address = api.settings.auth_failures_per_address
+    assert per_address > api.settings.auth_failures_per_client_address
+    with _from("127.0.0.4") as sprayer, _from("127.0.0.5") as owner:
+        for index in range(per_address):
+            client_id = f"twc_{index:024x}"
+            wrong = sprayer.post(f"{api.url}/oauth/token", data=_form(api, "x", client_id))
+            assert_error(wrong, 401, "INVALID_CLIENT")
+        # Each guessed id failed only once, but the address is spent: the right secret of a
+        # real client waits too, from there.
+        assert_error(sprayer.post(f"{api.url}/oauth/token", data=_form(api)), 429, "RATE_LIMITED")
+        assert owner.post(f"{api.url}/oauth/token", data=_form(api)).status_code == 200
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_throttled(
+    tmp_path: Path, sandbox_url: str
+) -> None:
+    settings = api_settings(
+        tmp_path, sandbox_url, trusted_proxies="127.0.0.6/32", auth_failures_per_client_address=2
+    )
+    client_id, secret = create_api_client(settings)
+    server, _ = start_api(settings, sandbox_url)
+    url = f"{server.url}/oauth/token"
+    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    wrong = {**form, "client_secret": "tws_guess"}
+    try:
+        with _from("127.0.0.6") as proxy, _from("127.0.0.7") as direct:
+            # The client in front of the proxy may prepend anything; the proxy appends the
+            # address it saw, and that is the one counted.
+            for spoof in ("10.0.0.1", "10.0.0.2"):
+                headers = {"X-Forwarded-For": f"{spoof}, 203.0.113.9"}
+                assert_error(proxy.post(url, data=wrong, headers=headers), 401, "INVALID_CLIENT")
+            attacker = {"X-Forwarded-For": "10.0.0.3, 203.0.113.9"}
+            assert_error(proxy.post(url, data=form, headers=attacker), 429, "RATE_LIMITED")
+            # Another caller behind the same proxy is not affected.
+            owner = {"X-Forwarded-For": "203.0.113.10"}
+            assert proxy.post(url, data=form, headers=owner).status_code == 200
+            # A peer that is not a trusted proxy cannot pick its address with the header.
+            for _ in range(2):
+                headers = {"X-Forwarded-For": "203.0.113.10"}
+                assert_error(direct.post(url, data=wrong, headers=headers), 401, "INVALID_CLIENT")
+            assert_error(direct.post(url, data=form, headers=owner), 429, "RATE_LIMITED")
+            assert proxy.post(url, data=form, headers=owner).status_code == 200
+    finally:
+        server.stop()

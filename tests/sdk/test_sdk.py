@@ -262,7 +262,7 @@ async def test_delete_revokes_and_the_account_is_gone(stack: Stack, client: Asyn
 
 async def test_wrong_credentials_raise_with_the_servers_code(stack: Stack) -> None:
     async with AsyncClient(stack.gateway_url, stack.client_id, "wrong-secret") as client:
-        with pytest.raises(tokenward.TokenwardError) as info:
+        with pytest.raises(tokenward.AuthenticationError) as info:
             await client.actions.list_tools()
     assert info.value.status == 401
     assert info.value.code == "INVALID_CLIENT"

@@ -13,13 +13,16 @@ EXPECTED = {
     "Client",
     "ConflictError",
     "ConnectionNotFound",
+    "InsufficientScope",
     "NotFoundError",
     "PathRejected",
     "ProviderError",
     "RateLimited",
     "ReauthorizationRequired",
+    "ServerUnreachable",
     "TokenwardError",
     "ToolNotFound",
+    "UnexpectedResponse",
     "UpstreamUnavailable",
     "ValidationError",
     "__version__",
@@ -52,6 +55,15 @@ def test_errors_share_one_tree_with_stable_codes() -> None:
             "details": {"fields": {"guild_id": "must be a snowflake"}},
         }
     }
+
+
+def test_the_sdk_errors_do_not_shadow_builtins() -> None:
+    import builtins
+
+    for name in tokenward.__all__:
+        assert not hasattr(builtins, name), name
+    assert issubclass(tokenward.ServerUnreachable, tokenward.TokenwardError)
+    assert tokenward.InsufficientScope.status == 403
 
 
 def test_the_sdk_clients_are_the_package_level_names() -> None:

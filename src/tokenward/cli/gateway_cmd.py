@@ -320,4 +320,7 @@ def serve(
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        # X-Forwarded-For is read by the app, only from TOKENWARD_TRUSTED_PROXIES (uvicorn's
+        # default would believe it from any local peer).
+        proxy_headers=False,
     )

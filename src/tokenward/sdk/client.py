@@ -10,18 +10,32 @@ Mirrors the hosted platform's ``actions.*`` calls::
                                          identifier="user_123", connection_name="discord").data
 
 The client fetches its API token with the client-credentials grant and renews it before it
-expires (and once more on a 401). Errors are exceptions from ``tokenward.errors`` carrying the
-server's ``code``, ``message`` and ``details``.
+expires (and once more on a 401). Every failure is a :class:`tokenward.TokenwardError` carrying
+the server's ``code``, ``message``, ``details`` and HTTP ``status``:
+
+- the server's errors map by code (``ACCOUNT_NOT_FOUND`` → ``AccountNotFound``, a wrong client
+  secret ``INVALID_CLIENT`` → ``AuthenticationError``, ``INSUFFICIENT_SCOPE`` →
+  ``InsufficientScope``, …), unknown codes by status (400 → ``ValidationError``, 401 →
+  ``AuthenticationError``, 404 → ``NotFoundError``, 409 → ``ConflictError``, 429 →
+  ``RateLimited``; any other: ``TokenwardError`` itself);
+- no answer at all (connection refused, name not resolved, timeout, connection dropped) →
+  ``ServerUnreachable`` with ``details.reason``;
+- an answer that is not tokenward's (a reverse proxy's HTML 502, a body that is not JSON) →
+  ``UnexpectedResponse`` with the ``status`` received;
+- bad arguments (``tool_input`` not a dict, values that are not JSON, an ``env_url`` that is not
+  an http(s) URL) → ``ValidationError`` naming the argument, before anything is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json as jsonlib
+import math
 import threading
 import time
 from collections.abc import Awaitable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -42,48 +56,189 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+_ERROR_CLASSES: tuple[type[errors.TokenwardError], ...] = (
+    errors.ValidationError,
+    errors.ConnectionNotFound,
+    errors.AccountNotFound,
+    errors.ToolNotFound,
+    errors.ConflictError,
+    errors.AuthenticationError,
+    errors.InsufficientScope,
+    errors.AccountNotActive,
+    errors.ReauthorizationRequired,
+    errors.PathRejected,
+    errors.ProviderError,
+    errors.UpstreamUnavailable,
+    errors.BotTokenRequired,
+)
 _ERRORS_BY_CODE: dict[str, type[errors.TokenwardError]] = {
-    cls.code: cls
-    for cls in (
-        errors.ValidationError,
-        errors.ConnectionNotFound,
-        errors.AccountNotFound,
-        errors.ToolNotFound,
-        errors.ConflictError,
-        errors.AuthenticationError,
-        errors.AccountNotActive,
-        errors.ReauthorizationRequired,
-        errors.PathRejected,
-        errors.ProviderError,
-        errors.UpstreamUnavailable,
-        errors.BotTokenRequired,
-    )
+    **{cls.code: cls for cls in _ERROR_CLASSES},
+    "INVALID_CLIENT": errors.AuthenticationError,
+    "INVALID_TOKEN": errors.AuthenticationError,
+    "MISSING_SCOPE": errors.ProviderError,
+    "REVOKE_FAILED": errors.UpstreamUnavailable,
+}
+_ERRORS_BY_STATUS: dict[int, type[errors.TokenwardError]] = {
+    400: errors.ValidationError,
+    401: errors.AuthenticationError,
+    404: errors.NotFoundError,
+    409: errors.ConflictError,
 }
 
 
-def _error_from(response: httpx.Response) -> errors.TokenwardError:
+def _build(
+    cls: type[errors.TokenwardError],
+    message: str,
+    *,
+    code: str,
+    status: int,
+    details: dict[str, Any],
+) -> errors.TokenwardError:
+    """An instance of ``cls`` with the server's code, status and details (bypassing the
+    subclasses' own constructors, which take other arguments)."""
+    exc = errors.TokenwardError.__new__(cls)
+    errors.TokenwardError.__init__(exc, message, details=details, code=code, status=status)
+    if isinstance(exc, errors.ValidationError):
+        fields = details.get("fields")
+        exc.fields = dict(fields) if isinstance(fields, dict) else {}
+    return exc
+
+
+def _unexpected(response: httpx.Response, what: str) -> errors.UnexpectedResponse:
+    content_type = response.headers.get("content-type", "")[:100] or "none"
+    exc = _build(
+        errors.UnexpectedResponse,
+        f"the server at {response.request.url.scheme}://{response.request.url.netloc.decode()} "
+        f"answered HTTP {response.status_code} with {what} (Content-Type {content_type}); is "
+        "something other than tokenward (a proxy, a load balancer) answering?",
+        code=errors.UnexpectedResponse.code,
+        status=response.status_code,
+        details={"status": response.status_code, "content_type": content_type},
+    )
+    assert isinstance(exc, errors.UnexpectedResponse)
+    return exc
+
+
+def _envelope(response: httpx.Response) -> dict[str, Any] | None:
     try:
         payload = response.json()
-        err = payload["error"]
-        code = str(err.get("code") or "HTTP_ERROR")
-        message = str(err.get("message") or f"HTTP {response.status_code}")
-        details = err.get("details") if isinstance(err.get("details"), dict) else {}
-    except (ValueError, KeyError, TypeError):
-        code, message, details = "HTTP_ERROR", f"HTTP {response.status_code}", {}
-    if code == "RATE_LIMITED":
-        exc: errors.TokenwardError = errors.RateLimited(
-            message, retry_after=float(details.get("retry_after") or 0.0)
-        )
-        exc.details = details
-        return exc
-    if code == "VALIDATION_ERROR":
-        return errors.ValidationError(message, fields=details.get("fields") or {})
-    cls = _ERRORS_BY_CODE.get(code, errors.TokenwardError)
-    exc = errors.TokenwardError.__new__(cls)
-    errors.TokenwardError.__init__(
-        exc, message, details=details, code=code, status=response.status_code
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    error = payload.get("error")
+    if not isinstance(error, dict) or not isinstance(error.get("code"), str):
+        return None
+    return error
+
+
+def _error_from(response: httpx.Response) -> errors.TokenwardError:
+    """The exception for an error answer (``status >= 400``) of the API."""
+    err = _envelope(response)
+    if err is None:
+        return _unexpected(response, "a body that is not tokenward's error envelope")
+    status = response.status_code
+    code = str(err["code"])
+    message = str(err.get("message") or f"HTTP {status}")
+    details = err.get("details") if isinstance(err.get("details"), dict) else {}
+    assert isinstance(details, dict)
+    if code == "RATE_LIMITED" or (status == 429 and code not in _ERRORS_BY_CODE):
+        retry_after = details.get("retry_after")
+        if not isinstance(retry_after, int | float):
+            header = response.headers.get("retry-after", "")
+            retry_after = float(header) if header.isdigit() else 0.0
+        limited = errors.RateLimited(message, retry_after=float(retry_after))
+        limited.details = details
+        limited.code = code  # type: ignore[misc]
+        return limited
+    cls = _ERRORS_BY_CODE.get(code) or _ERRORS_BY_STATUS.get(status) or errors.TokenwardError
+    return _build(cls, message, code=code, status=status, details=details)
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc).lower()
+        if any(hint in text for hint in ("name or service", "nodename", "getaddrinfo", "resolve")):
+            return "dns"
+        return "connect"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.LocalProtocolError):
+        return "protocol"
+    return "network"
+
+
+_REASONS = {
+    "timeout": "timed out",
+    "dns": "the host name could not be resolved",
+    "connect": "the connection was refused or could not be made",
+    "protocol": "the answer was not valid HTTP, or the connection closed mid-answer",
+    "network": "the connection failed",
+}
+
+
+def _unreachable(env_url: str, exc: httpx.TransportError) -> errors.ServerUnreachable:
+    reason = _reason(exc)
+    nothing_sent = reason in {"dns", "connect"} or isinstance(exc, httpx.ConnectTimeout)
+    return errors.ServerUnreachable(
+        f"cannot reach the tokenward server at {env_url}: {_REASONS[reason]} "
+        f"({type(exc).__name__})",
+        details={"reason": reason, "url": env_url, "request_sent": not nothing_sent},
     )
-    return exc
+
+
+def _check_env_url(env_url: object) -> str:
+    if not isinstance(env_url, str):
+        raise errors.ValidationError(
+            "env_url must be a string such as 'http://127.0.0.1:8080'",
+            fields={"env_url": f"must be a string, not {type(env_url).__name__}"},
+        )
+    parts = urlsplit(env_url.strip())
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise errors.ValidationError(
+            f"env_url {env_url[:100]!r} is not an http(s) URL with a host (e.g. "
+            "'http://127.0.0.1:8080')",
+            fields={"env_url": "must be an http:// or https:// URL with a host"},
+        )
+    return env_url.strip().rstrip("/")
+
+
+def _check_text(**values: object) -> None:
+    bad = {
+        name: "must be a non-empty string"
+        if isinstance(value, str)
+        else f"must be a string, not {type(value).__name__}"
+        for name, value in values.items()
+        if not isinstance(value, str) or not value
+    }
+    if bad:
+        raise errors.ValidationError(f"invalid {', '.join(bad)}", fields=bad)
+
+
+def _check_json(name: str, value: object) -> None:
+    """``value`` can be sent as JSON (no NaN, no objects JSON cannot carry)."""
+    try:
+        jsonlib.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        reason = "must be JSON-serializable (str, int, float, bool, None, list, dict)"
+        if isinstance(exc, ValueError) and "out of range" in str(exc).lower():
+            reason = "must not contain NaN or infinity"
+        raise errors.ValidationError(f"{name} {reason}", fields={name: reason}) from None
+
+
+def _tool_input(tool_input: object) -> dict[str, Any]:
+    if tool_input is None:
+        return {}
+    if not isinstance(tool_input, Mapping):
+        reason = f"must be a dict (a JSON object), not {type(tool_input).__name__}"
+        raise errors.ValidationError(f"tool_input {reason}", fields={"tool_input": reason})
+    keys = [key for key in tool_input if not isinstance(key, str)]
+    if keys:
+        reason = "keys must be strings"
+        raise errors.ValidationError(f"tool_input {reason}", fields={"tool_input": reason})
+    out = dict(tool_input)
+    _check_json("tool_input", out)
+    return out
 
 
 class AsyncClient:
@@ -99,7 +254,13 @@ class AsyncClient:
         transport: httpx.AsyncBaseTransport | None = None,
         max_connections: int = 100,
     ) -> None:
-        self.env_url = env_url.rstrip("/")
+        self.env_url = _check_env_url(env_url)
+        _check_text(client_id=client_id, client_secret=client_secret)
+        if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
+            raise errors.ValidationError(
+                "timeout must be a positive number of seconds",
+                fields={"timeout": "must be a positive number of seconds"},
+            )
         self.client_id = client_id
         self._client_secret = client_secret
         self._http = httpx.AsyncClient(
@@ -128,13 +289,24 @@ class AsyncClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    async def _http_request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One HTTP exchange; no answer at all is :class:`~tokenward.errors.ServerUnreachable`."""
+        try:
+            return await self._http.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            raise _unreachable(self.env_url, exc) from exc
+        except httpx.InvalidURL as exc:
+            reason = "is not a valid URL path"
+            raise errors.ValidationError(f"path {reason}", fields={"path": reason}) from exc
+
     async def _access_token(self, *, renew: bool = False) -> str:
         if not renew and self._token and time.monotonic() < self._token_expires:
             return self._token
         async with self._token_lock:
             if not renew and self._token and time.monotonic() < self._token_expires:
                 return self._token
-            response = await self._http.post(
+            response = await self._http_request(
+                "POST",
                 "/oauth/token",
                 data={
                     "grant_type": "client_credentials",
@@ -144,9 +316,15 @@ class AsyncClient:
             )
             if response.status_code != 200:
                 raise _error_from(response)
-            body = response.json()
-            self._token = str(body["access_token"])
-            lifetime = float(body.get("expires_in") or 300)
+            try:
+                body = response.json()
+                token = body["access_token"]
+                lifetime = float(body.get("expires_in") or 300)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise _unexpected(response, "a body that is not an API token") from None
+            if not isinstance(token, str) or not token:
+                raise _unexpected(response, "a body that is not an API token")
+            self._token = token
             self._token_expires = time.monotonic() + max(1.0, lifetime - min(60.0, lifetime / 10))
             return self._token
 
@@ -163,7 +341,7 @@ class AsyncClient:
         renewed = False
         while True:
             token = await self._access_token(renew=renewed)
-            response = await self._http.request(
+            response = await self._http_request(
                 method,
                 url,
                 json=json,
@@ -182,15 +360,15 @@ class AsyncClient:
             raise _error_from(response)
         if response.status_code == 204 or not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            raise _unexpected(response, "a body that is not JSON") from None
 
 
 def _is_api_auth_error(response: httpx.Response) -> bool:
-    try:
-        code = response.json()["error"]["code"]
-    except (ValueError, KeyError, TypeError):
-        return False
-    return code in {"UNAUTHENTICATED", "INVALID_TOKEN", "TOKEN_EXPIRED"}
+    error = _envelope(response)
+    return error is not None and error["code"] in {"UNAUTHENTICATED", "INVALID_TOKEN"}
 
 
 class AsyncActions:
@@ -232,6 +410,11 @@ class AsyncActions:
     ) -> ProxyResponse:
         """Call Discord's REST API as the user; Discord's status and body come back as they are
         (a 4xx from Discord is a response, not an exception)."""
+        _check_text(
+            connection_name=connection_name, identifier=identifier, path=path, method=method
+        )
+        if body is not None and not isinstance(body, bytes):
+            _check_json("body", body)
         out_headers = {
             **(headers or {}),
             "connection_name": connection_name,
@@ -257,12 +440,13 @@ class AsyncActions:
         identifier: str,
         connection_name: str,
     ) -> ToolExecution:
+        _check_text(tool_name=tool_name, identifier=identifier, connection_name=connection_name)
         data = await self._c._call(
             "POST",
             "/api/v1/tools/execute",
             json={
                 "tool_name": tool_name,
-                "tool_input": dict(tool_input or {}),
+                "tool_input": _tool_input(tool_input),
                 "identifier": identifier,
                 "connection_name": connection_name,
             },
@@ -403,15 +587,7 @@ def _is_gateway_error(response: httpx.Response) -> bool:
     """A proxied call's error is the gateway's own when it carries the envelope."""
     if "application/json" not in response.headers.get("content-type", ""):
         return False
-    try:
-        payload = response.json()
-    except ValueError:
-        return False
-    return (
-        isinstance(payload, dict)
-        and isinstance(payload.get("error"), dict)
-        and "code" in payload["error"]
-    )
+    return _envelope(response) is not None
 
 
 class _LoopThread:
@@ -437,12 +613,17 @@ class Client:
     def __init__(
         self, env_url: str, client_id: str, client_secret: str, *, timeout: float = 30.0
     ) -> None:
+        _check_env_url(env_url)  # before a thread exists, so a bad argument leaks nothing
         self._loop = _LoopThread()
 
         async def make() -> AsyncClient:
             return AsyncClient(env_url, client_id, client_secret, timeout=timeout)
 
-        self._async = self._loop.run(make())
+        try:
+            self._async = self._loop.run(make())
+        except BaseException:
+            self._loop.stop()
+            raise
         self.actions = Actions(self._async.actions, self._loop)
 
     def __repr__(self) -> str:

@@ -8,6 +8,8 @@ error-envelope handlers. ``app.state`` holds ``container``, ``metrics`` and ``ap
 from __future__ import annotations
 
 import gc
+import hashlib
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,10 +19,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tokenward import __version__
 from tokenward.config import Settings
-from tokenward.errors import NotFoundError
+from tokenward.errors import AuthenticationError, NotFoundError
 from tokenward.server import pages
 from tokenward.server.api import accounts, connections, tokens
-from tokenward.server.api.auth import ApiAuth, require_api_client
+from tokenward.server.api.auth import ApiAuth, ApiPrincipal, require_api_client
 from tokenward.server.api.errors import install_error_handlers
 from tokenward.server.api.observability import (
     CONTENT_TYPE_LATEST,
@@ -28,6 +30,7 @@ from tokenward.server.api.observability import (
     ObservabilityMiddleware,
     configure_logging,
 )
+from tokenward.server.api.openapi import install_openapi
 from tokenward.server.container import Container
 from tokenward.server.mcp_routes import install_mcp
 from tokenward.server.proxy_endpoint import ProxyEndpoint
@@ -38,7 +41,8 @@ Self-hosted agent-auth gateway for Discord.
 
 Get an API token from `POST /oauth/token` (client credentials of an API client made with
 `tokenward api-clients create`) and send it as `Authorization: Bearer <token>` on every
-`/api/*` and `/proxy/*` call. Errors always look like
+`/api/*` and `/proxy/*` call. Each operation names the scope it needs (`admin` allows
+everything). Errors always look like
 `{"error": {"code": "...", "message": "...", "details": {...}}}`.
 """
 
@@ -78,16 +82,42 @@ def _browser_routes(container: Container) -> APIRouter:
     return router
 
 
-def _operations_routes(metrics: Metrics) -> APIRouter:
+def _check_metrics_token(expected: str, authorization: str | None) -> None:
+    """``/metrics`` with ``TOKENWARD_METRICS_TOKEN`` set: ``Bearer <it>`` or a 401."""
+    scheme, _, given = (authorization or "").strip().partition(" ")
+    if not authorization:
+        raise AuthenticationError(
+            "/metrics needs 'Authorization: Bearer <TOKENWARD_METRICS_TOKEN>'",
+            code="UNAUTHENTICATED",
+        )
+    # Constant time, and digests of equal length whatever was sent (no length leak either).
+    sent = hashlib.sha256(given.strip().encode("utf-8", "surrogateescape")).digest()
+    wanted = hashlib.sha256(expected.encode("utf-8")).digest()
+    if not hmac.compare_digest(sent, wanted) or scheme.lower() != "bearer":
+        raise AuthenticationError("the metrics token is wrong", code="INVALID_TOKEN")
+
+
+def _operations_routes(metrics: Metrics, metrics_token: str | None) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
     @router.get("/healthz", summary="Liveness")
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok", "version": __version__})
 
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-    async def prometheus_metrics() -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+    )
+    async def prometheus_metrics(request: Request) -> Response:
+        """The Prometheus text format. With `TOKENWARD_METRICS_TOKEN` set, send
+        `Authorization: Bearer <it>`."""
+        if metrics_token:
+            _check_metrics_token(metrics_token, request.headers.get("authorization"))
+        return Response(
+            metrics.render(), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"}
+        )
 
     return router
 
@@ -150,6 +180,8 @@ def create_app(
     app.state.metrics = metrics
     app.state.api_auth = api_auth
     install_error_handlers(app)
+    install_openapi(app, metrics_token=bool(settings.metrics_token))
+    metrics.known_tools = frozenset(container.catalog.names())
 
     authenticated = [Depends(require_api_client)]
     app.include_router(tokens.router)
@@ -157,7 +189,7 @@ def create_app(
     app.include_router(accounts.router, dependencies=authenticated)
     app.include_router(tools_router(container), dependencies=authenticated)
     install_mcp(app, container, dependencies=authenticated)  # /api/v1/mcp/sessions, /mcp
-    app.include_router(_operations_routes(metrics))
+    app.include_router(_operations_routes(metrics, settings.metrics_token))
     app.include_router(_browser_routes(container))
 
     # Middleware: add_middleware() wraps what is already there, so the last one added is the
@@ -165,8 +197,13 @@ def create_app(
     # ObservabilityMiddleware, so proxied calls get request ids, logs and metrics too.
     # /proxy is the hot path: GatewayApp hands it straight to this chain, skipping FastAPI's
     # routing and exception layers (same request ids, logs and metrics).
+    async def authenticate_proxy(authorization: str | None) -> ApiPrincipal:
+        principal = await api_auth.authenticate(authorization)
+        principal.require("proxy", action="/proxy/{path}")
+        return principal
+
     app.proxy_chain = ObservabilityMiddleware(
-        ProxyEndpoint(_not_found, container=container, authenticate=api_auth.authenticate),
+        ProxyEndpoint(_not_found, container=container, authenticate=authenticate_proxy),
         metrics=metrics,
     )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
@@ -174,8 +211,9 @@ def create_app(
 
 
 def _configured_secrets(settings: Settings) -> list[str]:
-    """Literal values the log filter must never let through (the encryption keys)."""
-    values: list[str] = []
+    """Literal values the log filter must never let through (the encryption keys, the metrics
+    token)."""
+    values: list[str] = [settings.metrics_token] if settings.metrics_token else []
     if settings.encryption_keys:
         for entry in settings.encryption_keys.split(","):
             _kid, _sep, key = entry.partition(":")

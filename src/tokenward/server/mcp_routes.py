@@ -27,6 +27,7 @@ from tokenward.mcp.sessions import (
     SessionTokens,
     check_tool_names,
 )
+from tokenward.server.api.auth import scoped
 from tokenward.server.api.errors import error_responses
 from tokenward.server.container import Container
 
@@ -90,6 +91,9 @@ def _tokens(request: Request) -> SessionTokens:
     response_model=McpSessionResponse,
     summary="Create an MCP session for a user",
     responses=error_responses(400, 401, 404),
+    # A session runs tools as the user, so it needs tools:execute too (never more than its
+    # creator could do).
+    dependencies=[scoped("mcp:sessions", "tools:execute")],
 )
 async def create_session(body: McpSessionRequest, request: Request) -> JSONResponse:
     """A URL an MCP client can connect to, offering `tools` (default: all) acting as

@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from tokenward.server.api.auth import scoped
+from tokenward.server.api.errors import error_responses
 from tokenward.server.container import Container
 from tokenward.tools.schemas import agent_description, input_schema
 
@@ -65,13 +67,26 @@ def tools_router(container: Container) -> APIRouter:
         ]
     )
 
-    @router.get("", response_model=ToolList, summary="List the tools")
+    @router.get(
+        "",
+        response_model=ToolList,
+        summary="List the tools",
+        responses=error_responses(401),
+        dependencies=[scoped("tools:execute")],
+    )
     async def list_tools() -> ToolList:
         """Every tool with its description, JSON Schema input and annotations."""
         return listing
 
     @router.post(
-        "/execute", response_model=ExecuteToolResponse, summary="Execute a tool for a user"
+        "/execute",
+        response_model=ExecuteToolResponse,
+        summary="Execute a tool for a user",
+        # 401 REAUTHORIZATION_REQUIRED, 403 MISSING_SCOPE, 404 unknown tool/connection/account,
+        # 409 ACCOUNT_NOT_ACTIVE or BOT_TOKEN_REQUIRED, 429 and 502 from Discord's side; other
+        # statuses Discord answered come back as PROVIDER_ERROR with that status ("default").
+        responses=error_responses(400, 401, 403, 404, 409, 429, 502, "default"),
+        dependencies=[scoped("tools:execute")],
     )
     async def execute_tool(body: ExecuteToolRequest) -> ExecuteToolResponse:
         """Run ``tool_name`` as the connected account (``connection_name``, ``identifier``).

@@ -51,6 +51,8 @@ from tokenward.errors import (
     NotFoundError,
     ValidationError,
 )
+from tokenward.scopes import ADMIN as ADMIN_SCOPE
+from tokenward.scopes import format_scopes, parse_scopes
 from tokenward.vault.crypto import Keyring, aad, load_keyring
 from tokenward.vault.db import create_engine, write_engine
 from tokenward.vault.models import AccountStatus, Base, new_id
@@ -196,6 +198,8 @@ class ApiClientRecord:
     client_id: str
     name: str
     created_at: float
+    scopes: frozenset[str] = frozenset({ADMIN_SCOPE})
+    """What the client may do (see :mod:`tokenward.scopes`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +279,16 @@ def _validate_name(name: str) -> None:
             "connection name must be 1-64 characters of A-Z a-z 0-9 _ -",
             fields={"name": "must be 1-64 characters of A-Z a-z 0-9 _ -"},
         )
+
+
+def _api_client(row: Row[Any]) -> ApiClientRecord:
+    # A stored value that no longer parses (hand-edited, or a scope since renamed) grants
+    # nothing rather than failing every request of that client.
+    try:
+        scopes = parse_scopes(row.scopes or ADMIN_SCOPE)
+    except ValidationError:
+        scopes = frozenset()
+    return ApiClientRecord(row.client_id, row.name, row.created_at, scopes)
 
 
 def _validate_text(field: str, value: str, *, max_len: int = 255) -> None:
@@ -1234,9 +1248,14 @@ class Vault:
 
     # -- API clients ---------------------------------------------------------------------------
 
-    async def create_api_client(self, name: str) -> tuple[ApiClientRecord, SecretStr]:
-        """A new API client and its secret; the secret is shown this once and stored hashed."""
+    async def create_api_client(
+        self, name: str, scopes: str | Sequence[str] = ADMIN_SCOPE
+    ) -> tuple[ApiClientRecord, SecretStr]:
+        """A new API client and its secret; the secret is shown this once and stored hashed.
+        ``scopes`` (comma- or space-separated, or a list) defaults to ``admin``: everything."""
         _validate_text("name", name, max_len=128)
+        granted = parse_scopes(scopes)
+        stored = format_scopes(granted)
         client_id = "twc_" + secrets.token_hex(12)
         secret = "tws_" + secrets.token_urlsafe(32)
         encoded = await asyncio.to_thread(hash_api_secret, secret)
@@ -1244,13 +1263,19 @@ class Vault:
         async with self._writer.begin() as conn:
             await conn.execute(
                 insert(API_CLIENTS).values(
-                    client_id=client_id, secret_hash=encoded, name=name, created_at=now
+                    client_id=client_id,
+                    secret_hash=encoded,
+                    name=name,
+                    created_at=now,
+                    scopes=stored,
                 )
             )
             await self._event(
-                conn, "api_client.created", data={"client_id": client_id, "name": name}
+                conn,
+                "api_client.created",
+                data={"client_id": client_id, "name": name, "scopes": stored},
             )
-        return ApiClientRecord(client_id, name, now), SecretStr(secret)
+        return ApiClientRecord(client_id, name, now, granted), SecretStr(secret)
 
     async def verify_api_client(self, client_id: str, client_secret: str) -> ApiClientRecord | None:
         """The client if the secret matches; same work whether or not the client exists."""
@@ -1262,14 +1287,14 @@ class Vault:
         ok = await asyncio.to_thread(verify_api_secret, client_secret, encoded)
         if row is None or not ok:
             return None
-        return ApiClientRecord(row.client_id, row.name, row.created_at)
+        return _api_client(row)
 
     async def list_api_clients(self) -> list[ApiClientRecord]:
         async with self.engine.connect() as conn:
             rows = (
                 await conn.execute(select(API_CLIENTS).order_by(API_CLIENTS.c.created_at))
             ).all()
-        return [ApiClientRecord(r.client_id, r.name, r.created_at) for r in rows]
+        return [_api_client(r) for r in rows]
 
     async def delete_api_client(self, client_id: str) -> None:
         async with self._writer.begin() as conn:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from tokenward.clock import utc_datetime
 from tokenward.errors import TokenwardError
+from tokenward.server.api.auth import scoped
 from tokenward.server.api.errors import error_responses
 from tokenward.server.api.models import (
     DEFAULT_PAGE_SIZE,
@@ -41,6 +42,7 @@ async def _view(container: Container, record: AccountRecord) -> ConnectedAccount
     response_model=AuthorizationLinkResponse,
     summary="Create an authorization link",
     responses=error_responses(400, 401, 404),
+    dependencies=[scoped("accounts:write")],
 )
 async def authorization_link(
     body: AuthorizationLinkRequest, request: Request
@@ -66,6 +68,7 @@ async def authorization_link(
     response_model=ConnectedAccountResponse,
     summary="Confirm the user who linked",
     responses=error_responses(400, 401, 404, 409),
+    dependencies=[scoped("accounts:write")],
 )
 async def verify(body: VerifyRequest, request: Request) -> ConnectedAccountResponse:
     """With a `user_verify_url` link, confirm that the person who consented is `identifier`;
@@ -81,6 +84,7 @@ async def verify(body: VerifyRequest, request: Request) -> ConnectedAccountRespo
     response_model=ConnectedAccountList,
     summary="List connected accounts",
     responses=error_responses(400, 401, 404),
+    dependencies=[scoped("accounts:read")],
 )
 async def list_accounts(
     request: Request,
@@ -116,6 +120,7 @@ async def list_accounts(
     response_model=ConnectedAccountResponse,
     summary="Get a connected account",
     responses=error_responses(400, 401, 404),
+    dependencies=[scoped("accounts:read")],
 )
 async def get_account(
     request: Request, account_id: str = AccountIdPath
@@ -130,6 +135,7 @@ async def get_account(
     response_model=ConnectedAccountDeleted,
     summary="Delete a connected account (revokes at Discord)",
     responses=error_responses(400, 401, 404, 502),
+    dependencies=[scoped("accounts:write")],
 )
 async def delete_account(
     request: Request,

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Path, Request, status
 
 from tokenward.errors import ValidationError
+from tokenward.server.api.auth import scoped
 from tokenward.server.api.errors import error_responses
 from tokenward.server.api.models import (
     Connection,
@@ -43,6 +44,7 @@ def _view(container: Container, record: ConnectionRecord) -> Connection:
     response_model=ConnectionResponse,
     summary="Create a connection",
     responses=error_responses(400, 401, 409),
+    dependencies=[scoped("connections:write")],
 )
 async def create_connection(body: ConnectionCreate, request: Request) -> ConnectionResponse:
     """Register a Discord application. Add the returned `redirect_uri` in Discord's portal."""
@@ -63,6 +65,7 @@ async def create_connection(body: ConnectionCreate, request: Request) -> Connect
     response_model=ConnectionList,
     summary="List connections",
     responses=error_responses(401),
+    dependencies=[scoped("connections:read")],
 )
 async def list_connections(request: Request) -> ConnectionList:
     container = _container(request)
@@ -75,6 +78,7 @@ async def list_connections(request: Request) -> ConnectionList:
     response_model=ConnectionResponse,
     summary="Get a connection",
     responses=error_responses(400, 401, 404),
+    dependencies=[scoped("connections:read")],
 )
 async def get_connection(request: Request, name: str = NamePath) -> ConnectionResponse:
     container = _container(request)
@@ -87,6 +91,7 @@ async def get_connection(request: Request, name: str = NamePath) -> ConnectionRe
     response_model=ConnectionResponse,
     summary="Change a connection",
     responses=error_responses(400, 401, 404),
+    dependencies=[scoped("connections:write")],
 )
 async def update_connection(
     body: ConnectionUpdate, request: Request, name: str = NamePath
@@ -124,6 +129,7 @@ async def update_connection(
     response_model=ConnectionDeleted,
     summary="Delete a connection",
     responses=error_responses(400, 401, 404),
+    dependencies=[scoped("connections:write")],
 )
 async def delete_connection(request: Request, name: str = NamePath) -> ConnectionDeleted:
     """Delete the connection and every connected account under it (their grants are not

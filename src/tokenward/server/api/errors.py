@@ -4,8 +4,9 @@
 
 - :class:`~tokenward.errors.TokenwardError`: its own status, code, message and details;
   a 401 whose code is ``UNAUTHENTICATED`` or ``INVALID_TOKEN`` also carries
-  ``WWW-Authenticate: Bearer`` (RFC 6750), and an error may add headers of its own through a
-  ``headers`` attribute;
+  ``WWW-Authenticate: Bearer`` (RFC 6750), a 403 ``INSUFFICIENT_SCOPE`` names the scope there
+  too, a 429 carries ``Retry-After`` (from ``details.retry_after``), and an error may add
+  headers of its own through a ``headers`` attribute;
 - FastAPI's request validation: 400 ``VALIDATION_ERROR`` with ``details.fields`` mapping each bad
   field (a dotted path such as ``scopes.1``; ``body`` for the body as a whole) to the reason:
   missing, wrong type, unknown field, invalid JSON. Input values are never echoed back;
@@ -19,6 +20,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -67,9 +69,25 @@ class ErrorEnvelope(BaseModel):
     error: ErrorBody
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+_STATUS_TEXT: Final = {
+    400: "Bad request: the input is invalid (`details.fields` names each bad field).",
+    401: "No valid credentials.",
+    403: "Not allowed (for API tokens: `INSUFFICIENT_SCOPE` names the scope needed).",
+    404: "Not found.",
+    409: "Conflict with the current state.",
+    429: "Rate limited: wait `details.retry_after` seconds (also in `Retry-After`).",
+    500: "Unexpected server error (logged; quote `X-Request-ID`).",
+    502: "Discord failed or could not be reached.",
+    "default": "Another error status (e.g. one Discord answered), in the same envelope.",
+}
+
+
+def error_responses(*statuses: int | str) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries documenting the envelope for these statuses."""
-    return {status: {"model": ErrorEnvelope} for status in statuses}
+    return {
+        status: {"model": ErrorEnvelope, "description": _STATUS_TEXT.get(status, "Error.")}
+        for status in statuses
+    }
 
 
 def envelope(code: str, message: str, details: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -89,10 +107,26 @@ def error_response(
     return JSONResponse(envelope(code, message, details), status_code=status, headers=out)
 
 
-def tokenward_error_response(exc: TokenwardError) -> JSONResponse:
+def error_headers(exc: TokenwardError) -> dict[str, str]:
+    """Headers an error's status calls for: ``WWW-Authenticate`` on a bearer 401 and on
+    ``INSUFFICIENT_SCOPE`` (RFC 6750 §3.1), ``Retry-After`` (whole seconds) on a 429."""
     headers: dict[str, str] = {}
     if exc.status == 401 and exc.code in _BEARER_CODES:
         headers["WWW-Authenticate"] = 'Bearer realm="tokenward"'
+    elif exc.status == 403 and exc.code == "INSUFFICIENT_SCOPE":
+        needed = str(exc.details.get("required_scope", ""))
+        headers["WWW-Authenticate"] = (
+            f'Bearer realm="tokenward", error="insufficient_scope", scope="{needed}"'
+        )
+    if exc.status == 429:
+        retry_after = exc.details.get("retry_after")
+        if isinstance(retry_after, int | float) and retry_after >= 0:
+            headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return headers
+
+
+def tokenward_error_response(exc: TokenwardError) -> JSONResponse:
+    headers = error_headers(exc)
     extra = getattr(exc, "headers", None)
     if isinstance(extra, Mapping):
         headers.update({str(k): str(v) for k, v in extra.items()})

@@ -66,12 +66,18 @@ class TokenRequest(BaseModel):
     grant_type: Literal["client_credentials"]
     client_id: str | None = Field(None, description="Or send HTTP Basic credentials.")
     client_secret: str | None = Field(None, description="Or send HTTP Basic credentials.")
+    scope: str | None = Field(
+        None,
+        description="Optional: space-separated scopes for a token with fewer rights than the "
+        "client has (default: all of the client's scopes).",
+    )
 
 
 class TokenResponse(BaseModel):
     access_token: str = Field(description="Send as `Authorization: Bearer <access_token>`.")
     token_type: Literal["Bearer"] = "Bearer"
     expires_in: int = Field(description="Seconds until the token expires.")
+    scope: str = Field(description="The token's scopes, space-separated (`admin`: everything).")
 
 
 # -- connections -------------------------------------------------------------------------------

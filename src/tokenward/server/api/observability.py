@@ -20,6 +20,17 @@ task per request) meant to be the outermost layer of the app, so that everything
 in one process (tests, the demo) never share counters. Other parts increment its counters:
 upstream latency, token refreshes, 429s received from Discord and tool calls.
 
+**Labels are a closed vocabulary.** A label value never comes from a caller's raw input: HTTP
+routes are the matched route's template (``/api/v1/connections/{name}``; ``<unmatched>`` for
+anything no route matched, ``/proxy/{path}`` for the proxy), Discord routes are templates with
+ids replaced (:func:`upstream_route_label`: every segment must be a placeholder or a word of
+Discord's API, an interaction token becomes ``{interaction_token}``, and anything else makes the
+whole label ``other``), methods outside the HTTP verbs are ``OTHER``, unknown tool names
+``<unknown>``. On top of that each metric holds at most ``max_series`` label sets: past the cap a
+new label set is counted under the label values ``<overflow>`` and
+``tokenward_metrics_series_dropped_total{metric=...}`` says how often that happened, so memory
+and scrape size stay bounded whatever callers send.
+
 :func:`configure_logging` installs one JSON handler on the ``tokenward`` logger with a
 :class:`RedactingFilter`. The filter rewrites each record *before* it is formatted or passed on to
 other handlers: ``Authorization`` values, ``Bearer …`` / ``Bot …`` / ``Basic …`` credentials,
@@ -73,6 +84,125 @@ SCOPE_ROUTE: Final = "tokenward.route"
 """Scope key a hand-written ASGI endpoint may set to name its route template for logs/metrics."""
 
 UNMATCHED_ROUTE: Final = "<unmatched>"
+OTHER_ROUTE: Final = "other"
+OVERFLOW: Final = "<overflow>"
+UNKNOWN_TOOL: Final = "<unknown>"
+DEFAULT_MAX_SERIES: Final = 1000
+_HTTP_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_RATE_LIMIT_SCOPES: Final = frozenset({"user", "global", "shared"})
+# Every literal path segment of Discord's REST API (v10) that a label may show; ids and codes
+# are placeholders already (proxy.ratelimit.route_of). A segment outside this list could be a
+# token or other caller data, so the route is labelled "other".
+_DISCORD_WORDS: Final = frozenset(
+    {
+        "@me",
+        "@original",
+        "activity-instances",
+        "answers",
+        "applications",
+        "archived",
+        "attachments",
+        "audit-logs",
+        "auto-moderation",
+        "bans",
+        "bot",
+        "bulk-ban",
+        "bulk-delete",
+        "callback",
+        "channels",
+        "commands",
+        "connections",
+        "consume",
+        "crosspost",
+        "emojis",
+        "entitlements",
+        "execute",
+        "expire",
+        "followers",
+        "gateway",
+        "github",
+        "guilds",
+        "incident-actions",
+        "integrations",
+        "interactions",
+        "invites",
+        "keys",
+        "member",
+        "members",
+        "messages",
+        "metadata",
+        "mfa",
+        "nick",
+        "oauth2",
+        "onboarding",
+        "permissions",
+        "pins",
+        "polls",
+        "preview",
+        "private",
+        "prune",
+        "public",
+        "reactions",
+        "recipients",
+        "regions",
+        "role-connections",
+        "roles",
+        "rules",
+        "scheduled-events",
+        "search",
+        "send-soundboard-sound",
+        "skus",
+        "slack",
+        "soundboard-default-sounds",
+        "soundboard-sounds",
+        "stage-instances",
+        "sticker-packs",
+        "stickers",
+        "subscriptions",
+        "sync",
+        "templates",
+        "thread-members",
+        "threads",
+        "token",
+        "revoke",
+        "typing",
+        "userinfo",
+        "users",
+        "vanity-url",
+        "voice",
+        "voice-states",
+        "webhooks",
+        "welcome-screen",
+        "widget",
+        "widget.json",
+        "widget.png",
+    }
+)
+_MAX_ROUTE_LABEL: Final = 160
+
+
+def upstream_route_label(route: str) -> str:
+    """A Discord route template safe to use as a label, or ``"other"``.
+
+    ``route`` comes from :func:`tokenward.proxy.ratelimit.route_of` (``/users/@me``,
+    ``/guilds/{guild_id}/widget.json``); the segment after ``/interactions/{id}`` is the
+    interaction's token and becomes ``{interaction_token}``.
+    """
+    segments = route.split("/")
+    if not segments or segments[0] != "" or len(route) > _MAX_ROUTE_LABEL:
+        return OTHER_ROUTE
+    out: list[str] = []
+    for index, segment in enumerate(segments[1:]):
+        if index == 2 and out[:2] == ["interactions", "{id}"]:
+            out.append("{interaction_token}")
+        elif segment in _DISCORD_WORDS or (
+            segment.startswith("{") and segment.endswith("}") and segment[1:-1].isidentifier()
+        ):
+            out.append(segment)
+        else:
+            return OTHER_ROUTE
+    return "/" + "/".join(out)
+
 
 access_log = logging.getLogger("tokenward.access")
 error_log = logging.getLogger("tokenward.server")
@@ -115,8 +245,18 @@ class Metrics:
     the ``record_*`` helpers below, which fix the label vocabulary.
     """
 
-    def __init__(self, registry: CollectorRegistry | None = None, *, process: bool = True) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        process: bool = True,
+        max_series: int = DEFAULT_MAX_SERIES,
+    ) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.max_series = max_series
+        self.known_tools: frozenset[str] | None = None
+        """Tool names that may appear as labels (``None``: any); set from the catalog."""
+        self._series: dict[str, set[tuple[str, ...]]] = {}
         if process:
             ProcessCollector(registry=self.registry)
         r = self.registry
@@ -166,6 +306,13 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.series_dropped = Counter(
+            "tokenward_metrics_series_dropped",
+            "New label sets counted under <overflow> because the metric reached its series cap, "
+            "by metric.",
+            ["metric"],
+            registry=r,
+        )
         for outcome in ("success", "invalid_grant", "error"):
             self.token_refreshes.labels(outcome=outcome)
         for scope in ("user", "global", "shared"):
@@ -173,28 +320,66 @@ class Metrics:
         # Label children of the per-request metrics, cached: ``labels()`` takes a lock and
         # builds a key on every call, which is measurable on the proxy's hot path.
         self._http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._upstream_children: dict[tuple[str, str, int], Any] = {}
+
+    # -- bounded label sets ------------------------------------------------------------------
+
+    def _child(self, name: str, metric: Any, **labels: str) -> Any:
+        """``metric.labels(**labels)``, or the ``<overflow>`` child once ``name`` holds
+        ``max_series`` label sets (counted in ``tokenward_metrics_series_dropped``)."""
+        key = tuple(labels.values())
+        seen = self._series.setdefault(name, set())
+        if key not in seen:
+            if len(seen) >= self.max_series:
+                self.series_dropped.labels(metric=name).inc()
+                return metric.labels(**dict.fromkeys(labels, OVERFLOW))
+            seen.add(key)
+        return metric.labels(**labels)
+
+    def series_count(self, name: str) -> int:
+        """Label sets ``name`` holds (``tokenward_http_requests`` etc.), overflow excluded."""
+        return len(self._series.get(name, ()))
 
     # -- helpers for other parts -------------------------------------------------------------
 
     def record_upstream(self, method: str, route: str, status: int, seconds: float) -> None:
-        """One request to Discord (``route`` a template such as ``/users/@me``)."""
-        self.upstream_request_duration.labels(
-            method=method, route=route, status=str(status)
-        ).observe(seconds)
+        """One request to Discord (``route`` a template such as ``/users/@me``; anything that
+        is not a known Discord route template is labelled ``other``)."""
+        key = (method, route, status)
+        child = self._upstream_children.get(key)
+        if child is None:
+            if len(self._upstream_children) > 10_000:
+                self._upstream_children.clear()
+            child = self._child(
+                "tokenward_upstream_request_duration_seconds",
+                self.upstream_request_duration,
+                method=_method_label(method),
+                route=upstream_route_label(route),
+                status=str(int(status)),
+            )
+            self._upstream_children[key] = child
+        child.observe(seconds)
 
     def record_refresh(self, outcome: str) -> None:
         """A refresh attempt: ``success``, ``invalid_grant``, ``error`` or ``skipped``."""
-        self.token_refreshes.labels(outcome=outcome).inc()
+        self._child("tokenward_token_refreshes", self.token_refreshes, outcome=outcome).inc()
 
     def record_rate_limited(self, scope: str | None) -> None:
         """A 429 from Discord; ``scope`` from ``X-RateLimit-Scope`` (``user`` when absent)."""
-        self.upstream_rate_limited.labels(scope=scope or "user").inc()
+        label = scope or "user"
+        self.upstream_rate_limited.labels(
+            scope=label if label in _RATE_LIMIT_SCOPES else "other"
+        ).inc()
 
     def record_tool_call(self, tool: str, status: str, seconds: float | None = None) -> None:
         """A tool execution; ``status`` is ``ok`` or the error code."""
-        self.tool_calls.labels(tool=tool, status=status).inc()
+        if self.known_tools is not None and tool not in self.known_tools:
+            tool = UNKNOWN_TOOL
+        self._child("tokenward_tool_calls", self.tool_calls, tool=tool, status=status).inc()
         if seconds is not None:
-            self.tool_call_duration.labels(tool=tool).observe(seconds)
+            self._child(
+                "tokenward_tool_call_duration_seconds", self.tool_call_duration, tool=tool
+            ).observe(seconds)
 
     # -- the HTTP layer ----------------------------------------------------------------------
 
@@ -202,11 +387,23 @@ class Metrics:
         key = (method, route, status)
         children = self._http_children.get(key)
         if children is None:
-            if len(self._http_children) > 10_000:  # bounded: routes are templates, not paths
+            if len(self._http_children) > 10_000:
                 self._http_children.clear()
+            method = _method_label(method)
             children = (
-                self.http_requests.labels(method=method, route=route, status=str(status)),
-                self.http_request_duration.labels(method=method, route=route),
+                self._child(
+                    "tokenward_http_requests",
+                    self.http_requests,
+                    method=method,
+                    route=route,
+                    status=str(status),
+                ),
+                self._child(
+                    "tokenward_http_request_duration_seconds",
+                    self.http_request_duration,
+                    method=method,
+                    route=route,
+                ),
             )
             self._http_children[key] = children
         children[0].inc()
@@ -219,6 +416,10 @@ class Metrics:
     def sample(self, name: str, labels: dict[str, str] | None = None) -> float | None:
         """The current value of one sample (tests and the demo summary)."""
         return self.registry.get_sample_value(name, labels or {})
+
+
+def _method_label(method: str) -> str:
+    return method if method in _HTTP_METHODS else "OTHER"
 
 
 # ---------------------------------------------------------------------------------------------

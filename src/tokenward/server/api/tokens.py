@@ -3,8 +3,10 @@
 Credentials come form-encoded (``client_id`` / ``client_secret``) or as HTTP Basic (§2.3.1), not
 both. Errors use tokenward's envelope: ``INVALID_CLIENT`` (401) for unknown or wrong credentials,
 ``UNSUPPORTED_GRANT_TYPE`` (400), ``INVALID_REQUEST`` (400) for a body that is not form-encoded
-or repeats a parameter, ``VALIDATION_ERROR`` (400) naming a missing parameter, ``RATE_LIMITED``
-(429, with ``retry_after``) after repeated failures for a client id or from one address.
+or repeats a parameter, ``VALIDATION_ERROR`` (400) naming a missing parameter or an unknown
+scope, ``INVALID_SCOPE`` (400) for a ``scope`` beyond the client's, ``RATE_LIMITED`` (429, with
+``retry_after`` and ``Retry-After``) after repeated failures for a client id from one address or
+from one address for any client id (see :class:`~tokenward.server.api.auth.FailedAttempts`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from tokenward.errors import TokenwardError, ValidationError
+from tokenward.scopes import format_scopes
 from tokenward.server.api.auth import ApiAuth, ApiAuthError, basic_credentials
 from tokenward.server.api.errors import error_responses
 from tokenward.server.api.models import TokenRequest, TokenResponse
@@ -53,12 +56,14 @@ def _form(body: bytes) -> dict[str, str]:
     "/oauth/token",
     response_model=TokenResponse,
     summary="Get an API token (client credentials)",
-    responses=error_responses(400, 401),
+    responses=error_responses(400, 401, 429),
     openapi_extra={
         "requestBody": {
             "required": True,
             "content": {FORM_TYPE: {"schema": TokenRequest.model_json_schema()}},
-        }
+        },
+        # Credentials in the form, or as HTTP Basic (RFC 6749 §2.3.1).
+        "security": [{}, {"ClientCredentialsBasic": []}],
     },
 )
 async def issue_token(request: Request) -> JSONResponse:
@@ -116,9 +121,13 @@ async def issue_token(request: Request) -> JSONResponse:
         client_id, client_secret = form["client_id"], form["client_secret"]
 
     auth: ApiAuth = request.app.state.api_auth
+    source = auth.addresses.resolve(
+        request.client.host if request.client else None,
+        request.headers.getlist("x-forwarded-for"),
+    )
     try:
         issued = await auth.issue(
-            client_id, client_secret, source=request.client.host if request.client else None
+            client_id, client_secret, source=source, scope=form.get("scope") or None
         )
     except ApiAuthError as exc:
         exc.headers.update(basic_header)
@@ -126,6 +135,10 @@ async def issue_token(request: Request) -> JSONResponse:
         raise
     log.info("API token issued to client %s", client_id)
     return JSONResponse(
-        TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in).model_dump(),
+        TokenResponse(
+            access_token=issued.access_token,
+            expires_in=issued.expires_in,
+            scope=format_scopes(issued.scopes),
+        ).model_dump(),
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
     )
