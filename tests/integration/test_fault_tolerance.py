@@ -33,6 +33,7 @@ from tokenward._serving import BackgroundServer, free_port
 from tokenward.config import Settings
 from tokenward.errors import ProviderError, UpstreamUnavailable
 from tokenward.sandbox.browser import walk_consent
+from tokenward.server.app import create_app
 from tokenward.server.container import Container
 from tokenward.vault.db import upgrade_async
 
@@ -566,3 +567,58 @@ async def test_dropped_connections_that_outlast_the_budget_report_attempts_and_r
     assert mcp_error["code"] == "UPSTREAM_UNAVAILABLE"
     assert mcp_error["details"]["attempts"] >= 2
     assert mcp_error["details"]["retry_after"] >= 1
+
+
+# -- answers too large to hold -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def streaming(fault_env: FaultEnv) -> Iterator[str]:
+    """A gateway (in this process) that holds at most 100 bytes of an answer before passing it
+    on, so ordinary answers take the streaming path of answers over 1 MiB. Its URL."""
+    port = free_port()
+    settings = fault_env.settings.model_copy(
+        update={"port": port, "public_url": f"http://127.0.0.1:{port}"}
+    )
+    container = Container(settings)
+    container.provider_client.buffer_limit = 100
+    with BackgroundServer(create_app(container=container, setup_logging=False), port=port):
+        yield f"http://127.0.0.1:{port}"
+
+
+def test_a_large_answer_is_streamed_through_whole(fault_env: FaultEnv, streaming: str) -> None:
+    headers = {
+        "Authorization": f"Bearer {fault_env.api_token_for(streaming)}",
+        "connection_name": CONNECTION,
+        "identifier": AGENTS[2],
+    }
+    response = fault_env.http.get(f"{streaming}/proxy/api/v10/users/@me/guilds", headers=headers)
+    assert response.status_code == 200
+    assert response.headers.get("transfer-encoding") == "chunked"  # streamed, not held
+    assert "content-length" not in response.headers
+    assert response.headers["X-Tokenward-Attempts"] == "1"
+    guilds = response.json()
+    assert len(response.content) > 100
+    assert {guild["id"] for guild in guilds} == {HUB, CLUB, CREW}
+
+
+def test_a_large_answer_broken_off_mid_stream_reaches_the_client_broken(
+    fault_env: FaultEnv, streaming: str
+) -> None:
+    """Once an answer's first bytes are on their way it cannot be retried; the client must then
+    see a broken answer, never a short one that looks complete."""
+    headers = {
+        "Authorization": f"Bearer {fault_env.api_token_for(streaming)}",
+        "connection_name": CONNECTION,
+        "identifier": AGENTS[2],
+    }
+    route = "GET /api/v10/users/@me/guilds"
+    fault_env.fault(route="/api/v10/users/@me/guilds", drop_connection=True, count=1)
+    before = _sent(fault_env, route)
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(f"{streaming}/proxy/api/v10/users/@me/guilds", headers=headers, trust_env=False)
+    assert _sent(fault_env, route) - before == 1
+    # The fault is spent; the next call is whole.
+    again = fault_env.http.get(f"{streaming}/proxy/api/v10/users/@me/guilds", headers=headers)
+    assert again.status_code == 200
+    assert len(again.json()) == 3
