@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 
 from tokenward.clock import ManualClock
+from tokenward.config import Settings
 from tokenward.errors import (
     PathRejected,
     ProviderError,
@@ -34,6 +38,7 @@ from tokenward.proxy.transport import (
     UpstreamRequest,
     UpstreamResponse,
 )
+from tokenward.server.container import Container
 
 BASE = "https://discord.test"
 UA = "DiscordBot (https://github.com/tokenward/tokenward, 0.1.0)"
@@ -631,3 +636,26 @@ def test_redaction_helpers() -> None:
     }
     jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJl"
     assert jwt not in redact_text(f"id_token {jwt}")
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+def test_the_gateway_takes_its_retry_budget_from_the_settings(tmp_path: Path) -> None:
+    keys = "k1:" + base64.b64encode(bytes(32)).decode()
+    budgets = []
+    for retry, timeout in ((10.0, 30.0), (2.5, 30.0), (10.0, 4.0), (0.0, 30.0)):
+        settings = Settings(
+            data_dir=tmp_path,
+            encryption_keys=keys,
+            retry_deadline_seconds=retry,
+            upstream_timeout_seconds=timeout,
+        )
+        budgets.append(Container(settings).provider_client.retry_policy.deadline)
+    assert budgets == [10.0, 2.5, 4.0, 0.0]  # never past the upstream timeout
+
+
+@pytest.mark.parametrize("value", [-1, "soon", "inf"])
+def test_a_bad_retry_budget_is_refused_naming_the_setting(value: object) -> None:
+    with pytest.raises(pydantic.ValidationError, match="retry_deadline_seconds"):
+        Settings(retry_deadline_seconds=value)
