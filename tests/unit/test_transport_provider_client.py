@@ -288,6 +288,33 @@ async def test_the_time_attempts_take_counts_against_the_deadline() -> None:
     assert clock.monotonic() == pytest.approx(10.5)
 
 
+async def test_a_429_wait_does_not_eat_the_fault_budget() -> None:
+    """503 at 0 s, a 429 asking for 9 s at 0.5 s, then 503 and 200: the limiter's wait has a
+    bound of its own, so the faults after it get a fresh budget and a full timeout."""
+    limited = UpstreamResponse.from_json(
+        429,
+        {"message": "You are being rate limited.", "retry_after": 9.0, "global": False},
+        {"X-RateLimit-Scope": "user"},
+    )
+    client, transport, clock = make_client(
+        sequence(
+            discord_error(503, 0, "503"),
+            limited,
+            discord_error(503, 0, "503"),
+            UpstreamResponse.from_json(200, {}),
+        ),
+        timeout=12.0,
+    )
+    response = await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
+    assert response.status == 200
+    assert response.attempts == 4
+    timeouts = [r.timeout for r in transport.requests]
+    assert timeouts[:3] == [12.0, 11.5, 12.0]  # the resend after the 429 has all of it again
+    assert timeouts[3] is not None
+    assert timeouts[3] == pytest.approx(12.0 - (clock.monotonic() - 9.5))
+    assert clock.monotonic() >= 0.5 + 9.0 + 0.5
+
+
 def test_the_deadline_never_exceeds_the_upstream_timeout() -> None:
     client, _, _ = make_client(ok, timeout=4.0)
     assert client.retry_policy.deadline == 4.0

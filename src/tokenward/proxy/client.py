@@ -11,16 +11,16 @@ the :class:`~tokenward.proxy.ratelimit.RateLimiter`, sends through the
   :class:`~tokenward.errors.ReauthorizationRequired`. The failed token is never sent again.
 * **429**: the limiter has recorded the wait; the call is re-acquired (which waits, or raises
   :class:`~tokenward.errors.RateLimited` when the wait is over the bound) and resent, a few times
-  at most; the time so spent counts against the retry deadline below. A 429 that is not
-  Discord's JSON (Cloudflare) raises at once.
+  at most. A 429 that is not Discord's JSON (Cloudflare) raises at once.
 * **5xx and connection errors**: retried per :func:`~tokenward.proxy.retry.decide_retry`
   (idempotent methods, or nothing sent; capped exponential backoff with jitter) until the retry
-  policy's ``deadline``, counted from the first send, which is never past ``timeout``; each retry
-  gets what is left of ``timeout``. The body is read before the answer is returned (with
-  ``stream``, up to ``buffer_limit`` bytes), so an answer cut off mid-body is retried too. A
-  streamed request body is never resent. When the budget runs out the caller learns how many
-  attempts were made and when to try again (``attempts`` and ``retry_after``: on the
-  TransportError's details, or on the returned 5xx answer).
+  policy's ``deadline``, which is never past ``timeout``, counted from the first send (or from
+  the resend after a 429 or a refreshed token: the limiter's waits have a bound of their own and
+  do not eat the fault budget); each retry gets what is left of ``timeout``. The body is read
+  before the answer is returned (with ``stream``, up to ``buffer_limit`` bytes), so an answer
+  cut off mid-body is retried too. A streamed request body is never resent. When the budget
+  runs out the caller learns how many attempts were made and when to try again (``attempts``
+  and ``retry_after``: on the TransportError's details, or on the returned 5xx answer).
 * everything else, success or error, is returned as it is, so the HTTP proxy passes it through;
   :func:`provider_error` turns an error answer into a structured error for tools.
 
@@ -298,7 +298,8 @@ class ProviderClient:
         refreshed = False
         attempt = 0  # tries since the credential changed or a 429: the backoff's step
         sends = 0  # every request sent for this call
-        started = 0.0  # monotonic time of the first send: where the retry budget starts
+        started = 0.0  # when the retry budget started: the first send, or the first after a 429
+        fresh_budget = True
         rate_limited = 0
         while True:
             attempt += 1
@@ -318,8 +319,8 @@ class ProviderClient:
                 if authorization is not None:
                     out_headers.append(("Authorization", authorization))
                 now = self.clock.monotonic()
-                if sends == 0:
-                    started = now
+                if fresh_budget:
+                    started, fresh_budget = now, False
                 upstream = UpstreamRequest(
                     verb, url, tuple(out_headers), body, self._attempt_timeout(started, now)
                 )
@@ -382,7 +383,7 @@ class ProviderClient:
                 credential = renewed
                 if not replayable:
                     return response  # a streamed body cannot be sent twice; the next call can
-                attempt = 0
+                attempt, fresh_budget = 0, True
                 continue
 
             if status == 429:
@@ -410,7 +411,9 @@ class ProviderClient:
                         ),
                         sends,
                     )
-                attempt = 0
+                # The limiter has waited out (or will wait out) retry_after, within its own
+                # bound; faults after that get a budget of their own.
+                attempt, fresh_budget = 0, True
                 continue
 
             if status >= 500:

@@ -13,8 +13,8 @@ repetition is harmless:
 
 **For how long.** A count of attempts is the wrong bound: at a 20 % fault rate three attempts
 still fail one call in 125, while at a 100 % outage they end in a blink. The bound is time: each
-call has a budget of ``policy.deadline`` seconds counted from its first send (time spent waiting
-for the rate limiter after that counts too). After the ``n``-th failed attempt the next one waits
+call has a budget of ``policy.deadline`` seconds counted from its first send (the caller restarts
+it after a wait the rate limiter imposed). After the ``n``-th failed attempt the next one waits
 ``wait = rand() * min(max_delay, base_delay * 2**(n-1))`` — capped exponential backoff with full
 jitter (AWS Architecture Blog, "Exponential Backoff and Jitter", 2015), so retries of many
 callers spread out instead of arriving together — and is made only when
