@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     api_token_ttl_seconds: int = 3600
     max_rate_limit_wait_seconds: float = 30.0
     upstream_timeout_seconds: float = 30.0
+    # Time budget of one call to Discord for retrying transient failures (5xx, dropped
+    # connections) of idempotent requests, from its first send; at most the upstream timeout.
+    retry_deadline_seconds: float = Field(default=10.0, ge=0, allow_inf_nan=False)
     max_response_bytes: int = 10 * 1024 * 1024
     # Who may read /metrics: unset = anyone who can reach it; set = `Authorization: Bearer <it>`.
     metrics_token: str | None = Field(default=None, repr=False)

@@ -199,6 +199,7 @@ def test_fault_crud(client: httpx.Client) -> None:
         "latency_ms": 0.0,
         "drop_connection": False,
         "remaining": 3,
+        "statuses": [],
     }
     client.post("/_sandbox/faults", json={"route": "*", "latency_ms": 25})
     client.post("/_sandbox/faults", json={"route": "/api/v10/gateway", "drop_connection": True})
@@ -236,6 +237,13 @@ def test_fault_crud(client: httpx.Client) -> None:
         ({"route": "*", "status": 500, "count": 0}, "count"),
         ({"route": "*", "status": 500, "count": 1.5}, "count"),
         ({"route": "*", "status": 500, "rate": 0.5}, "rate"),
+        ({"route": "*", "statuses": []}, "statuses"),
+        ({"route": "*", "statuses": 503}, "statuses"),
+        ({"route": "*", "statuses": [500, "502"]}, "statuses"),
+        ({"route": "*", "statuses": [500, 600]}, "statuses"),
+        ({"route": "*", "statuses": [True]}, "statuses"),
+        ({"route": "*", "statuses": [500] * 17}, "statuses"),
+        ({"route": "*", "status": 500, "statuses": [502]}, "statuses"),
         ({"route": "*"}, "status"),  # a rule that does nothing
         ({"route": "*", "latency_ms": 0}, "status"),
     ],

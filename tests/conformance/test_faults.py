@@ -102,6 +102,29 @@ def test_probability_is_repeatable_after_a_reset(client: httpx.Client) -> None:
     assert set(first) == {200, 500}, "with p=0.5 and a fixed seed, 8 draws give both outcomes"
 
 
+def test_statuses_draw_one_status_per_firing(client: httpx.Client) -> None:
+    """A mix such as Discord's 5xx: each firing answers one of ``statuses``, drawn from the
+    seeded generator, so the sequence repeats after a reset."""
+
+    def run() -> list[int]:
+        client.post("/_sandbox/reset").raise_for_status()
+        rule = add_fault(client, route=STICKERS, statuses=[500, 502, 503, 504], probability=0.9)
+        assert rule["statuses"] == [500, 502, 503, 504]
+        assert rule["status"] is None
+        # 40 requests: the few that pass stay within the route's bucket (10 per window).
+        return [client.get(STICKERS).status_code for _ in range(40)]
+
+    first = run()
+    assert first == run()
+    assert set(first) == {200, 500, 502, 503, 504}
+    for status in (500, 502, 503, 504):
+        add_fault(client, route=GATEWAY, statuses=[status], count=1)
+        response = client.get(GATEWAY)
+        body = response.json()
+        assert response.status_code == status
+        assert body["message"].startswith(str(status))
+
+
 def test_dropped_connection_breaks_httpx(client: httpx.Client) -> None:
     add_fault(client, route=GATEWAY, drop_connection=True)
     with pytest.raises(httpx.TransportError):

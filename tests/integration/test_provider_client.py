@@ -31,7 +31,7 @@ async def client(sandbox_url: str) -> AsyncIterator[ProviderClient]:
             clock=clock,
             base_url=sandbox_url,
             user_agent=UA,
-            retry_policy=RetryPolicy(max_attempts=3, base_delay=0.05, max_delay=0.5),
+            retry_policy=RetryPolicy(deadline=2.0, base_delay=0.05, max_delay=0.5),
         )
 
 

@@ -282,6 +282,87 @@ async def test_dropped_connection_is_a_reset(transport: AiohttpTransport) -> Non
     assert caught.value.kind in {ErrorKind.CONNECTION_RESET, ErrorKind.PROTOCOL}
 
 
+async def test_an_answer_cut_off_mid_body_fails_while_buffering(
+    transport: AiohttpTransport,
+) -> None:
+    """Status and headers arrive, then part of the body, then the connection closes: the
+    response is handed back, and reading it raises a reset (so a caller can still retry)."""
+
+    async def cut_off(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (await reader.readline()) not in (b"\r\n", b""):
+            pass
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+        writer.write(b'Content-Length: 2048\r\n\r\n{"')
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(cut_off, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        response = await transport.send(UpstreamRequest("GET", f"http://127.0.0.1:{port}/api/x"))
+        assert response.status == 200
+        with pytest.raises(TransportError) as caught:
+            await response.buffer(1024 * 1024)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert caught.value.kind is ErrorKind.CONNECTION_RESET
+
+
+async def test_buffer_reads_a_small_body_whole(upstream: str, transport: AiohttpTransport) -> None:
+    response = await transport.send(UpstreamRequest("GET", upstream + "/api/stream?chunks=2"))
+    assert await response.buffer(1000)
+    assert response.is_read
+    assert response.content == b"y" * 1000
+    assert [chunk async for chunk in response.iter_bytes()] == [b"y" * 1000]
+
+
+async def test_buffer_leaves_a_large_body_to_stream(
+    upstream: str, transport: AiohttpTransport
+) -> None:
+    response = await transport.send(UpstreamRequest("GET", upstream + "/api/stream?chunks=6"))
+    assert not await response.buffer(1000)
+    assert not await response.buffer(1000)  # asking again changes nothing
+    assert not response.is_read
+    assert b"".join([chunk async for chunk in response.iter_bytes()]) == b"y" * 3000
+    again = await transport.send(UpstreamRequest("GET", upstream + "/api/stream?chunks=1"))
+    assert await again.read() == b"y" * 500
+
+
+async def test_buffer_does_not_read_a_body_declared_too_large() -> None:
+    started: list[bool] = []
+    closed: list[bool] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        started.append(True)
+        yield b"z" * 100
+
+    async def on_close(complete: bool) -> None:
+        closed.append(complete)
+
+    response = UpstreamResponse(200, {"Content-Length": "100"}, stream=chunks(), on_close=on_close)
+    assert not await response.buffer(50)
+    assert started == []
+    await response.aclose()
+    assert closed == [False]
+
+
+async def test_closing_a_partly_buffered_body_closes_the_connection() -> None:
+    closed: list[bool] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield b"z" * 100
+
+    async def on_close(complete: bool) -> None:
+        closed.append(complete)
+
+    response = UpstreamResponse(200, {}, stream=chunks(), on_close=on_close)
+    assert not await response.buffer(150)
+    await response.aclose()
+    assert closed == [False]
+
+
 def test_request_repr_hides_url_and_headers() -> None:
     request = UpstreamRequest(
         "POST",

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 
 from tokenward.clock import ManualClock
+from tokenward.config import Settings
 from tokenward.errors import (
     PathRejected,
     ProviderError,
@@ -34,6 +38,7 @@ from tokenward.proxy.transport import (
     UpstreamRequest,
     UpstreamResponse,
 )
+from tokenward.server.container import Container
 
 BASE = "https://discord.test"
 UA = "DiscordBot (https://github.com/tokenward/tokenward, 0.1.0)"
@@ -73,7 +78,9 @@ def make_client(
         base_url=BASE,
         user_agent=UA,
         rand=lambda: 1.0,
-        retry_policy=RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=4.0),
+        retry_policy=kwargs.pop(
+            "retry_policy", RetryPolicy(deadline=10.0, base_delay=0.5, max_delay=4.0)
+        ),
         **kwargs,
     )
     return client, transport, clock
@@ -237,11 +244,101 @@ async def test_get_is_retried_on_503_with_backoff() -> None:
     assert clock.monotonic() == pytest.approx(0.5 + 1.0)
 
 
-async def test_get_gives_up_after_max_attempts_and_returns_the_answer() -> None:
-    client, transport, _ = make_client(lambda request: discord_error(502, 0, "502"))
+async def test_get_retries_until_the_deadline_then_returns_the_answer() -> None:
+    """Not a count: with waits of 0.5, 1, 2, 4 s (rand = 1) the fifth attempt ends at 7.5 s and
+    the next wait (4 s) would pass the 10 s deadline."""
+    client, transport, clock = make_client(lambda request: discord_error(502, 0, "502"))
     response = await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
     assert response.status == 502
-    assert len(transport.requests) == 3
+    assert len(transport.requests) == 5
+    assert clock.monotonic() == pytest.approx(0.5 + 1 + 2 + 4)
+    assert response.attempts == 5
+    assert response.retry_after == 4.0
+    error = error_from_response(response)
+    assert isinstance(error, ProviderError)
+    assert error.details["attempts"] == 5
+    assert error.details["retry_after"] == 4.0
+    assert "retry after 4s" in error.details["hint"]
+    assert error.headers == {"Retry-After": "4"}  # type: ignore[attr-defined]
+
+
+async def test_a_longer_deadline_allows_more_attempts() -> None:
+    client, transport, _ = make_client(
+        lambda request: discord_error(503, 0, "503"),
+        retry_policy=RetryPolicy(deadline=30.0, base_delay=0.5, max_delay=4.0),
+    )
+    response = await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
+    # waits 0.5 + 1 + 2 + 4 × 6 = 27.5 s; a seventh 4 s wait would end at 31.5 s
+    assert response.attempts == len(transport.requests) == 10
+
+
+async def test_the_time_attempts_take_counts_against_the_deadline() -> None:
+    """Each attempt takes 3 s: 0-3, wait 0.5, 3.5-6.5, wait 1, 7.5-10.5, then the budget is
+    spent. Each retry gets what is left of the upstream timeout (12 s from the first send)."""
+    clock = ManualClock()
+
+    def slow(request: UpstreamRequest) -> UpstreamResponse:
+        clock.advance(3.0)
+        return discord_error(503, 0, "503")
+
+    client, transport, _ = make_client(slow, clock, timeout=12.0)
+    response = await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
+    assert response.status == 503
+    assert [r.timeout for r in transport.requests] == [12.0, 8.5, 4.5]
+    assert clock.monotonic() == pytest.approx(10.5)
+
+
+async def test_a_429_wait_does_not_eat_the_fault_budget() -> None:
+    """503 at 0 s, a 429 asking for 9 s at 0.5 s, then 503 and 200: the limiter's wait has a
+    bound of its own, so the faults after it get a fresh budget and a full timeout."""
+    limited = UpstreamResponse.from_json(
+        429,
+        {"message": "You are being rate limited.", "retry_after": 9.0, "global": False},
+        {"X-RateLimit-Scope": "user"},
+    )
+    client, transport, clock = make_client(
+        sequence(
+            discord_error(503, 0, "503"),
+            limited,
+            discord_error(503, 0, "503"),
+            UpstreamResponse.from_json(200, {}),
+        ),
+        timeout=12.0,
+    )
+    response = await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
+    assert response.status == 200
+    assert response.attempts == 4
+    timeouts = [r.timeout for r in transport.requests]
+    assert timeouts[:3] == [12.0, 11.5, 12.0]  # the resend after the 429 has all of it again
+    assert timeouts[3] is not None
+    assert timeouts[3] == pytest.approx(12.0 - (clock.monotonic() - 9.5))
+    assert clock.monotonic() >= 0.5 + 9.0 + 0.5
+
+
+def test_the_deadline_never_exceeds_the_upstream_timeout() -> None:
+    client, _, _ = make_client(ok, timeout=4.0)
+    assert client.retry_policy.deadline == 4.0
+    client, _, _ = make_client(ok, timeout=60.0)
+    assert client.retry_policy.deadline == 10.0
+
+
+async def test_retry_after_that_fits_the_budget_is_honoured() -> None:
+    busy = UpstreamResponse.from_json(503, {"message": "busy", "code": 0}, {"Retry-After": "3"})
+    client, transport, clock = make_client(sequence(busy, UpstreamResponse.from_json(200, {})))
+    response = await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
+    assert response.status == 200
+    assert response.attempts == len(transport.requests) == 2
+    assert clock.monotonic() == pytest.approx(3.0)
+
+
+async def test_retry_after_past_the_budget_ends_the_call_with_that_hint() -> None:
+    busy = UpstreamResponse.from_json(503, {"message": "busy", "code": 0}, {"Retry-After": "60"})
+    client, transport, clock = make_client(sequence(busy, UpstreamResponse.from_json(200, {})))
+    response = await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
+    assert response.status == 503
+    assert len(transport.requests) == 1
+    assert clock.monotonic() == 0.0
+    assert response.retry_after == 60.0
 
 
 async def test_post_is_never_retried_on_503() -> None:
@@ -258,12 +355,100 @@ async def test_post_is_never_retried_on_503() -> None:
 async def test_connection_errors_retry_get_but_not_post() -> None:
     reset = TransportError(ErrorKind.CONNECTION_RESET)
     client, transport, _ = make_client(sequence(reset, UpstreamResponse.from_json(200, {})))
-    assert (
-        await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
-    ).status == 200
+    response = await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
+    assert (response.status, response.attempts) == (200, 2)
     client, transport, _ = make_client(sequence(reset, UpstreamResponse.from_json(200, {})))
-    with pytest.raises(TransportError):
+    with pytest.raises(TransportError) as caught:
         await client.request("POST", "/api/v10/x", credentials=StaticCredentials(), body=b"{}")
+    assert len(transport.requests) == 1
+    # Not retried, and the caller is not told to retry blindly either.
+    assert caught.value.details == {"kind": "connection_reset", "attempts": 1}
+    assert "may have reached Discord" in caught.value.message
+
+
+async def test_post_is_retried_when_nothing_was_sent() -> None:
+    refused = TransportError(ErrorKind.CONNECT)
+    client, transport, _ = make_client(
+        sequence(refused, refused, UpstreamResponse.from_json(200, {}))
+    )
+    response = await client.request(
+        "POST", "/api/v10/x", credentials=StaticCredentials(), body=b"{}"
+    )
+    assert (response.status, response.attempts, len(transport.requests)) == (200, 3, 3)
+
+
+async def test_connection_errors_until_the_deadline_report_attempts_and_retry_after() -> None:
+    def down(request: UpstreamRequest) -> UpstreamResponse:
+        raise TransportError(ErrorKind.CONNECTION_RESET)
+
+    client, transport, clock = make_client(down)
+    with pytest.raises(TransportError) as caught:
+        await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
+    error = caught.value
+    assert len(transport.requests) == 5
+    assert error.code == "UPSTREAM_UNAVAILABLE"
+    assert error.details == {"kind": "connection_reset", "attempts": 5, "retry_after": 4.0}
+    assert (error.attempts, error.retry_after) == (5, 4.0)
+    assert error.headers == {"Retry-After": "4"}
+    assert "after 5 attempts in 7.5s" in error.message
+    assert clock.monotonic() == pytest.approx(7.5)
+    assert error.to_dict()["error"]["details"]["attempts"] == 5
+
+
+def broken_body(status: int = 200, declared: int | None = 4096) -> UpstreamResponse:
+    """Headers, the first bytes of the body, then the connection drops (as the sandbox's
+    ``drop_connection`` fault does)."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"'
+        raise TransportError(ErrorKind.CONNECTION_RESET)
+
+    headers = {"Content-Type": "application/json"}
+    if declared is not None:
+        headers["Content-Length"] = str(declared)
+    return UpstreamResponse(status, headers, stream=chunks())
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["read", "stream"])
+async def test_an_answer_cut_off_mid_body_is_retried_on_get(stream: bool) -> None:
+    client, transport, _ = make_client(
+        sequence(broken_body(), broken_body(declared=None), UpstreamResponse.from_json(200, {}))
+    )
+    response = await client.request(
+        "GET", "/api/v10/gateway", credentials=StaticCredentials(), stream=stream
+    )
+    assert response.status == 200
+    assert response.is_read
+    assert response.json() == {}
+    assert response.attempts == len(transport.requests) == 3
+
+
+async def test_an_answer_cut_off_mid_body_is_not_retried_on_post() -> None:
+    client, transport, _ = make_client(sequence(broken_body(), UpstreamResponse.from_json(200, {})))
+    with pytest.raises(TransportError) as caught:
+        await client.request(
+            "POST", "/api/v10/x", credentials=StaticCredentials(), body=b"{}", stream=True
+        )
+    assert len(transport.requests) == 1
+    assert "retry_after" not in caught.value.details
+
+
+async def test_a_body_over_the_buffer_limit_is_streamed_and_not_retried() -> None:
+    big = b"x" * 64
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(big), 16):
+            yield big[start : start + 16]
+
+    client, transport, _ = make_client(
+        sequence(UpstreamResponse(200, {}, stream=chunks()), UpstreamResponse.from_json(200, {})),
+        buffer_limit=20,
+    )
+    response = await client.request(
+        "GET", "/api/v10/gateway", credentials=StaticCredentials(), stream=True
+    )
+    assert not response.is_read
+    assert b"".join([chunk async for chunk in response.iter_bytes()]) == big
     assert len(transport.requests) == 1
 
 
@@ -338,7 +523,7 @@ async def test_cloudflare_429_raises_at_once() -> None:
     client, transport, _ = make_client(sequence(cloudflare))
     with pytest.raises(RateLimited) as caught:
         await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
-    assert caught.value.details == {"retry_after": 120.0, "scope": "cloudflare"}
+    assert caught.value.details == {"retry_after": 120.0, "scope": "cloudflare", "attempts": 1}
     assert len(transport.requests) == 1
 
 
@@ -354,6 +539,7 @@ async def test_persistent_429_gives_up() -> None:
     with pytest.raises(RateLimited) as caught:
         await client.request("GET", "/api/v10/gateway", credentials=StaticCredentials())
     assert caught.value.details["scope"] == "shared"
+    assert caught.value.details["attempts"] == 3
     assert len(transport.requests) == 3
 
 
@@ -477,3 +663,26 @@ def test_redaction_helpers() -> None:
     }
     jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJl"
     assert jwt not in redact_text(f"id_token {jwt}")
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+def test_the_gateway_takes_its_retry_budget_from_the_settings(tmp_path: Path) -> None:
+    keys = "k1:" + base64.b64encode(bytes(32)).decode()
+    budgets = []
+    for retry, timeout in ((10.0, 30.0), (2.5, 30.0), (10.0, 4.0), (0.0, 30.0)):
+        settings = Settings(
+            data_dir=tmp_path,
+            encryption_keys=keys,
+            retry_deadline_seconds=retry,
+            upstream_timeout_seconds=timeout,
+        )
+        budgets.append(Container(settings).provider_client.retry_policy.deadline)
+    assert budgets == [10.0, 2.5, 4.0, 0.0]  # never past the upstream timeout
+
+
+@pytest.mark.parametrize("value", [-1, "soon", "inf"])
+def test_a_bad_retry_budget_is_refused_naming_the_setting(value: object) -> None:
+    with pytest.raises(pydantic.ValidationError, match="retry_deadline_seconds"):
+        Settings(retry_deadline_seconds=value)

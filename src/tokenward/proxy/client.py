@@ -12,8 +12,15 @@ the :class:`~tokenward.proxy.ratelimit.RateLimiter`, sends through the
 * **429**: the limiter has recorded the wait; the call is re-acquired (which waits, or raises
   :class:`~tokenward.errors.RateLimited` when the wait is over the bound) and resent, a few times
   at most. A 429 that is not Discord's JSON (Cloudflare) raises at once.
-* **502/503/504 and connection errors**: retried per :func:`~tokenward.proxy.retry.decide_retry`
-  (idempotent methods only, backoff with jitter). A streamed request body is never resent.
+* **5xx and connection errors**: retried per :func:`~tokenward.proxy.retry.decide_retry`
+  (idempotent methods, or nothing sent; capped exponential backoff with jitter) until the retry
+  policy's ``deadline``, which is never past ``timeout``, counted from the first send (or from
+  the resend after a 429 or a refreshed token: the limiter's waits have a bound of their own and
+  do not eat the fault budget); each retry gets what is left of ``timeout``. The body is read
+  before the answer is returned (with ``stream``, up to ``buffer_limit`` bytes), so an answer
+  cut off mid-body is retried too. A streamed request body is never resent. When the budget
+  runs out the caller learns how many attempts were made and when to try again (``attempts``
+  and ``retry_after``: on the TransportError's details, or on the returned 5xx answer).
 * everything else, success or error, is returned as it is, so the HTTP proxy passes it through;
   :func:`provider_error` turns an error answer into a structured error for tools.
 
@@ -23,11 +30,12 @@ No token ever appears in an exception, a log line or a repr.
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 from urllib.parse import urlencode, urlsplit
 
@@ -43,7 +51,7 @@ from tokenward.errors import (
 from tokenward.proxy.paths import safe_path
 from tokenward.proxy.ratelimit import RateLimiter, route_of, token_identity
 from tokenward.proxy.redaction import redact_text
-from tokenward.proxy.retry import DEFAULT_POLICY, RetryPolicy, decide_retry
+from tokenward.proxy.retry import DEFAULT_POLICY, RetryPolicy, decide_retry, retry_hint
 from tokenward.proxy.transport import (
     Transport,
     TransportError,
@@ -53,6 +61,8 @@ from tokenward.proxy.transport import (
 )
 
 CredentialKind = Literal["bearer", "bot", "none"]
+# With ``stream=True``, answers up to this size are still read whole before they are returned.
+DEFAULT_BUFFER_LIMIT = 1024 * 1024
 METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
 # Request headers a caller may not set: tokenward sets them, or they must not reach Discord.
 _CALLER_HEADERS_DROPPED = frozenset(
@@ -171,6 +181,11 @@ def _discord_fields(body: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def _counted(error: RateLimited, attempts: int) -> RateLimited:
+    error.details["attempts"] = attempts
+    return error
+
+
 class UpstreamObserver(Protocol):
     """Receives one call per answer from the provider (metrics)."""
 
@@ -196,6 +211,7 @@ class ProviderClient:
         max_rate_limit_retries: int = 3,
         timeout: float | None = None,
         observer: UpstreamObserver | None = None,
+        buffer_limit: int = DEFAULT_BUFFER_LIMIT,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
@@ -219,7 +235,11 @@ class ProviderClient:
         self.clock = clock
         self.user_agent = user_agent
         self.base_prefix = base_prefix
+        if timeout is not None and retry_policy.deadline > timeout:
+            # Retries never outlast the upstream timeout: a call ends within it.
+            retry_policy = replace(retry_policy, deadline=timeout)
         self.retry_policy = retry_policy
+        self.buffer_limit = buffer_limit
         self.rand = rand
         self.max_rate_limit_retries = max_rate_limit_retries
         self.timeout = timeout
@@ -246,11 +266,17 @@ class ProviderClient:
         stream: bool = False,
         max_wait: float | None = None,
     ) -> UpstreamResponse:
-        """Send one call. Returns the provider's answer (body read unless ``stream``).
+        """Send one call. Returns the provider's answer with its body read: whole, or with
+        ``stream`` whole when it is at most ``buffer_limit`` bytes and otherwise after its first
+        ``buffer_limit`` bytes, the rest left to ``iter_bytes``. Reading before returning is what
+        lets an answer cut off mid-body be retried like any other failure. The answer's
+        ``attempts`` says how many requests were sent; a transient error status given up on has
+        ``retry_after``.
 
         Raises PathRejected / ValidationError before anything is sent; RateLimited,
-        ReauthorizationRequired or TransportError (UPSTREAM_UNAVAILABLE) when no usable answer
-        could be had. Other error statuses come back as responses.
+        ReauthorizationRequired or TransportError (UPSTREAM_UNAVAILABLE, with ``attempts`` and
+        ``retry_after`` in its details) when no usable answer could be had. Other error statuses
+        come back as responses.
         """
         verb = method.upper()
         if verb not in METHODS:
@@ -270,7 +296,10 @@ class ProviderClient:
         credential = await credentials.get()
         failed_token: str | None = None
         refreshed = False
-        attempt = 0
+        attempt = 0  # tries since the credential changed or a 429: the backoff's step
+        sends = 0  # every request sent for this call
+        started = 0.0  # when the retry budget started: the first send, or the first after a 429
+        fresh_budget = True
         rate_limited = 0
         while True:
             attempt += 1
@@ -289,7 +318,13 @@ class ProviderClient:
                 authorization = credential.authorization()
                 if authorization is not None:
                     out_headers.append(("Authorization", authorization))
-                upstream = UpstreamRequest(verb, url, tuple(out_headers), body, self.timeout)
+                now = self.clock.monotonic()
+                if fresh_budget:
+                    started, fresh_budget = now, False
+                upstream = UpstreamRequest(
+                    verb, url, tuple(out_headers), body, self._attempt_timeout(started, now)
+                )
+                sends += 1
                 sent_at = time.perf_counter()
                 try:
                     response = await self.transport.send(upstream)
@@ -321,14 +356,11 @@ class ProviderClient:
                         slot.update(response.status, response.headers)
 
             if failure is not None:
-                decision = decide_retry(
-                    verb, attempt, None, failure.kind, policy=self.retry_policy, rand=self.rand
-                )
-                if decision.retry and replayable:
-                    await self.clock.sleep(decision.wait)
+                if replayable and await self._pause(verb, attempt, None, failure, started):
                     continue
-                raise failure
+                raise self._give_up(verb, attempt, sends, started, failure) from failure
             assert response is not None
+            response.attempts = sends
             status = response.status
 
             if status == 401 and credential.kind != "none":
@@ -351,58 +383,99 @@ class ProviderClient:
                 credential = renewed
                 if not replayable:
                     return response  # a streamed body cannot be sent twice; the next call can
-                attempt = 0
+                attempt, fresh_budget = 0, True
                 continue
 
             if status == 429:
                 retry_after = self._retry_after(response, error_body)
                 if error_body is None or "retry_after" not in error_body:
-                    raise RateLimited(
-                        "rate limited by the provider's edge (not a Discord API limit); wait "
-                        "before calling again",
-                        retry_after=retry_after,
-                        scope="cloudflare",
+                    raise _counted(
+                        RateLimited(
+                            "rate limited by the provider's edge (not a Discord API limit); wait "
+                            "before calling again",
+                            retry_after=retry_after,
+                            scope="cloudflare",
+                        ),
+                        sends,
                     )
                 rate_limited += 1
                 scope = response.headers.get("X-RateLimit-Scope") or (
                     "global" if error_body.get("global") else "user"
                 )
                 if rate_limited > self.max_rate_limit_retries or not replayable:
-                    raise RateLimited(
-                        f"rate limited by Discord ({scope}); retry after {retry_after:.3f}s",
-                        retry_after=retry_after,
-                        scope=scope,
+                    raise _counted(
+                        RateLimited(
+                            f"rate limited by Discord ({scope}); retry after {retry_after:.3f}s",
+                            retry_after=retry_after,
+                            scope=scope,
+                        ),
+                        sends,
                     )
-                attempt = 0
+                # The limiter has waited out (or will wait out) retry_after, within its own
+                # bound; faults after that get a budget of their own.
+                attempt, fresh_budget = 0, True
                 continue
 
             if status >= 500:
-                decision = decide_retry(
-                    verb,
-                    attempt,
-                    status,
-                    None,
-                    response.headers,
-                    policy=self.retry_policy,
-                    rand=self.rand,
-                )
-                if decision.retry and replayable:
-                    await response.aclose()
-                    await self.clock.sleep(decision.wait)
+                if replayable and await self._pause(verb, attempt, response, None, started):
                     continue
+                response.retry_after = retry_hint(
+                    verb, attempt, status, None, response.headers, policy=self.retry_policy
+                )
 
-            if not stream:
-                try:
+            try:
+                if stream:
+                    await response.buffer(self.buffer_limit)
+                else:
                     await response.read()
-                except TransportError as exc:  # the answer broke off mid-body
-                    decision = decide_retry(
-                        verb, attempt, None, exc.kind, policy=self.retry_policy, rand=self.rand
-                    )
-                    if decision.retry and replayable:
-                        await self.clock.sleep(decision.wait)
-                        continue
-                    raise
+            except TransportError as exc:  # the answer broke off mid-body
+                await response.aclose()
+                if replayable and await self._pause(verb, attempt, None, exc, started):
+                    continue
+                raise self._give_up(verb, attempt, sends, started, exc) from exc
             return response
+
+    def _attempt_timeout(self, started: float, now: float) -> float | None:
+        """A retry gets what is left of the first attempt's timeout: however many attempts it
+        takes, a call ends within ``timeout`` of its first send."""
+        if self.timeout is None:
+            return None
+        return max(0.001, min(self.timeout, started + self.timeout - now))
+
+    async def _pause(
+        self,
+        verb: str,
+        attempt: int,
+        response: UpstreamResponse | None,
+        failure: TransportError | None,
+        started: float,
+    ) -> bool:
+        """Decide (:func:`decide_retry`) and, when retrying, wait the backoff. True to retry."""
+        decision = decide_retry(
+            verb,
+            attempt,
+            response.status if response is not None else None,
+            failure.kind if failure is not None else None,
+            response.headers if response is not None else None,
+            elapsed=self.clock.monotonic() - started,
+            policy=self.retry_policy,
+            rand=self.rand,
+        )
+        if not decision.retry:
+            return False
+        if response is not None:
+            await response.aclose()
+        await self.clock.sleep(decision.wait)
+        return True
+
+    def _give_up(
+        self, verb: str, attempt: int, sends: int, started: float, failure: TransportError
+    ) -> TransportError:
+        return failure.gave_up(
+            attempts=sends,
+            seconds=self.clock.monotonic() - started,
+            retry_after=retry_hint(verb, attempt, None, failure.kind, policy=self.retry_policy),
+        )
 
     @staticmethod
     async def _read_small(response: UpstreamResponse) -> bytes:
@@ -491,9 +564,13 @@ def provider_error(
     path: str | None = None,
     required_scopes: Sequence[str] | None = None,
     authorization_link: str | None = None,
+    attempts: int | None = None,
+    retry_after: float | None = None,
 ) -> TokenwardError:
     """A structured error for an error answer: Discord's status, code and message in
-    ``details.discord``, and a ``details.hint`` an agent can act on. A 429 becomes RateLimited."""
+    ``details.discord``, and a ``details.hint`` an agent can act on. A 429 becomes RateLimited.
+    A 5xx also says how many ``attempts`` were made and, when trying again may help,
+    ``retry_after`` (in ``details`` and as an HTTP ``Retry-After``)."""
     body = content if isinstance(content, dict) else _json_body(content) if content else None
     discord: dict[str, Any] = {"status": status, **_discord_fields(body)}
     code = discord.get("code")
@@ -542,10 +619,20 @@ def provider_error(
         hint = "Not found: check the ids and codes in the request."
     elif status >= 500:
         hint = "Discord had a server error; retry later."
+        if attempts is not None:
+            details["attempts"] = attempts
+        if retry_after is not None:
+            details["retry_after"] = retry_after
+            hint = f"Discord had a server error; retry after {retry_after:g}s."
     else:
         hint = "Discord refused the request; check the input."
     details["hint"] = hint
-    return ProviderError(f"Discord answered {status}: {message}", details=details, status=status)
+    error = ProviderError(f"Discord answered {status}: {message}", details=details, status=status)
+    if status >= 500 and retry_after is not None:
+        # The HTTP API's error handler sends these headers with the envelope.
+        retry_header = {"Retry-After": str(max(1, math.ceil(retry_after)))}
+        error.headers = retry_header  # type: ignore[attr-defined]
+    return error
 
 
 def error_from_response(
@@ -563,4 +650,6 @@ def error_from_response(
         path=path,
         required_scopes=required_scopes,
         authorization_link=authorization_link,
+        attempts=response.attempts,
+        retry_after=response.retry_after,
     )

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import math
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import TracebackType
@@ -35,7 +36,7 @@ import yarl
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from tokenward.errors import UpstreamUnavailable
-from tokenward.proxy.retry import ErrorKind
+from tokenward.proxy.retry import NOT_SENT, ErrorKind
 
 HOP_BY_HOP = frozenset(
     {
@@ -59,7 +60,11 @@ HeaderItems = Mapping[str, str] | Iterable[tuple[str, str]]
 
 
 class TransportError(UpstreamUnavailable):
-    """No usable response: the connection failed, timed out, broke, or the body was too large."""
+    """No usable response: the connection failed, timed out, broke, or the body was too large.
+
+    ``details``: ``kind`` (an :class:`ErrorKind` value); once a caller has given up (see
+    :meth:`gave_up`), also ``attempts`` and, when trying again may help, ``retry_after``.
+    """
 
     def __init__(self, kind: ErrorKind, message: str | None = None) -> None:
         super().__init__(
@@ -67,6 +72,37 @@ class TransportError(UpstreamUnavailable):
             details={"kind": kind.value},
         )
         self.kind = kind
+        self.attempts = 1
+        self.retry_after: float | None = None
+        self.headers: dict[str, str] = {}
+
+    def gave_up(
+        self, *, attempts: int, seconds: float, retry_after: float | None
+    ) -> TransportError:
+        """A copy saying how many attempts were made in how long, and when to try again (an
+        HTTP ``Retry-After`` too): what the caller sees once the retry budget is spent."""
+        noun = "attempt" if attempts == 1 else "attempts"
+        if self.kind is ErrorKind.RESPONSE_TOO_LARGE:
+            message = self.message
+        else:
+            if retry_after is not None:
+                tail = f"; retry after {retry_after:g}s"
+            elif self.kind in NOT_SENT:
+                tail = ""
+            else:
+                tail = "; the request may have reached Discord: check before repeating it"
+            message = (
+                f"Discord could not be reached ({self.kind.value}) after {attempts} {noun} "
+                f"in {seconds:.1f}s{tail}"
+            )
+        error = TransportError(self.kind, message)
+        error.attempts = attempts
+        error.details["attempts"] = attempts
+        if retry_after is not None:
+            error.retry_after = retry_after
+            error.details["retry_after"] = retry_after
+            error.headers = {"Retry-After": str(max(1, math.ceil(retry_after)))}
+        return error
 
 
 def _items(headers: HeaderItems | None) -> list[tuple[str, str]]:
@@ -148,6 +184,13 @@ class UpstreamResponse:
         self._on_close = on_close
         self._consumed = content is not None
         self._closed = False
+        # What :meth:`buffer` read of a body too large to keep, and the rest of that body.
+        self._head: list[bytes] = []
+        self._tail: AsyncIterator[bytes] | None = None
+        # Set by the caller that retried to get this answer (ProviderClient): how many
+        # attempts it took, and for a transient error status, when to try again.
+        self.attempts = 1
+        self.retry_after: float | None = None
         if content is not None and max_bytes is not None and len(content) > max_bytes:
             raise TransportError(
                 ErrorKind.RESPONSE_TOO_LARGE, f"the response is larger than {max_bytes} bytes"
@@ -176,6 +219,11 @@ class UpstreamResponse:
     def json(self) -> Any:
         return json.loads(self.content)
 
+    @property
+    def is_read(self) -> bool:
+        """True when the whole body is in :attr:`content`."""
+        return self._content is not None
+
     async def read(self) -> bytes:
         if self._content is not None:
             return self._content
@@ -183,11 +231,49 @@ class UpstreamResponse:
         self._content = b"".join(chunks)
         return self._content
 
+    async def buffer(self, limit: int) -> bool:
+        """Read the body into :attr:`content` when it is at most ``limit`` bytes; True then.
+
+        A body declared (``Content-Length``) or found to be larger is left for
+        :meth:`iter_bytes`, which yields what was read here first; False then. A body that
+        breaks off while being read here raises TransportError, so a caller can still retry:
+        nothing has been handed on yet.
+        """
+        if self._content is not None:
+            return True
+        if self._tail is not None:
+            return False
+        if self._consumed:
+            raise RuntimeError("the body was already streamed")
+        declared = self.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return False
+        chunks: list[bytes] = []
+        size = 0
+        body = self.iter_bytes()
+        async for chunk in body:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                self._head = chunks
+                self._tail = body
+                return False
+        self._content = b"".join(chunks)
+        return True
+
     async def iter_bytes(self) -> AsyncIterator[bytes]:
         """The body as it arrives; raises TransportError past ``max_bytes``."""
         if self._content is not None:
             if self._content:
                 yield self._content
+            return
+        if self._tail is not None:
+            head, tail = self._head, self._tail
+            self._head, self._tail = [], None
+            for chunk in head:
+                yield chunk
+            async for chunk in tail:
+                yield chunk
             return
         if self._consumed:
             raise RuntimeError("the body was already streamed")
@@ -222,6 +308,11 @@ class UpstreamResponse:
         """Release the connection; an unread body closes it instead of returning it to the pool."""
         if self._content is None and not self._consumed:
             self._consumed = True
+        if self._tail is not None:
+            tail, self._tail, self._head = self._tail, None, []
+            aclose = getattr(tail, "aclose", None)
+            if aclose is not None:
+                await aclose()
         await self._finish(complete=False)
 
     async def __aenter__(self) -> UpstreamResponse:

@@ -144,10 +144,31 @@ def _integer(data: dict[str, Any], key: str, low: int, high: int) -> int | None:
     return value
 
 
+MAX_FAULT_STATUSES = 16
+
+
+def _statuses(data: dict[str, Any]) -> tuple[int, ...]:
+    value = data.get("statuses")
+    if value is None:
+        return ()
+    reason = f"expected a list of 1-{MAX_FAULT_STATUSES} integers from 100 to 599"
+    if (
+        not isinstance(value, list)
+        or not 1 <= len(value) <= MAX_FAULT_STATUSES
+        or not all(
+            isinstance(item, int) and not isinstance(item, bool) and 100 <= item <= 599
+            for item in value
+        )
+    ):
+        raise ValidationError(f"statuses: {reason}", fields={"statuses": reason})
+    return tuple(value)
+
+
 def parse_fault(data: dict[str, Any]) -> FaultRule:
     """A :class:`FaultRule` from the body of ``POST /_sandbox/faults``."""
     _reject_unknown(
-        data, {"route", "status", "probability", "latency_ms", "drop_connection", "count"}
+        data,
+        {"route", "status", "statuses", "probability", "latency_ms", "drop_connection", "count"},
     )
     route = data.get("route")
     if not isinstance(route, str) or not (route == "*" or route.startswith("/")):
@@ -156,6 +177,12 @@ def parse_fault(data: dict[str, Any]) -> FaultRule:
             fields={"route": "required: '*' or a path prefix such as /api/v10/users/@me"},
         )
     status = _integer(data, "status", 100, 599)
+    statuses = _statuses(data)
+    if status is not None and statuses:
+        raise ValidationError(
+            "give status or statuses, not both",
+            fields={"statuses": "not allowed together with status"},
+        )
     probability = _number(data, "probability", 0.0, 1.0)
     latency_ms = _number(data, "latency_ms", 0.0, MAX_LATENCY_MS)
     count = _integer(data, "count", 1, 1_000_000)
@@ -165,14 +192,15 @@ def parse_fault(data: dict[str, Any]) -> FaultRule:
             "drop_connection must be true or false",
             fields={"drop_connection": "expected a boolean"},
         )
-    if status is None and not latency_ms and not drop:
+    if status is None and not statuses and not latency_ms and not drop:
         raise ValidationError(
-            "a fault needs status, latency_ms or drop_connection",
-            fields={"status": "give status, latency_ms > 0 or drop_connection: true"},
+            "a fault needs status, statuses, latency_ms or drop_connection",
+            fields={"status": "give status, statuses, latency_ms > 0 or drop_connection: true"},
         )
     return FaultRule(
         route=route,
         status=status,
+        statuses=statuses,
         probability=1.0 if probability is None else probability,
         latency_ms=latency_ms or 0.0,
         drop_connection=drop,

@@ -229,7 +229,15 @@ class SandboxMiddleware:
         if any(rule.drop_connection for rule in fired):
             await _drop_connection(send)
             return True
-        status = next((rule.status for rule in fired if rule.status is not None), None)
+        status: int | None = None
+        for rule in fired:
+            if rule.status is not None:
+                status = rule.status
+            elif rule.statuses:
+                status = self._random().choice(rule.statuses)
+            else:
+                continue
+            break
         if status is None:
             return False
         await self._forced_response(status, send)

@@ -108,6 +108,7 @@ class FaultRule:
     latency_ms: float = 0.0
     drop_connection: bool = False
     remaining: int | None = None  # how many more times it fires; None = until deleted
+    statuses: tuple[int, ...] = ()  # instead of status: each firing answers one, drawn at random
 
     def matches(self, path: str) -> bool:
         return (
@@ -122,6 +123,7 @@ class FaultRule:
             "latency_ms": self.latency_ms,
             "drop_connection": self.drop_connection,
             "remaining": self.remaining,
+            "statuses": list(self.statuses),
         }
 
 

@@ -19,6 +19,7 @@ from tokenward.oauth.service import OAuthService
 from tokenward.proxy.accounts import AccountDirectory
 from tokenward.proxy.client import ProviderClient
 from tokenward.proxy.ratelimit import RateLimiter
+from tokenward.proxy.retry import RetryPolicy
 from tokenward.proxy.transport import AiohttpTransport, Timeouts, Transport
 from tokenward.server.api.observability import Metrics
 from tokenward.server.bookkeeping import Bookkeeper
@@ -126,6 +127,7 @@ class Container:
                 user_agent=self.catalog.provider.user_agent_for(__version__),
                 timeout=self.settings.upstream_timeout_seconds,
                 observer=self.metrics,
+                retry_policy=RetryPolicy(deadline=self.settings.retry_deadline_seconds),
             )
         return self._provider_client
 

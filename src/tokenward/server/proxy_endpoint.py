@@ -5,13 +5,19 @@ tables, no dependency injection, no body parsing. Per call it authenticates the 
 (cached verification), resolves ``connection_name`` / ``identifier`` (headers, ``_`` or ``-``)
 to the account from the in-memory directory, and hands the call to ``ProviderClient`` — so the
 path guard, refresh, rate limiting and retries are the same as for tools. Discord's status, body
-and rate-limit headers come back as they are; the body is streamed.
+and rate-limit headers come back as they are, plus ``X-Tokenward-Attempts`` (requests sent for
+this call) and, on a transient 5xx that retries could not get past, a ``Retry-After``.
+
+Answers up to ``ProviderClient.buffer_limit`` (1 MiB) are read whole before anything is sent to
+the client, so an idempotent call whose answer breaks off mid-body is retried within the retry
+budget; only larger answers are streamed through.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
@@ -24,7 +30,7 @@ from tokenward.errors import (
 )
 from tokenward.proxy.accounts import AccountCredentials
 from tokenward.proxy.paths import safe_path
-from tokenward.proxy.transport import HOP_BY_HOP
+from tokenward.proxy.transport import HOP_BY_HOP, TransportError
 from tokenward.server.container import Container
 
 log = logging.getLogger("tokenward.proxy")
@@ -80,8 +86,10 @@ async def send_error(send: Send, exc: TokenwardError, extra: dict[str, str] | No
     ]
     if exc.status == 401 and exc.code in {"UNAUTHENTICATED", "INVALID_TOKEN"}:
         headers.append((b"www-authenticate", b"Bearer"))
-    for key, value in (extra or {}).items():
-        headers.append((key.encode(), value.encode()))
+    own = getattr(exc, "headers", None)  # e.g. Retry-After on UPSTREAM_UNAVAILABLE
+    merged = {**(own if isinstance(own, dict) else {}), **(extra or {})}
+    for key, value in merged.items():
+        headers.append((str(key).lower().encode(), str(value).encode()))
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -155,17 +163,24 @@ class ProxyEndpoint:
             for name, value in response.headers.items()
             if name.lower() in _PASS_BACK and name.lower() not in HOP_BY_HOP
         ]
-        length = response.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) <= BUFFER_LIMIT:
-            # The common case, a small JSON answer: one write with a Content-Length (no
-            # chunked encoding, fewer sends); large or unsized bodies are streamed.
-            body = await response.read()
-            out_headers.append((b"content-length", str(len(body)).encode()))
+        out_headers.append((b"x-tokenward-attempts", str(response.attempts).encode()))
+        if response.retry_after is not None and response.headers.get("Retry-After") is None:
+            # A transient error the retries could not get past: say when to try again.
+            seconds = max(1, math.ceil(response.retry_after))
+            out_headers.append((b"retry-after", str(seconds).encode()))
+        if response.is_read:
+            # The common case: the whole answer was read (and a broken one retried) before any
+            # byte went to the client; one write with a Content-Length.
+            content = response.content
+            out_headers.append((b"content-length", str(len(content)).encode()))
             await send(
                 {"type": "http.response.start", "status": response.status, "headers": out_headers}
             )
-            await send({"type": "http.response.body", "body": body})
+            await send({"type": "http.response.body", "body": content})
             return
+        # A large answer is streamed through. Once its first bytes are out, a break can no
+        # longer be retried or reported: the client's connection is closed unfinished, so the
+        # client sees a truncated answer rather than a complete-looking one.
         await send(
             {"type": "http.response.start", "status": response.status, "headers": out_headers}
         )
@@ -173,14 +188,18 @@ class ProxyEndpoint:
             async for chunk in response.iter_bytes():
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except TransportError as exc:
+            log.warning(
+                "the answer broke off while streaming (%s); closing the client's connection",
+                exc.kind.value,
+            )
+            return
         finally:
             await response.aclose()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 _FORWARD_BYTES = frozenset(name.encode() for name in _FORWARD)
-# Answers up to this size are read whole and sent in one piece.
-BUFFER_LIMIT = 256 * 1024
 
 
 def path_bytes(scope: Scope) -> bytes:
