@@ -127,6 +127,8 @@ def test_the_proxy_needs_the_proxy_scope(api: ApiEnv) -> None:
     refused = api.get("/proxy/api/v10/users/@me", token=tools_only, headers=headers)
     error = assert_error(refused, 403, "INSUFFICIENT_SCOPE")
     assert error["details"]["required_scope"] == "proxy"
+    # The same challenge header as the /api routes give.
+    assert 'error="insufficient_scope", scope="proxy"' in refused.headers["www-authenticate"]
     allowed = api.get("/proxy/api/v10/users/@me", token=api.scoped_token("proxy"), headers=headers)
     assert_error(allowed, 404, "ACCOUNT_NOT_FOUND")  # past the scope check
 

@@ -31,6 +31,7 @@ from tokenward.errors import (
 from tokenward.proxy.accounts import AccountCredentials
 from tokenward.proxy.paths import safe_path
 from tokenward.proxy.transport import HOP_BY_HOP, TransportError
+from tokenward.server.api.errors import error_headers
 from tokenward.server.container import Container
 
 log = logging.getLogger("tokenward.proxy")
@@ -84,10 +85,9 @@ async def send_error(send: Send, exc: TokenwardError, extra: dict[str, str] | No
         (b"content-length", str(len(body)).encode()),
         (b"cache-control", b"no-store"),
     ]
-    if exc.status == 401 and exc.code in {"UNAUTHENTICATED", "INVALID_TOKEN"}:
-        headers.append((b"www-authenticate", b"Bearer"))
     own = getattr(exc, "headers", None)  # e.g. Retry-After on UPSTREAM_UNAVAILABLE
-    merged = {**(own if isinstance(own, dict) else {}), **(extra or {})}
+    # The same headers the API's error responses carry (WWW-Authenticate, Retry-After on 429).
+    merged = {**error_headers(exc), **(own if isinstance(own, dict) else {}), **(extra or {})}
     for key, value in merged.items():
         headers.append((str(key).lower().encode(), str(value).encode()))
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
