@@ -59,6 +59,8 @@ _ERRORS_BY_CODE: dict[str, type[errors.TokenwardError]] = {
         errors.BotTokenRequired,
     )
 }
+# Conflicts with a code of their own (details say more): still a ConflictError.
+_ERRORS_BY_CODE["SIBLINGS_AFFECTED"] = errors.ConflictError
 
 
 def _error_from(response: httpx.Response) -> errors.TokenwardError:
