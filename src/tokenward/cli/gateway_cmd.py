@@ -6,7 +6,6 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-import click
 import typer
 
 from tokenward.cli.app import app
@@ -150,12 +149,14 @@ async def connections_list(as_json: bool = JSON_OPTION) -> None:
 
 
 def _confirm(question: str) -> bool:
-    """Ask on stderr (stdout stays for results); no answer (end of input) means no."""
-    try:
-        return bool(typer.confirm(question, default=False, err=True))
-    except click.exceptions.Abort:
-        typer.echo("", err=True)
-        return False
+    """Ask on stderr (stdout stays for results); only y/yes is yes, no answer (end of input, as
+    in a script) is no."""
+    sys.stderr.write(f"{question} [y/N]: ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    if not answer:
+        sys.stderr.write("\n")
+    return answer.strip().lower() in {"y", "yes"}
 
 
 @connections_app.command("delete")
@@ -181,11 +182,12 @@ async def connections_delete(
         accounts = await container.oauth.connection_accounts(connection.id)
         holding = sum(1 for a in accounts if a.access_token is not None)
         if accounts and not force:
-            what = (
-                "their grants are NOT revoked at Discord (--no-revoke)"
-                if no_revoke
-                else f"the {holding} Discord grant(s) among them are revoked at Discord first"
-            )
+            if not holding:
+                what = "none of them holds a Discord grant"
+            elif no_revoke:
+                what = f"their {holding} Discord grant(s) are NOT revoked (--no-revoke)"
+            else:
+                what = f"the {holding} Discord grant(s) among them are revoked at Discord first"
             question = (
                 f"Delete connection {name!r} and its {len(accounts)} connected account(s)? ({what})"
             )

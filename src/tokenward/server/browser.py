@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from tokenward.clock import isoformat
+from tokenward.clock import utc_datetime
 from tokenward.errors import ConflictError, NotFoundError
 from tokenward.oauth.service import CallbackOutcome, LinkDescription
 from tokenward.server import pages
@@ -134,7 +134,7 @@ def browser_routes(container: Container) -> APIRouter:
             client_id=description.client_id,
             identifier=description.identifier,
             scopes=description.scopes,
-            expires_at_text=isoformat(description.expires_at),
+            expires_at_text=utc_datetime(description.expires_at).strftime("%Y-%m-%d %H:%M UTC"),
             relink=description.relink,
             action_url=container.oauth.link_url(rid),
             csrf_token=token,

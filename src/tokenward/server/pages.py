@@ -108,8 +108,8 @@ def connect_page(
         + f"<p><strong>{escape(connection_name)}</strong> asks to connect your Discord account "
         f"to its account <code>{escape(identifier)}</code>.</p>"
         + facts
-        + "<p>If you continue and approve on Discord, the application can, until you remove it "
-        "in Discord's settings (User Settings → Authorized Apps):</p>"
+        + "<p>If you continue and approve on Discord, the application gets the following, "
+        "until you remove it in Discord's settings (User Settings → Authorized Apps):</p>"
         + f"<ul>{scope_items}</ul>"
         + (
             "<p class=note>This account is already connected to a Discord account; approving "
