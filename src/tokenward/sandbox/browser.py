@@ -119,9 +119,10 @@ class _Browser:
         parser.feed(page.text)
         return parser.form
 
-    def open_link(self, link: str) -> httpx.Response:
+    def open_link(self, link: str, *, follow: bool = True) -> httpx.Response:
         """Open ``link``; on tokenward's ``/connect`` page press "Continue to Discord" (its
-        form, cookies kept) and follow on to Discord's consent page."""
+        form, cookies kept) and follow on to Discord's consent page (unless ``follow`` is
+        false: then the button's answer, the redirect to Discord, is returned)."""
         self.visited.append(link)
         page = self.follow(self.client.get(link))
         form = self._form(page)
@@ -129,7 +130,8 @@ class _Browser:
             return page
         target = urljoin(str(page.url), form.action or "")
         self.visited.append(target)
-        return self.follow(self.client.post(target, data=form.fields))
+        pressed = self.client.post(target, data=form.fields)
+        return self.follow(pressed) if follow else pressed
 
     def open_and_answer(
         self, link: str, action: str, user_id: str | None, pause: float, stop_at: str | None
@@ -163,6 +165,21 @@ def visit(
     with browser.client:
         browser.visited.append(url)
         return browser.result(browser.follow(browser.client.get(url)))
+
+
+def open_link(
+    link: str,
+    *,
+    follow: bool = True,
+    allowed_hosts: tuple[str, ...] = LOOPBACK,
+    timeout: float = 15.0,
+) -> BrowserResult:
+    """Open ``link`` and press "Continue to Discord": the result is the page the browser lands
+    on (Discord's consent page, or the gateway's error page for a dead link); with
+    ``follow=False``, the button's answer (the redirect to Discord, not visited)."""
+    browser = _Browser(allowed_hosts, timeout)
+    with browser.client:
+        return browser.result(browser.open_link(link, follow=follow))
 
 
 def walk_consent(
