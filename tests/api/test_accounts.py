@@ -15,6 +15,7 @@ from tokenward.sandbox.browser import walk_consent
 
 from .conftest import ApiEnv, assert_error
 
+ADA = "1100000000000000001"
 GRACE = "1100000000000000002"
 ACCOUNT_KEYS = {
     "id",
@@ -86,6 +87,7 @@ def test_link_consent_active_then_delete_revokes(api: ApiEnv) -> None:
         "id": account["id"],
         "revoked": True,
         "revoke_error": None,
+        "siblings_disconnected": [],
     }
     assert stats(api)["revocations"] == 1
     assert_error(api.get(f"/api/v1/connected-accounts/{account['id']}"), 404, "ACCOUNT_NOT_FOUND")
@@ -239,6 +241,10 @@ def test_listing_an_unknown_connection_is_404(api: ApiEnv) -> None:
             {"user_verify_url"},
         ),
         ({"connection_name": "discord", "identifier": "u", "state": 7}, {"state"}),
+        (
+            {"connection_name": "discord", "identifier": "u", "allow_user_change": "yes"},
+            {"allow_user_change"},
+        ),
     ],
 )
 def test_bad_authorization_link_bodies_are_400_and_create_nothing(
@@ -277,7 +283,126 @@ def test_bad_verify_bodies_are_400(api: ApiEnv, payload: dict[str, Any], fields:
 def test_unknown_accounts_and_bad_flags(api: ApiEnv) -> None:
     assert_error(api.get("/api/v1/connected-accounts/01NOPE"), 404, "ACCOUNT_NOT_FOUND")
     assert_error(api.delete("/api/v1/connected-accounts/01NOPE"), 404, "ACCOUNT_NOT_FOUND")
-    flag = api.delete("/api/v1/connected-accounts/01NOPE", params={"force": "maybe"})
-    assert "force" in assert_error(flag, 400, "VALIDATION_ERROR")["details"]["fields"]
+    for name in ("force", "revoke", "revoke_siblings"):
+        flag = api.delete("/api/v1/connected-accounts/01NOPE", params={name: "maybe"})
+        assert name in assert_error(flag, 400, "VALIDATION_ERROR")["details"]["fields"]
     too_long = api.get("/api/v1/connected-accounts/" + "a" * 65)
     assert "account_id" in assert_error(too_long, 400, "VALIDATION_ERROR")["details"]["fields"]
+
+
+def test_deleting_one_identifier_of_a_discord_user_is_409_until_the_caller_decides(
+    api: ApiEnv,
+) -> None:
+    api.connect()
+    first = link(api, "user_a")
+    second = link(api, "user_b")
+    for body in (first, second):
+        assert walk_consent(body["link"], user_id=GRACE).status_code == 200
+    first_id = first["connected_account"]["id"]
+    second_id = second["connected_account"]["id"]
+
+    refused = api.delete(f"/api/v1/connected-accounts/{first_id}")
+
+    error = assert_error(refused, 409, "SIBLINGS_AFFECTED")
+    assert error["details"]["account_id"] == first_id
+    assert error["details"]["provider_user_id"] == GRACE
+    assert error["details"]["siblings"] == [
+        {"id": second_id, "identifier": "user_b", "connection_name": "discord", "status": "ACTIVE"}
+    ]
+    assert "revoke_siblings=true" in error["message"]
+    assert "revoke=false" in error["message"]
+    assert stats(api)["revocations"] == 0
+    assert api.get(f"/api/v1/connected-accounts/{first_id}").status_code == 200
+
+    deleted = api.delete(
+        f"/api/v1/connected-accounts/{first_id}", params={"revoke_siblings": "true"}
+    )
+
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["revoked"] is True
+    assert deleted.json()["siblings_disconnected"] == [
+        {
+            "id": second_id,
+            "identifier": "user_b",
+            "connection_name": "discord",
+            "status": "DISCONNECTED",
+        }
+    ]
+    sibling = api.get(f"/api/v1/connected-accounts/{second_id}").json()["connected_account"]
+    assert sibling["status"] == "DISCONNECTED"
+    assert first_id in sibling["status_reason"]
+    # Disconnected means "send a new link": a tool call says so.
+    call = api.post(
+        "/api/v1/tools/execute",
+        json={
+            "tool_name": "discord_get_my_user",
+            "tool_input": {},
+            "connection_name": "discord",
+            "identifier": "user_b",
+        },
+    )
+    assert call.status_code >= 400
+    assert "authorization_link" in call.json()["error"]["details"]
+
+
+def test_revoke_false_deletes_here_only(api: ApiEnv) -> None:
+    api.connect()
+    first = link(api, "user_a")
+    second = link(api, "user_b")
+    for body in (first, second):
+        assert walk_consent(body["link"], user_id=GRACE).status_code == 200
+    first_id = first["connected_account"]["id"]
+
+    deleted = api.delete(f"/api/v1/connected-accounts/{first_id}", params={"revoke": "false"})
+
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json() == {
+        "deleted": True,
+        "id": first_id,
+        "revoked": False,
+        "revoke_error": None,
+        "siblings_disconnected": [],
+    }
+    assert stats(api)["revocations"] == 0
+    still = api.get(f"/api/v1/connected-accounts/{second['connected_account']['id']}")
+    assert still.json()["connected_account"]["status"] == "ACTIVE"
+
+
+def test_a_link_may_allow_changing_the_discord_user(api: ApiEnv) -> None:
+    api.connect()
+    first = link(api, "user_a")
+    assert walk_consent(first["link"], user_id=GRACE).status_code == 200
+    account_id = first["connected_account"]["id"]
+
+    refused = walk_consent(link(api, "user_a")["link"], user_id=ADA)
+    assert refused.status_code == 409
+    kept = api.get(f"/api/v1/connected-accounts/{account_id}").json()["connected_account"]
+    assert kept["provider_user_id"] == GRACE
+
+    allowed = walk_consent(link(api, "user_a", allow_user_change=True)["link"], user_id=ADA)
+    assert allowed.status_code == 200, allowed.text
+    changed = api.get(f"/api/v1/connected-accounts/{account_id}").json()["connected_account"]
+    assert changed["provider_user_id"] == ADA
+
+
+def test_a_connection_requiring_user_verification_needs_a_verify_url(api: ApiEnv) -> None:
+    connection = api.connect()
+    patched = api.patch("/api/v1/connections/discord", json={"require_user_verification": True})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["connection"]["require_user_verification"] is True
+
+    refused = api.post(
+        "/api/v1/connected-accounts/authorization-link",
+        json={"connection_name": "discord", "identifier": "user_a"},
+    )
+
+    error = assert_error(refused, 400, "VALIDATION_ERROR")
+    assert set(error["details"]["fields"]) == {"user_verify_url"}
+    assert api.get("/api/v1/connected-accounts").json()["connected_accounts"] == []
+    body = link(api, "user_a", user_verify_url=f"{api.url}/healthz")
+    result = walk_consent(body["link"], user_id=GRACE)
+    assert urlsplit(result.visited[-1]).path == "/healthz"
+    account_id = body["connected_account"]["id"]
+    pending = api.get(f"/api/v1/connected-accounts/{account_id}").json()["connected_account"]
+    assert pending["status"] == "PENDING_VERIFICATION"
+    assert connection["require_user_verification"] is False

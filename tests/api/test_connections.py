@@ -5,9 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import httpx
 import pytest
 
+from tokenward.sandbox.browser import walk_consent
+
 from .conftest import ApiEnv, assert_error
+
+ADA = "1100000000000000001"
+GRACE = "1100000000000000002"
 
 CONNECTION_KEYS = {
     "id",
@@ -16,6 +22,7 @@ CONNECTION_KEYS = {
     "client_id",
     "scopes",
     "has_bot_token",
+    "require_user_verification",
     "redirect_uri",
     "created_at",
     "updated_at",
@@ -75,7 +82,14 @@ def test_create_get_list_patch_delete(api: ApiEnv) -> None:
 
     deleted = api.delete("/api/v1/connections/discord")
     assert deleted.status_code == 200
-    assert deleted.json() == {"deleted": True, "id": connection["id"], "name": "discord"}
+    assert deleted.json() == {
+        "deleted": True,
+        "id": connection["id"],
+        "name": "discord",
+        "accounts_deleted": 0,
+        "revoked": 0,
+        "revoke_failed": [],
+    }
     assert_error(api.get("/api/v1/connections/discord"), 404, "CONNECTION_NOT_FOUND")
     assert api.get("/api/v1/connections").json() == {"connections": []}
 
@@ -103,6 +117,7 @@ def test_duplicate_name_is_409(api: ApiEnv) -> None:
         (body(color="blue"), {"color": "unknown field"}),
         (body(client_secret=""), {"client_secret": None}),
         (body(bot_token=42), {"bot_token": None}),
+        (body(require_user_verification="yes"), {"require_user_verification": None}),
     ],
 )
 def test_bad_create_bodies_name_each_field(
@@ -150,6 +165,18 @@ def test_bad_patches(api: ApiEnv) -> None:
         "VALIDATION_ERROR",
     )
     assert set(nulled["details"]["fields"]) == {"client_secret", "scopes"}
+    nulled_flag = assert_error(
+        api.patch("/api/v1/connections/discord", json={"require_user_verification": None}),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert set(nulled_flag["details"]["fields"]) == {"require_user_verification"}
+    bad_flag = assert_error(
+        api.patch("/api/v1/connections/discord", json={"require_user_verification": 2}),
+        400,
+        "VALIDATION_ERROR",
+    )
+    assert "require_user_verification" in bad_flag["details"]["fields"]
     unknown = assert_error(
         api.patch("/api/v1/connections/discord", json={"name": "renamed"}),
         400,
@@ -185,3 +212,75 @@ def test_wrong_method_and_unknown_route_get_the_envelope(api: ApiEnv) -> None:
     assert set(wrong["details"]["allowed"]) == {"GET", "PATCH", "DELETE"}
     assert_error(api.get("/api/v1/nothing-here"), 404, "NOT_FOUND")
     assert_error(api.get("/nothing-here", auth=False), 404, "NOT_FOUND")
+
+
+def test_require_user_verification_is_set_shown_and_changed(api: ApiEnv) -> None:
+    created = api.post("/api/v1/connections", json=body(require_user_verification=True))
+    assert created.status_code == 201, created.text
+    assert created.json()["connection"]["require_user_verification"] is True
+    listed = api.get("/api/v1/connections").json()["connections"]
+    assert [c["require_user_verification"] for c in listed] == [True]
+    patched = api.patch("/api/v1/connections/discord", json={"require_user_verification": False})
+    assert patched.json()["connection"]["require_user_verification"] is False
+    other = api.post("/api/v1/connections", json=body(name="plain"))
+    assert other.json()["connection"]["require_user_verification"] is False
+
+
+def test_deleting_a_connection_revokes_its_grants_and_reports_failures(api: ApiEnv) -> None:
+    api.connect()
+    ids = []
+    for identifier, user in (("user_a", GRACE), ("user_b", ADA)):
+        made = api.post(
+            "/api/v1/connected-accounts/authorization-link",
+            json={"connection_name": "discord", "identifier": identifier},
+        ).json()
+        assert walk_consent(made["link"], user_id=user).status_code == 200
+        ids.append(made["connected_account"]["id"])
+    api.connect("second")
+    made = api.post(
+        "/api/v1/connected-accounts/authorization-link",
+        json={"connection_name": "second", "identifier": "user_c"},
+    ).json()
+    assert walk_consent(made["link"], user_id=GRACE).status_code == 200
+
+    deleted = api.delete("/api/v1/connections/discord")
+
+    assert deleted.status_code == 200, deleted.text
+    doc = deleted.json()
+    assert (doc["accounts_deleted"], doc["revoked"], doc["revoke_failed"]) == (2, 2, [])
+    assert httpx.get(f"{api.sandbox_url}/_sandbox/stats").json()["revocations"] == 2
+    assert api.get("/api/v1/connected-accounts").json()["connected_accounts"][0]["status"] == (
+        "ACTIVE"
+    )
+
+    httpx.post(
+        f"{api.sandbox_url}/_sandbox/faults",
+        json={"route": "/api/oauth2/token/revoke", "status": 503},
+    ).raise_for_status()
+    try:
+        failed = api.delete("/api/v1/connections/second", params={"revoke": "true"})
+    finally:
+        httpx.delete(f"{api.sandbox_url}/_sandbox/faults").raise_for_status()
+    assert failed.status_code == 200, failed.text
+    assert failed.json()["revoked"] == 0
+    [failure] = failed.json()["revoke_failed"]
+    assert failure["identifier"] == "user_c"
+    assert "503" in failure["error"]
+    assert api.get("/api/v1/connections").json() == {"connections": []}
+
+
+def test_deleting_a_connection_without_revoking(api: ApiEnv) -> None:
+    api.connect()
+    made = api.post(
+        "/api/v1/connected-accounts/authorization-link",
+        json={"connection_name": "discord", "identifier": "user_a"},
+    ).json()
+    assert walk_consent(made["link"], user_id=GRACE).status_code == 200
+
+    deleted = api.delete("/api/v1/connections/discord", params={"revoke": "false"})
+
+    assert deleted.json()["revoked"] == 0
+    assert deleted.json()["accounts_deleted"] == 1
+    assert httpx.get(f"{api.sandbox_url}/_sandbox/stats").json()["revocations"] == 0
+    bad = api.delete("/api/v1/connections/discord", params={"revoke": "perhaps"})
+    assert "revoke" in assert_error(bad, 400, "VALIDATION_ERROR")["details"]["fields"]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from typing import Any
 
 import httpx
 import pytest
 
-from .conftest import GRACE, Workspace, me_status, sandbox_access_token
+from tokenward.sandbox.browser import walk_consent
+
+from .conftest import ADA, GRACE, Workspace, me_status, sandbox_access_token
 
 pytestmark = pytest.mark.slow  # one `tokenward` process per command
 
@@ -95,7 +98,13 @@ def test_delete_revokes_the_grant_at_discord(workspace: Workspace) -> None:
     ws.cli.error_line("accounts", "delete")
     deleted = ws.cli.json("accounts", "delete", "--connection", "discord", "--identifier", "user_1")
 
-    assert deleted == {"deleted": True, "id": account_id, "revoked": True, "revoke_error": None}
+    assert deleted == {
+        "deleted": True,
+        "id": account_id,
+        "revoked": True,
+        "revoke_error": None,
+        "siblings_disconnected": [],
+    }
     assert me_status(ws.sandbox_url, token) == 401
     tokens = httpx.get(f"{ws.sandbox_url}/_sandbox/tokens").json()["details"]
     assert not any(t["valid"] for t in tokens["refresh_tokens"] if t["client_id"] == client_id)
@@ -126,3 +135,88 @@ def test_delete_reports_a_failed_revocation_and_keeps_the_account(workspace: Wor
     deleted = ws.cli.ok("accounts", "delete", "--id", account_id)
     assert deleted.stdout == (f"Deleted account {account_id}.\nThe grant was revoked at Discord.\n")
     assert me_status(ws.sandbox_url, token) == 401
+
+
+def stored_access_token(ws: Workspace, identifier: str) -> str:
+    """The access token the vault holds for ``identifier`` (read as a second replica would)."""
+
+    async def read(container: Any) -> str:
+        account = await container.oauth.find_account("discord", identifier)
+        return str(account.access_token.get_secret_value())
+
+    return str(ws.run_async(read))
+
+
+def test_delete_asks_before_ending_the_grant_of_other_identifiers(workspace: Workspace) -> None:
+    ws = workspace
+    ws.connect("discord")
+    ws.consent("user_a", user_id=GRACE)
+    ws.consent("user_b", user_id=GRACE)  # the same Discord user: one grant at Discord
+    ws.consent("user_c", user_id=ADA)
+    sibling_id = ws.show("user_b")["id"]
+    token = stored_access_token(ws, "user_b")
+    select = ("accounts", "delete", "--connection", "discord", "--identifier", "user_a")
+
+    for answer in ("n\n", ""):
+        refused = ws.cli.fails(*select, input=answer)
+        assert "'user_b' on 'discord'" in refused.stderr
+        assert "become DISCONNECTED" in refused.stderr
+        assert "Revoke anyway?" in refused.stderr
+        assert "error: nothing was changed" in refused.stderr
+    as_json = ws.cli.json_error(*select)
+    assert as_json["error"]["code"] == "SIBLINGS_AFFECTED"
+    assert [s["id"] for s in as_json["error"]["details"]["siblings"]] == [sibling_id]
+    assert ws.show("user_a")["status"] == "ACTIVE"
+    assert me_status(ws.sandbox_url, token) == 200
+
+    done = ws.cli.ok(*select, input="y\n")
+
+    assert "The grant was revoked at Discord." in done.stdout
+    assert f"Disconnected 'user_b' ({sibling_id}): same Discord grant." in done.stdout
+    assert me_status(ws.sandbox_url, token) == 401
+    shown = ws.show("user_b")
+    assert shown["status"] == "DISCONNECTED"
+    assert "user_a" in shown["status_reason"]
+    assert ws.show("user_c")["status"] == "ACTIVE"
+
+
+def test_delete_flags_for_scripts_yes_and_no_revoke(workspace: Workspace) -> None:
+    ws = workspace
+    ws.connect("discord")
+    for identifier in ("user_a", "user_b", "user_c"):
+        ws.consent(identifier, user_id=GRACE)
+    token = stored_access_token(ws, "user_c")
+
+    kept = ws.cli.json(
+        "accounts", "delete", "--connection", "discord", "--identifier", "user_a", "--no-revoke"
+    )
+    assert (kept["revoked"], kept["siblings_disconnected"]) == (False, [])
+    assert me_status(ws.sandbox_url, token) == 200
+    text = ws.cli.ok(
+        "accounts", "delete", "--connection", "discord", "--identifier", "user_b", "--no-revoke"
+    )
+    assert "Not revoked at Discord (--no-revoke)" in text.stdout
+
+    ws.consent("user_d", user_id=GRACE)
+    both = ws.cli.json(
+        "accounts", "delete", "--connection", "discord", "--identifier", "user_c", "--yes"
+    )
+    assert both["revoked"] is True
+    assert [s["identifier"] for s in both["siblings_disconnected"]] == ["user_d"]
+    assert ws.show("user_d")["status"] == "DISCONNECTED"
+
+
+def test_link_may_allow_changing_the_discord_user(workspace: Workspace) -> None:
+    ws = workspace
+    ws.connect("discord")
+    ws.consent("user_1", user_id=GRACE)
+
+    refused = walk_consent(ws.link("user_1"), user_id=ADA)
+    assert refused.status_code == 409
+    assert ws.show("user_1")["provider_user_id"] == GRACE
+
+    doc = ws.cli.json(
+        "link", "--connection", "discord", "--identifier", "user_1", "--allow-user-change"
+    )
+    assert walk_consent(doc["link"], user_id=ADA).status_code == 200
+    assert ws.show("user_1")["provider_user_id"] == ADA

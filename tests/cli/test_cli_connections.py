@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from e2e.processes import register_application
+from tokenward.sandbox.browser import walk_consent
 
-from .conftest import Workspace
+from .conftest import ADA, GRACE, Workspace, me_status, sandbox_access_token
+
+REVOKE = "/api/oauth2/token/revoke"
 
 pytestmark = pytest.mark.slow  # one `tokenward` process per command
 
@@ -116,8 +120,25 @@ def test_delete_removes_the_connection_and_its_accounts(workspace: Workspace) ->
     ws.link("user_1")  # a pending account under "discord"
     ws.link("user_9", connection="other")
 
-    deleted = ws.cli.json("connections", "delete", "discord")
-    assert deleted == {"deleted": True, "id": doc["id"], "name": "discord"}
+    # With accounts, it asks first: no answer (or --json without --force) deletes nothing.
+    asked = ws.cli.fails("connections", "delete", "discord")
+    assert "Delete connection 'discord' and its 1 connected account(s)?" in asked.stderr
+    assert "none of them holds a Discord grant" in asked.stderr
+    assert "nothing was deleted" in asked.stderr
+    assert asked.stdout == ""
+    refused = ws.cli.json_error("connections", "delete", "discord")
+    assert refused["error"]["code"] == "CONFIRMATION_REQUIRED"
+    assert len(ws.cli.json("connections", "list")["connections"]) == 2
+
+    deleted = ws.cli.json("connections", "delete", "discord", "--force")
+    assert deleted == {
+        "deleted": True,
+        "id": doc["id"],
+        "name": "discord",
+        "accounts_deleted": 1,
+        "revoked": 0,
+        "revoke_failed": [],
+    }
     assert [c["name"] for c in ws.cli.json("connections", "list")["connections"]] == ["other"]
     accounts = ws.cli.json("accounts", "list")["accounts"]
     assert [a["identifier"] for a in accounts] == ["user_9"]
@@ -125,5 +146,77 @@ def test_delete_removes_the_connection_and_its_accounts(workspace: Workspace) ->
     line = ws.cli.error_line("connections", "delete", "discord")
     assert "'discord'" in line
     assert "does not exist" in line
-    assert ws.cli.ok("connections", "delete", "other").stdout == "Deleted connection 'other'.\n"
+    answered = ws.cli.ok("connections", "delete", "other", input="y\n")
+    assert answered.stdout == "Deleted connection 'other' and its 1 account(s).\n"
     assert ws.cli.json("connections", "list") == {"connections": []}
+    ws.connect("empty")
+    assert ws.cli.ok("connections", "delete", "empty").stdout == "Deleted connection 'empty'.\n"
+
+
+def test_delete_revokes_every_grant_at_discord_and_reports_failures(
+    workspace: Workspace,
+) -> None:
+    ws = workspace
+    ws.connect("discord")
+    ws.consent("user_1", user_id=GRACE)
+    ws.consent("user_2", user_id=ADA)
+    ws.link("user_3")  # never linked: nothing to revoke
+    client_id = ws.apps["discord"]["client_id"]
+    tokens = [sandbox_access_token(ws.sandbox_url, client_id, u) for u in (GRACE, ADA)]
+
+    done = ws.cli.ok("connections", "delete", "discord", input="y\n")
+
+    assert "its 3 connected account(s)?" in done.stderr
+    assert "the 2 Discord grant(s) among them are revoked at Discord first" in done.stderr
+    assert done.stdout == (
+        "Revoked 2 of 2 grant(s) at Discord.\nDeleted connection 'discord' and its 3 account(s).\n"
+    )
+    assert [me_status(ws.sandbox_url, t) for t in tokens] == [401, 401]
+
+    ws.connect("second")
+    ws.consent("user_1", connection="second", user_id=GRACE)
+    token = sandbox_access_token(ws.sandbox_url, ws.apps["second"]["client_id"], GRACE)
+    httpx.post(
+        f"{ws.sandbox_url}/_sandbox/faults", json={"route": REVOKE, "status": 503}
+    ).raise_for_status()
+    try:
+        failed = ws.cli.ok("connections", "delete", "second", "--force")
+    finally:
+        httpx.delete(f"{ws.sandbox_url}/_sandbox/faults").raise_for_status()
+    assert failed.stdout.startswith("Revoked 0 of 1 grant(s) at Discord; 1 failed:\n")
+    assert "warning: 'user_1'" in failed.stderr
+    assert "503" in failed.stderr
+    assert "Deleted connection 'second' and its 1 account(s)." in failed.stdout
+    assert me_status(ws.sandbox_url, token) == 200  # reported, not hidden: revoke it by hand
+
+    ws.connect("third")
+    ws.consent("user_1", connection="third", user_id=GRACE)
+    token = sandbox_access_token(ws.sandbox_url, ws.apps["third"]["client_id"], GRACE)
+    kept = ws.cli.json("connections", "delete", "third", "--force", "--no-revoke")
+    assert (kept["accounts_deleted"], kept["revoked"]) == (1, 0)
+    assert me_status(ws.sandbox_url, token) == 200
+
+
+def test_require_user_verification_is_set_and_shown(workspace: Workspace) -> None:
+    ws = workspace
+    doc = ws.connect("discord", "--require-user-verification")
+    assert doc["require_user_verification"] is True
+    plain = ws.connect("plain")
+    assert plain["require_user_verification"] is False
+    listed = {c["name"]: c for c in ws.cli.json("connections", "list")["connections"]}
+    assert listed["discord"]["require_user_verification"] is True
+    table = ws.cli.ok("connections", "list").stdout
+    assert "user verification" in table
+    assert "required" in table
+
+    line = ws.cli.error_line("link", "--connection", "discord", "--identifier", "user_1")
+    assert "requires user verification" in line
+    assert "user_verify_url" in line
+    verify_url = f"{ws.public_url}/healthz"
+    link = ws.cli.json(
+        "link", "--connection", "discord", "--identifier", "user_1", "--user-verify-url", verify_url
+    )
+    ws.start_gateway()
+    result = walk_consent(link["link"], user_id=GRACE)
+    assert result.visited[-1].startswith(verify_url)
+    assert ws.show("user_1")["status"] == "PENDING_VERIFICATION"

@@ -81,15 +81,29 @@ def connect_discord(d: Deployment) -> dict[str, Any]:
     return connection
 
 
-def open_consent(d: Deployment, page: Page, identifier: str) -> None:
+def open_consent(
+    d: Deployment, page: Page, identifier: str, output_dir: Path | None = None
+) -> None:
     link = d.cli.json("link", "--connection", "discord", "--identifier", identifier)
     assert set(link) == {"link", "expires_at"}
     assert link["link"].startswith(f"{d.gateway_url}/connect/")
 
     page.goto(link["link"])
 
+    # tokenward's own page first: who asks, for which of its accounts, and a button.
+    assert page.url == link["link"]
+    assert page.locator("h1").inner_text() == "Connect your Discord account"
+    text = page.locator("main").inner_text()
+    assert identifier in text
+    assert "discord" in text
+    assert "If someone sent it to you, close this page" in text
+    if output_dir is not None:
+        page.screenshot(path=output_dir / "connect.png", full_page=True)
+    page.get_by_role("button", name="Continue to Discord").click()
+
     # The gateway sent the browser on to the sandbox's consent page, which names the app and
     # the scopes the connection asks for.
+    page.wait_for_url(f"{d.sandbox_url}/oauth2/authorize**")
     assert page.url.startswith(f"{d.sandbox_url}/oauth2/authorize")
     assert page.locator("h1").inner_text() == APP_NAME
     scope_lines = page.locator("main ul li").all_inner_texts()
@@ -110,18 +124,22 @@ def test_authorize_in_chromium_makes_the_account_active(
 ) -> None:
     d = deployment
     connect_discord(d)
-    open_consent(d, page, "user_1")
+    open_consent(d, page, "user_1", output_dir)
     page.get_by_label("Grace Hopper").check()
     page.screenshot(path=output_dir / "consent.png", full_page=True)
 
     page.get_by_role("button", name="Authorize").click()
-    page.wait_for_url(f"{d.gateway_url}/sso/v1/oauth/**")
+    page.wait_for_url(f"{d.gateway_url}/sso/v1/oauth/**/callback/result/**")
 
     assert page.locator("h1").inner_text() == "Discord connected"
     text = page.locator("main").inner_text()
     assert "Grace Hopper" in text
     assert "discord" in text
     page.screenshot(path=output_dir / "success.png", full_page=True)
+    # A reload shows the same page, not an error.
+    page.reload()
+    assert page.locator("h1").inner_text() == "Discord connected"
+    assert "Grace Hopper" in page.locator("main").inner_text()
     shown = account(d, "user_1")
     assert shown["status"] == "ACTIVE"
     assert shown["provider_user_id"] == GRACE

@@ -124,11 +124,15 @@ async def test_replayed_state_is_refused_and_changes_nothing(
     before = await container.vault.get_account(link.account.id)
     grants_before = sandbox_stats(gateway.sandbox_url)["grants"]["authorization_code"]
 
-    replay = httpx.get(callback_of(result.visited))
-
+    # Replayed from another browser (no binding cookie): refused.
+    replay = result.reload(callback_of(result.visited), with_cookies=False)
     assert replay.status_code == 400
-    assert "already completed" in replay.text
+    assert "started in another browser" in replay.text
     assert "What to do" in replay.text
+    # Replayed in the same browser (a reload): the stored result again, nothing exchanged.
+    reload = result.reload(callback_of(result.visited))
+    assert reload.status_code == 200
+    assert "Discord connected" in reload.text
     after = await container.vault.get_account(link.account.id)
     assert after.version == before.version
     assert after.access_token == before.access_token
@@ -142,11 +146,10 @@ async def test_expired_state_is_refused(tmp_path: Path, sandbox_url: str) -> Non
         async with local_container(settings) as container:
             await make_connection(container, sandbox_url)
             link = await container.oauth.create_link("discord", "user_late")
-            # Open the link (fresh state), let it expire, then come back from Discord.
+            # Open the link (its page shows), let it expire, then press on.
             opened = httpx.get(link.link)
-            assert opened.status_code == 302
-            authorize = httpx.get(opened.headers["location"])
-            assert authorize.status_code == 200
+            assert opened.status_code == 200
+            assert "Continue to Discord" in opened.text
             await asyncio.sleep(1.2)
             late = await asyncio.to_thread(walk_consent, link.link)
             # The link itself has expired too: the gateway says so instead of redirecting.
@@ -166,7 +169,7 @@ async def test_state_expiring_during_consent_is_refused(tmp_path: Path, sandbox_
             await make_connection(container, sandbox_url)
             link = await container.oauth.create_link("discord", "user_slow")
             callback_url = await asyncio.to_thread(consent_callback_url, link.link, pause=1.2)
-            callback = httpx.get(callback_url)
+            callback = callback_url.get()
             assert callback.status_code == 400
             assert "expired" in callback.text
             account = await container.vault.get_account(link.account.id)
@@ -183,25 +186,25 @@ async def test_foreign_state_and_unknown_connection_are_refused(
     second, _ = await make_connection(container, gateway.sandbox_url, name="second")
     link = await container.oauth.create_link("first", "user_x")
     callback_url = await asyncio.to_thread(consent_callback_url, link.link)
-    assert f"/sso/v1/oauth/{first.id}/callback" in callback_url
+    assert f"/sso/v1/oauth/{first.id}/callback" in callback_url.url
 
-    foreign = httpx.get(callback_url.replace(first.id, second.id))
+    foreign = callback_url.get(callback_url.url.replace(first.id, second.id))
     assert foreign.status_code == 400
     assert "does not match" in foreign.text
 
-    unknown = httpx.get(callback_url.replace(first.id, "00000000000000000000000000"))
+    unknown = callback_url.get(callback_url.url.replace(first.id, "00000000000000000000000000"))
     assert unknown.status_code == 404
     assert "Unknown connection" in unknown.text
 
-    forged = httpx.get(
-        f"{gateway.url}/sso/v1/oauth/{first.id}/callback", params={"code": "x", "state": "y" * 43}
+    forged = callback_url.get(
+        f"{gateway.url}/sso/v1/oauth/{first.id}/callback?code=x&state={'y' * 43}"
     )
     assert forged.status_code == 400
     account = await container.vault.get_account(link.account.id)
     assert account.status == AccountStatus.PENDING_AUTH
 
     # Nothing was consumed by the refusals: the real callback still completes.
-    ok = httpx.get(callback_url)
+    ok = callback_url.get()
     assert ok.status_code == 200, ok.text
     account = await container.vault.get_account(link.account.id)
     assert account.status == AccountStatus.ACTIVE
@@ -213,11 +216,11 @@ async def test_code_rejected_by_discord_shows_a_page_and_changes_nothing(
     await make_connection(container, gateway.sandbox_url)
     link = await container.oauth.create_link("discord", "user_badcode")
     callback_url = await asyncio.to_thread(consent_callback_url, link.link)
-    parts = urlsplit(callback_url)
+    parts = urlsplit(callback_url.url)
     query = parse_qs(parts.query)
     tampered = parts._replace(query=f"code=not-a-real-code&state={query['state'][0]}").geturl()
 
-    response = httpx.get(tampered)
+    response = callback_url.get(tampered)
 
     assert response.status_code == 400
     assert "Discord did not accept the sign-in" in response.text
@@ -235,7 +238,7 @@ async def test_user_verify_url_waits_for_the_application(
         "discord", "user_v", user_verify_url="http://127.0.0.1:9/verify?x=1", state="app-state"
     )
     callback_url = await asyncio.to_thread(consent_callback_url, link.link)
-    final = httpx.get(callback_url)
+    final = callback_url.get(follow=False).final
     assert final.status_code == 302
     target = urlsplit(final.headers["location"])
     assert target.path == "/verify"
@@ -413,7 +416,8 @@ async def test_no_token_or_secret_reaches_the_database_logs_or_events(
     account_id = await link_account(container, gateway)
     httpx.post(f"{gateway.sandbox_url}/_sandbox/tokens/expire").raise_for_status()
     await expired_manager(container).grant(account_id)
-    await container.oauth.delete_account(await link_account(container, gateway, "second"))
+    second = await link_account(container, gateway, "second")  # the same Discord user
+    await container.oauth.delete_account(second, revoke_siblings=True)
 
     secrets_issued = sandbox_secrets(gateway.sandbox_url)
     assert len(secrets_issued) >= 6

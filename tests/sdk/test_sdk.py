@@ -14,6 +14,7 @@ from .conftest import Stack
 
 ADA = "1100000000000000001"
 GRACE = "1100000000000000002"
+LINUS = "1100000000000000003"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -252,12 +253,64 @@ async def test_list_tools_and_accounts_with_pagination(stack: Stack, client: Asy
 
 async def test_delete_revokes_and_the_account_is_gone(stack: Stack, client: AsyncClient) -> None:
     async with client:
-        account_id = await _link(client, "user_delete")
+        # A Discord user no other identifier of this module is linked to: nothing else to end.
+        account_id = await _link(client, "user_delete", user=LINUS)
         revocations = stack.stats()["revocations"]
         await client.actions.delete_connected_account(id=account_id)
         assert stack.stats()["revocations"] == revocations + 1  # type: ignore[operator]
         with pytest.raises(tokenward.AccountNotFound):
             await client.actions.get_connected_account(id=account_id)
+
+
+async def test_delete_names_the_siblings_and_revokes_them_only_when_told(
+    stack: Stack, client: AsyncClient
+) -> None:
+    async with client:
+        first = await _link(client, "sibling_a", user=LINUS)
+        second = await _link(client, "sibling_b", user=LINUS)
+        revocations = stack.stats()["revocations"]
+
+        with pytest.raises(tokenward.ConflictError) as info:
+            await client.actions.delete_connected_account(
+                connection_name="discord", identifier="sibling_a"
+            )
+        assert info.value.code == "SIBLINGS_AFFECTED"
+        assert [s["id"] for s in info.value.details["siblings"]] == [second]
+        assert stack.stats()["revocations"] == revocations
+
+        await client.actions.delete_connected_account(id=first, revoke_siblings=True)
+
+        assert stack.stats()["revocations"] == revocations + 1  # type: ignore[operator]
+        sibling = await client.actions.get_connected_account(id=second)
+        assert sibling.status == "DISCONNECTED"
+        assert first in (sibling.status_reason or "")
+        await client.actions.delete_connected_account(id=second, revoke=False)
+        assert stack.stats()["revocations"] == revocations + 1  # type: ignore[operator]
+
+
+async def test_a_link_can_allow_changing_the_discord_user(
+    stack: Stack, client: AsyncClient
+) -> None:
+    async with client:
+        account_id = await _link(client, "user_switch", user=LINUS)
+        plain = await client.actions.get_authorization_link(
+            connection_name="discord", identifier="user_switch"
+        )
+        refused = await asyncio.to_thread(walk_consent, plain.link, user_id=GRACE)
+        assert refused.status_code == 409
+        assert (await client.actions.get_connected_account(id=account_id)).provider_user_id == (
+            LINUS
+        )
+
+        allowing = await client.actions.get_authorization_link(
+            connection_name="discord", identifier="user_switch", allow_user_change=True
+        )
+        changed = await asyncio.to_thread(walk_consent, allowing.link, user_id=GRACE)
+        assert changed.status_code == 200, changed.text
+        assert (await client.actions.get_connected_account(id=account_id)).provider_user_id == (
+            GRACE
+        )
+        await client.actions.delete_connected_account(id=account_id, revoke=False)
 
 
 async def test_wrong_credentials_raise_with_the_servers_code(stack: Stack) -> None:

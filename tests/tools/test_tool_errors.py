@@ -23,6 +23,7 @@ from tokenward.errors import (
     ToolNotFound,
 )
 from tokenward.sandbox import SandboxSettings, create_sandbox_app
+from tokenward.sandbox.browser import open_link
 from tokenward.server.container import Container
 from tokenward.tools.runner import ToolResult
 from tokenward.vault.models import AccountStatus
@@ -99,10 +100,10 @@ def assert_link(env: ToolEnv, error: TokenwardError) -> None:
     link = error.details["authorization_link"]
     assert isinstance(link, str)
     assert link.startswith(f"{env.gateway.url}/connect/"), link
-    # The link works: it sends the browser to the sandbox's consent page.
-    opened = httpx.get(link)
-    assert opened.status_code == 302
-    assert opened.headers["location"].startswith(f"{env.sandbox_url}/oauth2/authorize?")
+    # The link works: its page's button sends the browser to the sandbox's consent page.
+    pressed = open_link(link, follow=False).final
+    assert pressed.status_code == 303
+    assert pressed.headers["location"].startswith(f"{env.sandbox_url}/oauth2/authorize?")
 
 
 # -- Discord's refusals, with hints -------------------------------------------------------------

@@ -121,8 +121,8 @@ def demo(
                 _ok(link.link)
                 if browser:
                     console.print(
-                        "    Open the link above in your browser and click [bold]Authorize[/]; "
-                        "waiting up to 5 minutes…"
+                        "    Open the link above in your browser, click [bold]Continue to "
+                        "Discord[/], then [bold]Authorize[/]; waiting up to 5 minutes…"
                     )
                     deadline = time.monotonic() + 300
                     while time.monotonic() < deadline:

@@ -11,6 +11,7 @@ import typer
 from tokenward.cli.app import app
 from tokenward.cli.output import (
     JSON_OPTION,
+    err_console,
     fail,
     local_container,
     print_json,
@@ -21,7 +22,11 @@ from tokenward.clock import isoformat
 from tokenward.config import Settings
 
 if TYPE_CHECKING:
+    from tokenward.oauth.service import ConnectionDeleteOutcome
     from tokenward.server.container import Container
+
+PROGRESS_THRESHOLD = 5
+"""From this many grants to revoke, ``connections delete`` shows a progress bar."""
 
 connections_app = typer.Typer(help="Discord applications tokenward acts for.", no_args_is_help=True)
 accounts_app = typer.Typer(help="End users' connected Discord accounts.", no_args_is_help=True)
@@ -66,6 +71,12 @@ async def connections_create(
         envvar="TOKENWARD_BOT_TOKEN",
         help="Optional bot token (for discord_get_user on other users); also TOKENWARD_BOT_TOKEN.",
     ),
+    require_user_verification: bool = typer.Option(
+        False,
+        "--require-user-verification",
+        help="Every link needs a user_verify_url: after consent your application confirms the "
+        "user before the account becomes ACTIVE (see the README).",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Register a Discord application and print the redirect URI to add in Discord's portal."""
@@ -97,6 +108,7 @@ async def connections_create(
             client_secret=secret,
             scopes=scope_list,
             bot_token=bot_token or None,
+            require_user_verification=require_user_verification,
         )
         doc = _connection_doc(container, connection.public())
     if as_json:
@@ -120,7 +132,7 @@ async def connections_list(as_json: bool = JSON_OPTION) -> None:
         return
     print_table(
         "Connections",
-        ["name", "id", "client id", "scopes", "bot", "redirect URI"],
+        ["name", "id", "client id", "scopes", "bot", "user verification", "redirect URI"],
         [
             [
                 d["name"],
@@ -128,6 +140,7 @@ async def connections_list(as_json: bool = JSON_OPTION) -> None:
                 d["client_id"],
                 " ".join(d["scopes"]),
                 "yes" if d["has_bot_token"] else "no",
+                "required" if d["require_user_verification"] else "no",
                 d["redirect_uri"],
             ]
             for d in docs
@@ -135,20 +148,104 @@ async def connections_list(as_json: bool = JSON_OPTION) -> None:
     )
 
 
+def _confirm(question: str) -> bool:
+    """Ask on stderr (stdout stays for results); only y/yes is yes, no answer (end of input, as
+    in a script) is no."""
+    sys.stderr.write(f"{question} [y/N]: ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    if not answer:
+        sys.stderr.write("\n")
+    return answer.strip().lower() in {"y", "yes"}
+
+
 @connections_app.command("delete")
 @run_command
 async def connections_delete(
     name: str = typer.Argument(..., help="Connection name."),
+    force: bool = typer.Option(
+        False, "--force", "-f", help="Do not ask for confirmation (for scripts)."
+    ),
+    no_revoke: bool = typer.Option(
+        False,
+        "--no-revoke",
+        help="Do not revoke the accounts' grants at Discord (they stay alive there).",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Delete a connection and every account under it (their grants are not revoked)."""
+    """Delete a connection and every account under it, revoking each account's grant at Discord
+    first. Asks for confirmation when the connection has accounts (--force skips it)."""
+    from tokenward.errors import ConflictError
+
     async with local_container() as container:
         connection = await container.vault.get_connection_by_name(name)
-        await container.vault.delete_connection(connection.id)
+        accounts = await container.oauth.connection_accounts(connection.id)
+        holding = sum(1 for a in accounts if a.access_token is not None)
+        if accounts and not force:
+            if not holding:
+                what = "none of them holds a Discord grant"
+            elif no_revoke:
+                what = f"their {holding} Discord grant(s) are NOT revoked (--no-revoke)"
+            else:
+                what = f"the {holding} Discord grant(s) among them are revoked at Discord first"
+            question = (
+                f"Delete connection {name!r} and its {len(accounts)} connected account(s)? ({what})"
+            )
+            if as_json or not _confirm(question):
+                raise ConflictError(
+                    f"connection {name!r} has {len(accounts)} connected account(s); nothing was "
+                    "deleted (confirm, or pass --force)",
+                    code="CONFIRMATION_REQUIRED",
+                    details={"name": name, "accounts": len(accounts)},
+                )
+        outcome = await _delete_connection_with_progress(
+            container, name, revoke=not no_revoke, holding=holding, quiet=as_json
+        )
+    doc = {
+        "deleted": True,
+        "id": outcome.connection.id,
+        "name": outcome.connection.name,
+        "accounts_deleted": outcome.accounts,
+        "revoked": outcome.revoked,
+        "revoke_failed": [
+            {"account_id": f.account_id, "identifier": f.identifier, "error": f.error}
+            for f in outcome.failures
+        ],
+    }
     if as_json:
-        print_json({"deleted": True, "id": connection.id, "name": connection.name})
-    else:
-        typer.echo(f"Deleted connection {connection.name!r}.")
+        print_json(doc)
+        return
+    if outcome.revoke_attempted and outcome.with_tokens:
+        typer.echo(
+            f"Revoked {outcome.revoked} of {outcome.with_tokens} grant(s) at Discord"
+            + (f"; {len(outcome.failures)} failed:" if outcome.failures else ".")
+        )
+        for failure in outcome.failures:
+            typer.echo(
+                f"  warning: {failure.identifier!r} ({failure.account_id}): {failure.error}",
+                err=True,
+            )
+    elif not outcome.revoke_attempted and outcome.with_tokens:
+        typer.echo(f"Not revoked at Discord: {outcome.with_tokens} grant(s) (--no-revoke).")
+    suffix = f" and its {outcome.accounts} account(s)" if outcome.accounts else ""
+    typer.echo(f"Deleted connection {outcome.connection.name!r}{suffix}.")
+
+
+async def _delete_connection_with_progress(
+    container: Container, name: str, *, revoke: bool, holding: int, quiet: bool
+) -> ConnectionDeleteOutcome:
+    """Revoke, then delete; a progress bar on stderr when there are many grants to revoke."""
+    if quiet or not revoke or holding < PROGRESS_THRESHOLD:
+        return await container.oauth.delete_connection(name, revoke=revoke)
+    from rich.progress import Progress
+
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("Revoking grants at Discord", total=holding)
+        return await container.oauth.delete_connection(
+            name,
+            revoke=revoke,
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
 
 
 # -- link ------------------------------------------------------------------------------------
@@ -163,12 +260,22 @@ async def link(
         None, "--user-verify-url", help="Send the browser here to confirm the user after consent."
     ),
     state: str | None = typer.Option(None, "--state", help="Your own state, given back to you."),
+    allow_user_change: bool = typer.Option(
+        False,
+        "--allow-user-change",
+        help="Allow re-linking the identifier to a different Discord user than the one it is "
+        "linked to now (refused otherwise).",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Print an authorization link for one end user."""
     async with local_container() as container:
         result = await container.oauth.create_link(
-            connection, identifier, user_verify_url=user_verify_url, state=state
+            connection,
+            identifier,
+            user_verify_url=user_verify_url,
+            state=state,
+            allow_user_change=allow_user_change,
         )
     if as_json:
         print_json({"link": result.link, "expires_at": isoformat(result.expires_at)})
@@ -274,17 +381,57 @@ async def accounts_delete(
     force: bool = typer.Option(
         False, "--force", help="Delete even when revoking at Discord fails (the failure is shown)."
     ),
+    yes: bool = typer.Option(
+        False,
+        "--yes",
+        "-y",
+        help="Revoke even when other identifiers share the Discord grant (they become "
+        "DISCONNECTED); do not ask.",
+    ),
+    no_revoke: bool = typer.Option(
+        False,
+        "--no-revoke",
+        help="Delete here only: the grant stays alive at Discord (other identifiers of the same "
+        "Discord user keep working).",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Revoke the grant at Discord, then delete the account and its tokens."""
+    """Revoke the grant at Discord, then delete the account and its tokens.
+
+    Revoking ends the grant of every identifier linked to the same Discord user: when there are
+    such identifiers, they are listed and you are asked first (--yes answers yes; with --json
+    the command refuses instead of asking)."""
     async with local_container() as container:
         account = await _select_account(container, account_id, connection, identifier)
-        outcome = await container.oauth.delete_account(account.id, force=force)
+        revoke_siblings = yes
+        if not (yes or no_revoke or as_json) and account.access_token is not None:
+            siblings = await container.vault.grant_siblings(account.id)
+            if siblings:
+                typer.echo(
+                    f"Revoking the grant of {account.identifier!r} at Discord ends the whole "
+                    f"grant of its Discord user ({account.provider_user_id}), so these "
+                    f"{len(siblings)} other account(s) stop working too and become DISCONNECTED:",
+                    err=True,
+                )
+                for sibling in siblings:
+                    typer.echo(
+                        f"  {sibling.identifier!r} on {sibling.connection_name!r} ({sibling.id})",
+                        err=True,
+                    )
+                typer.echo("(--no-revoke deletes this account here only.)", err=True)
+                revoke_siblings = _confirm("Revoke anyway?")
+                if not revoke_siblings:
+                    fail("nothing was changed", code="SIBLINGS_AFFECTED")
+        outcome = await container.oauth.delete_account(
+            account.id, force=force, revoke=not no_revoke, revoke_siblings=revoke_siblings
+        )
+    siblings_doc = [{**s.public(), "status": "DISCONNECTED"} for s in outcome.siblings_disconnected]
     doc = {
         "deleted": True,
         "id": outcome.account_id,
         "revoked": outcome.revoked,
         "revoke_error": outcome.revoke_error,
+        "siblings_disconnected": siblings_doc,
     }
     if as_json:
         print_json(doc)
@@ -294,6 +441,10 @@ async def accounts_delete(
         typer.echo("The grant was revoked at Discord.")
     elif outcome.revoke_error:
         typer.echo(f"warning: {outcome.revoke_error}", err=True)
+    elif no_revoke:
+        typer.echo("Not revoked at Discord (--no-revoke): the grant is still alive there.")
+    for sibling in outcome.siblings_disconnected:
+        typer.echo(f"Disconnected {sibling.identifier!r} ({sibling.id}): same Discord grant.")
 
 
 # -- serve -----------------------------------------------------------------------------------

@@ -84,6 +84,8 @@ _ERRORS_BY_STATUS: dict[int, type[errors.TokenwardError]] = {
     404: errors.NotFoundError,
     409: errors.ConflictError,
 }
+# Conflicts with a code of their own (details say more): still a ConflictError.
+_ERRORS_BY_CODE["SIBLINGS_AFFECTED"] = errors.ConflictError
 
 
 def _build(
@@ -386,12 +388,17 @@ class AsyncActions:
         identifier: str,
         state: str | None = None,
         user_verify_url: str | None = None,
+        allow_user_change: bool = False,
     ) -> AuthorizationLink:
+        """A single-use link to send to the user. ``allow_user_change=True`` lets the identifier
+        be re-linked to a different Discord user than the one it is linked to now."""
         body: dict[str, Any] = {"connection_name": connection_name, "identifier": identifier}
         if state is not None:
             body["state"] = state
         if user_verify_url is not None:
             body["user_verify_url"] = user_verify_url
+        if allow_user_change:
+            body["allow_user_change"] = True
         data = await self._c._call(
             "POST", "/api/v1/connected-accounts/authorization-link", json=body
         )
@@ -520,12 +527,25 @@ class AsyncActions:
         connection_name: str | None = None,
         identifier: str | None = None,
         force: bool = False,
+        revoke: bool = True,
+        revoke_siblings: bool = False,
     ) -> None:
+        """Revoke the grant at Discord, then delete the account. Revoking ends the grant of every
+        identifier linked to the same Discord user: then :class:`ConflictError`
+        (``SIBLINGS_AFFECTED``, ``details["siblings"]``) unless ``revoke_siblings=True`` (they
+        become DISCONNECTED) or ``revoke=False`` (delete here only, nothing revoked)."""
         account_id = await self._resolve_id(id, connection_name, identifier)
+        params: dict[str, str] = {}
+        if force:
+            params["force"] = "true"
+        if not revoke:
+            params["revoke"] = "false"
+        if revoke_siblings:
+            params["revoke_siblings"] = "true"
         await self._c._call(
             "DELETE",
             f"/api/v1/connected-accounts/{quote(account_id, safe='')}",
-            params={"force": "true"} if force else None,
+            params=params or None,
         )
 
     async def verify_connected_account_user(

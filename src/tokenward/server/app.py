@@ -14,13 +14,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tokenward import __version__
 from tokenward.config import Settings
 from tokenward.errors import AuthenticationError, NotFoundError
-from tokenward.server import pages
 from tokenward.server.api import accounts, connections, tokens
 from tokenward.server.api.auth import ApiAuth, ApiPrincipal, require_api_client
 from tokenward.server.api.errors import install_error_handlers
@@ -31,6 +30,7 @@ from tokenward.server.api.observability import (
     configure_logging,
 )
 from tokenward.server.api.openapi import install_openapi
+from tokenward.server.browser import browser_routes
 from tokenward.server.container import Container
 from tokenward.server.mcp_routes import install_mcp
 from tokenward.server.proxy_endpoint import ProxyEndpoint
@@ -45,41 +45,6 @@ Get an API token from `POST /oauth/token` (client credentials of an API client m
 everything). Errors always look like
 `{"error": {"code": "...", "message": "...", "details": {...}}}`.
 """
-
-
-def _browser_routes(container: Container) -> APIRouter:
-    """The pages a person's browser visits during authorization (HTML, not the envelope)."""
-    router = APIRouter(include_in_schema=False)
-
-    @router.get("/connect/{auth_request_id}")
-    async def connect(auth_request_id: str) -> Response:
-        try:
-            url = await container.oauth.begin(auth_request_id)
-        except NotFoundError:
-            html = pages.error_page(
-                "This link cannot be used",
-                "The authorization link is unknown, has expired, or was already used.",
-                "Ask the application for a new authorization link.",
-            )
-            return HTMLResponse(html, status_code=404)
-        return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
-
-    @router.get("/sso/v1/oauth/{connection_id}/callback")
-    async def callback(connection_id: str, request: Request) -> Response:
-        params = dict(request.query_params.items())
-        outcome = await container.oauth.complete(connection_id, params)
-        headers = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-        if outcome.redirect_to:
-            return RedirectResponse(outcome.redirect_to, status_code=302, headers=headers)
-        if outcome.ok:
-            html = pages.success_page(
-                outcome.connection_name or "", outcome.username, outcome.pending_verification
-            )
-            return HTMLResponse(html, status_code=200, headers=headers)
-        html = pages.error_page(outcome.title, outcome.message, outcome.action)
-        return HTMLResponse(html, status_code=outcome.status_code, headers=headers)
-
-    return router
 
 
 def _check_metrics_token(expected: str, authorization: str | None) -> None:
@@ -190,7 +155,7 @@ def create_app(
     app.include_router(tools_router(container), dependencies=authenticated)
     install_mcp(app, container, dependencies=authenticated)  # /api/v1/mcp/sessions, /mcp
     app.include_router(_operations_routes(metrics, settings.metrics_token))
-    app.include_router(_browser_routes(container))
+    app.include_router(browser_routes(container))
 
     # Middleware: add_middleware() wraps what is already there, so the last one added is the
     # outermost. The /proxy fast path (a pure ASGI endpoint in front of the router) sits inside

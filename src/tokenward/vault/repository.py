@@ -66,6 +66,11 @@ EVENTS: Final[Table] = Base.metadata.tables["events"]
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PROVIDER_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
 MAX_PAGE_SIZE = 200
+# Accounts whose tokens a revocation at Discord would end (the others hold none that work).
+GRANT_HOLDING_STATUSES: Final = (
+    AccountStatus.ACTIVE.value,
+    AccountStatus.PENDING_VERIFICATION.value,
+)
 # Keys an event's data may never carry, whatever the caller meant.
 FORBIDDEN_EVENT_KEYS: Final = frozenset(
     {
@@ -116,6 +121,7 @@ class ConnectionRecord:
     base_url: str | None
     created_at: float
     updated_at: float
+    require_user_verification: bool = False
 
     def public(self) -> dict[str, Any]:
         """A JSON-safe view without secrets."""
@@ -127,6 +133,7 @@ class ConnectionRecord:
             "scopes": list(self.scopes),
             "has_bot_token": self.bot_token is not None,
             "base_url": self.base_url,
+            "require_user_verification": self.require_user_verification,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
@@ -191,6 +198,27 @@ class AuthRequestRecord:
     consumed_at: float | None
     completed_at: float | None
     created_at: float
+    browser_hash: str | None = None
+    allow_user_change: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GrantSibling:
+    """Another account holding the same Discord grant (same Discord user and application)."""
+
+    id: str
+    identifier: str
+    connection_id: str
+    connection_name: str
+    status: AccountStatus
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "identifier": self.identifier,
+            "connection_name": self.connection_name,
+            "status": self.status.value,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,6 +433,7 @@ class Vault:
             base_url=m["base_url"],
             created_at=m["created_at"],
             updated_at=m["updated_at"],
+            require_user_verification=bool(m["require_user_verification"]),
         )
 
     def _account(self, row: Row[Any]) -> AccountRecord:
@@ -450,6 +479,8 @@ class Vault:
             consumed_at=m["consumed_at"],
             completed_at=m["completed_at"],
             created_at=m["created_at"],
+            browser_hash=m["browser_hash"],
+            allow_user_change=bool(m["allow_user_change"]),
         )
 
     async def _event(
@@ -495,6 +526,7 @@ class Vault:
         scopes: Sequence[str],
         bot_token: str | None = None,
         base_url: str | None = None,
+        require_user_verification: bool = False,
     ) -> ConnectionRecord:
         _validate_name(name)
         if not PROVIDER_RE.match(provider or ""):
@@ -520,6 +552,7 @@ class Vault:
             if bot_token is None
             else self._seal(CONNECTIONS, "bot_token_enc", cid, bot_token),
             "base_url": base_url,
+            "require_user_verification": bool(require_user_verification),
             "created_at": now,
             "updated_at": now,
         }
@@ -539,7 +572,12 @@ class Vault:
                     conn,
                     "connection.created",
                     connection_id=cid,
-                    data={"name": name, "provider": provider, "scopes": scope_text.split()},
+                    data={
+                        "name": name,
+                        "provider": provider,
+                        "scopes": scope_text.split(),
+                        "require_user_verification": bool(require_user_verification),
+                    },
                 )
         except IntegrityError:
             raise conflict from None
@@ -579,6 +617,7 @@ class Vault:
         scopes: Sequence[str] | _Unset = UNSET,
         bot_token: str | _Unset | None = UNSET,
         base_url: str | _Unset | None = UNSET,
+        require_user_verification: bool | _Unset = UNSET,
     ) -> ConnectionRecord:
         """Change the given fields; ``None`` clears ``bot_token`` / ``base_url``."""
         values: dict[str, Any] = {}
@@ -604,6 +643,8 @@ class Vault:
             if base_url is not None:
                 _validate_url("base_url", base_url)
             values["base_url"] = base_url
+        if not isinstance(require_user_verification, _Unset):
+            values["require_user_verification"] = bool(require_user_verification)
         changed = sorted(k.removesuffix("_enc") for k in values)
         if not changed:
             return await self.get_connection(connection_id)
@@ -621,8 +662,11 @@ class Vault:
             )
         return await self.get_connection(connection_id)
 
-    async def delete_connection(self, connection_id: str) -> None:
-        """Delete a connection and (by cascade) its accounts and auth requests."""
+    async def delete_connection(
+        self, connection_id: str, *, summary: Mapping[str, Any] | None = None
+    ) -> None:
+        """Delete a connection and (by cascade) its accounts and auth requests. ``summary`` (no
+        secrets) joins the event, e.g. how many grants were revoked at Discord first."""
         async with self._writer.begin() as conn:
             row = (
                 await conn.execute(
@@ -635,7 +679,10 @@ class Vault:
                 )
             await conn.execute(delete(CONNECTIONS).where(CONNECTIONS.c.id == connection_id))
             await self._event(
-                conn, "connection.deleted", connection_id=connection_id, data={"name": row.name}
+                conn,
+                "connection.deleted",
+                connection_id=connection_id,
+                data={"name": row.name, **(summary or {})},
             )
 
     # -- connected accounts --------------------------------------------------------------------
@@ -783,16 +830,39 @@ class Vault:
         granted_scopes: Sequence[str],
         provider_user_id: str | None,
         status: AccountStatus = AccountStatus.ACTIVE,
+        allow_user_change: bool = False,
+        username: str | None = None,
     ) -> AccountRecord:
         """Persist a completed code exchange and mark its auth request completed, atomically.
 
         Refused (:class:`ConflictError`, nothing written) unless the auth request belongs to the
-        account, was consumed and is not yet completed.
+        account, was consumed and is not yet completed. Refused too, with the code
+        ``USER_CHANGE_REFUSED``, when the account is already linked to another Discord user
+        (``provider_user_id`` differs) and ``allow_user_change`` is false; when it is true the
+        change is recorded as an ``account.user_changed`` event. ``username`` (the Discord display
+        name) goes into the ``account.linked`` event, for the result page.
         """
         scope_text = _validate_scopes("granted_scopes", granted_scopes)
         now = self._now()
         async with self._writer.begin() as conn:
             row = await self._require_account(conn, account_id)
+            previous_user = row.provider_user_id
+            user_changed = (
+                previous_user is not None
+                and provider_user_id is not None
+                and previous_user != provider_user_id
+            )
+            if user_changed and not allow_user_change:
+                raise ConflictError(
+                    "this identifier is linked to another Discord user; the application did not "
+                    "allow changing it",
+                    code="USER_CHANGE_REFUSED",
+                    details={
+                        "account_id": account_id,
+                        "provider_user_id": previous_user,
+                        "new_provider_user_id": provider_user_id,
+                    },
+                )
             done = await conn.execute(
                 update(AUTH_REQUESTS)
                 .where(
@@ -829,6 +899,18 @@ class Vault:
                     updated_at=now,
                 )
             )
+            if user_changed:
+                await self._event(
+                    conn,
+                    "account.user_changed",
+                    connection_id=row.connection_id,
+                    account_id=account_id,
+                    data={
+                        "auth_request_id": auth_request_id,
+                        "from_provider_user_id": previous_user,
+                        "to_provider_user_id": provider_user_id,
+                    },
+                )
             await self._event(
                 conn,
                 "account.linked",
@@ -839,21 +921,157 @@ class Vault:
                     "status": AccountStatus(status).value,
                     "scopes": scope_text.split(),
                     "provider_user_id": provider_user_id,
+                    "username": username,
                 },
             )
             return self._account(await self._require_account(conn, account_id))
 
-    async def delete_account(self, account_id: str) -> None:
-        """Remove the account and its credentials (revoke at the provider first)."""
+    @staticmethod
+    def _grant_holders_query(
+        provider_user_id: str, connection: Row[Any], exclude_id: str | None
+    ) -> Any:
+        query = (
+            select(
+                ACCOUNTS.c.id,
+                ACCOUNTS.c.identifier,
+                ACCOUNTS.c.connection_id,
+                ACCOUNTS.c.status,
+                CONNECTIONS.c.name.label("connection_name"),
+            )
+            .join(CONNECTIONS, CONNECTIONS.c.id == ACCOUNTS.c.connection_id)
+            .where(
+                ACCOUNTS.c.provider_user_id == provider_user_id,
+                ACCOUNTS.c.status.in_(GRANT_HOLDING_STATUSES),
+                CONNECTIONS.c.provider == connection.provider,
+                CONNECTIONS.c.client_id == connection.client_id,
+                CONNECTIONS.c.base_url.is_not_distinct_from(connection.base_url),
+            )
+            .order_by(ACCOUNTS.c.id)
+        )
+        if exclude_id is not None:
+            query = query.where(ACCOUNTS.c.id != exclude_id)
+        return query
+
+    async def _grant_holders(
+        self,
+        conn: AsyncConnection,
+        connection_id: str,
+        provider_user_id: str | None,
+        exclude_id: str | None,
+    ) -> list[GrantSibling]:
+        if provider_user_id is None:
+            return []
+        connection = (
+            await conn.execute(select(CONNECTIONS).where(CONNECTIONS.c.id == connection_id))
+        ).one()
+        query = self._grant_holders_query(provider_user_id, connection, exclude_id)
+        return [
+            GrantSibling(
+                r.id, r.identifier, r.connection_id, r.connection_name, AccountStatus(r.status)
+            )
+            for r in (await conn.execute(query)).all()
+        ]
+
+    async def _siblings(self, conn: AsyncConnection, row: Row[Any]) -> list[GrantSibling]:
+        return await self._grant_holders(conn, row.connection_id, row.provider_user_id, row.id)
+
+    async def grant_holders(self, connection_id: str, provider_user_id: str) -> list[GrantSibling]:
+        """Accounts holding a live grant of ``provider_user_id`` for this connection's Discord
+        application (on any connection with the same client id)."""
+        async with self.engine.connect() as conn:
+            return await self._grant_holders(conn, connection_id, provider_user_id, None)
+
+    async def grant_siblings(self, account_id: str) -> list[GrantSibling]:
+        """The other accounts a revocation of this account's grant would end: linked to the same
+        Discord user (``provider_user_id``) through the same Discord application (same client id
+        on any connection), and still holding tokens (``ACTIVE`` or ``PENDING_VERIFICATION``).
+        Discord's revocation ends every token of that user↔application authorization."""
+        async with self.engine.connect() as conn:
+            row = await self._require_account(conn, account_id)
+            return await self._siblings(conn, row)
+
+    async def delete_account(
+        self,
+        account_id: str,
+        *,
+        revoked: bool | None = None,
+        disconnect_siblings: bool = False,
+    ) -> list[GrantSibling]:
+        """Remove the account and its credentials (revoke at the provider first).
+
+        With ``disconnect_siblings`` (the grant was revoked at Discord), every account sharing the
+        grant (:meth:`grant_siblings`, read again in this transaction) becomes ``DISCONNECTED``,
+        its dead tokens dropped, with a reason and an event each; they are returned.
+        """
         async with self._writer.begin() as conn:
             row = await self._require_account(conn, account_id)
+            siblings = await self._siblings(conn, row) if disconnect_siblings else []
+            now = self._now()
+            reason = (
+                f"the Discord grant was revoked when account {row.id} "
+                f"(identifier {row.identifier!r}) was deleted; send a new authorization link"
+            )
+            for sibling in siblings:
+                await conn.execute(
+                    update(ACCOUNTS)
+                    .where(ACCOUNTS.c.id == sibling.id)
+                    .values(
+                        status=AccountStatus.DISCONNECTED.value,
+                        status_reason=reason,
+                        access_token_enc=None,
+                        refresh_token_enc=None,
+                        expires_at=None,
+                        version=ACCOUNTS.c.version + 1,
+                        updated_at=now,
+                    )
+                )
+                await self._event(
+                    conn,
+                    "account.status_changed",
+                    connection_id=sibling.connection_id,
+                    account_id=sibling.id,
+                    data={
+                        "from": sibling.status.value,
+                        "to": AccountStatus.DISCONNECTED.value,
+                        "reason": reason,
+                        "revoked_with_account_id": row.id,
+                    },
+                )
             await conn.execute(delete(ACCOUNTS).where(ACCOUNTS.c.id == account_id))
+            data: dict[str, Any] = {"identifier": row.identifier}
+            if revoked is not None:
+                data["revoked"] = revoked
+            if siblings:
+                data["siblings_disconnected"] = [s.id for s in siblings]
             await self._event(
                 conn,
                 "account.deleted",
                 connection_id=row.connection_id,
                 account_id=account_id,
-                data={"identifier": row.identifier},
+                data=data,
+            )
+            return siblings
+
+    async def note_authorization_failure(
+        self, account_id: str, reason: str, kind: str, data: Mapping[str, Any]
+    ) -> None:
+        """Record why an authorization attempt failed: ``status_reason`` (the status stays as it
+        is: an ``ACTIVE`` account keeps working) and an event ``kind`` with ``data``."""
+        async with self._writer.begin() as conn:
+            row = await self._account_row(conn, account_id)
+            if row is None:
+                return
+            await conn.execute(
+                update(ACCOUNTS)
+                .where(ACCOUNTS.c.id == account_id)
+                .values(status_reason=reason, updated_at=self._now())
+            )
+            await self._event(
+                conn,
+                kind,
+                connection_id=row.connection_id,
+                account_id=account_id,
+                data={**data, "status": row.status, "reason": reason},
             )
 
     async def touch_last_used(self, account_id: str) -> None:
@@ -1084,6 +1302,7 @@ class Vault:
         ttl_seconds: float,
         user_verify_url: str | None = None,
         app_state: str | None = None,
+        allow_user_change: bool = False,
     ) -> AuthRequestRecord:
         """Store a pending authorization: ``state`` only as its hash, the verifier encrypted."""
         if len(state) < 16:
@@ -1126,6 +1345,7 @@ class Vault:
                     redirect_uri=redirect_uri,
                     expires_at=now + ttl_seconds,
                     created_at=now,
+                    allow_user_change=bool(allow_user_change),
                 )
             )
             await self._event(
@@ -1133,7 +1353,11 @@ class Vault:
                 "auth_request.created",
                 connection_id=connection_id,
                 account_id=account_id,
-                data={"auth_request_id": rid, "expires_at": now + ttl_seconds},
+                data={
+                    "auth_request_id": rid,
+                    "expires_at": now + ttl_seconds,
+                    "allow_user_change": bool(allow_user_change),
+                },
             )
             row = (await conn.execute(select(AUTH_REQUESTS).where(AUTH_REQUESTS.c.id == rid))).one()
             return self._auth_request(row)
@@ -1176,12 +1400,18 @@ class Vault:
             return self._auth_request(row)
 
     async def restate_auth_request(
-        self, auth_request_id: str, *, state: str, code_verifier: str
+        self,
+        auth_request_id: str,
+        *,
+        state: str,
+        code_verifier: str,
+        browser_hash: str | None = None,
     ) -> AuthRequestRecord | None:
-        """Give a pending request a fresh ``state`` and PKCE verifier (when its link is opened).
+        """Give a pending request a fresh ``state`` and PKCE verifier (when its link is opened),
+        bound to the browser whose cookie hashes to ``browser_hash``.
 
         Only an unconsumed, unexpired request changes; otherwise ``None`` and nothing changes.
-        The previous state stops working.
+        The previous state (and the previous browser) stop working.
         """
         if len(state) < 16:
             raise ValidationError(
@@ -1201,6 +1431,7 @@ class Vault:
                     code_verifier_enc=self._seal(
                         AUTH_REQUESTS, "code_verifier_enc", auth_request_id, code_verifier
                     ),
+                    browser_hash=browser_hash,
                 )
             )
             if result.rowcount != 1:
@@ -1237,6 +1468,46 @@ class Vault:
                 )
             ).first()
         return None if row is None else self._auth_request(row)
+
+    async def latest_user_verify_url(self, account_id: str) -> str | None:
+        """The ``user_verify_url`` of the account's most recent auth request that had one."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(AUTH_REQUESTS.c.user_verify_url)
+                    .where(
+                        AUTH_REQUESTS.c.account_id == account_id,
+                        AUTH_REQUESTS.c.user_verify_url.is_not(None),
+                    )
+                    .order_by(AUTH_REQUESTS.c.id.desc())
+                    .limit(1)
+                )
+            ).first()
+        return None if row is None else str(row.user_verify_url)
+
+    async def auth_request_outcome(
+        self, request: AuthRequestRecord, kinds: Sequence[str]
+    ) -> EventRecord | None:
+        """The newest event of one of ``kinds`` recorded for this auth request (its
+        ``data.auth_request_id``): how its callback ended, for the result page."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(EVENTS)
+                    .where(
+                        EVENTS.c.account_id == request.account_id,
+                        EVENTS.c.kind.in_(list(kinds)),
+                        EVENTS.c.at >= request.created_at,
+                    )
+                    .order_by(EVENTS.c.id.desc())
+                    .limit(100)
+                )
+            ).all()
+        for r in rows:
+            data = dict(r.data or {})
+            if data.get("auth_request_id") == request.id:
+                return EventRecord(r.id, r.at, r.kind, r.connection_id, r.account_id, data)
+        return None
 
     async def purge_auth_requests(self, *, older_than: float) -> int:
         """Delete auth requests that expired before ``older_than``; returns how many."""

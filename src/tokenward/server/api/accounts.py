@@ -16,6 +16,7 @@ from tokenward.server.api.models import (
     ConnectedAccountDeleted,
     ConnectedAccountList,
     ConnectedAccountResponse,
+    GrantSiblingView,
     VerifyRequest,
 )
 from tokenward.server.container import Container
@@ -55,6 +56,7 @@ async def authorization_link(
         body.identifier,
         user_verify_url=body.user_verify_url,
         state=body.state,
+        allow_user_change=body.allow_user_change,
     )
     return AuthorizationLinkResponse(
         link=result.link,
@@ -134,7 +136,7 @@ async def get_account(
     "/{account_id}",
     response_model=ConnectedAccountDeleted,
     summary="Delete a connected account (revokes at Discord)",
-    responses=error_responses(400, 401, 404, 502),
+    responses=error_responses(400, 401, 404, 409, 502),
     dependencies=[scoped("accounts:write")],
 )
 async def delete_account(
@@ -143,12 +145,30 @@ async def delete_account(
     force: bool = Query(
         False, description="Delete even when revoking at Discord fails (the failure is reported)."
     ),
+    revoke: bool = Query(
+        True,
+        description="Revoke the grant at Discord first. `false` deletes here only: the grant "
+        "stays alive at Discord, and other identifiers of the same Discord user keep working.",
+    ),
+    revoke_siblings: bool = Query(
+        False,
+        description="Revoke even though other identifiers are linked to the same Discord user "
+        "(a revocation ends the whole grant of that user and application): they become "
+        "DISCONNECTED.",
+    ),
 ) -> ConnectedAccountDeleted:
-    """Revoke the grant at Discord, then delete the account and its tokens. When Discord cannot
-    revoke, nothing is deleted and the answer is 502 `REVOKE_FAILED`, unless `force=true`."""
+    """Revoke the grant at Discord, then delete the account and its tokens.
+
+    Discord ends the *whole* grant of that Discord user and application, so when other
+    identifiers are linked to the same Discord user the answer is 409 `SIBLINGS_AFFECTED`
+    (nothing changed; `details.siblings` lists them) unless `revoke_siblings=true` (they become
+    DISCONNECTED) or `revoke=false`. When Discord cannot revoke, nothing is deleted and the
+    answer is 502 `REVOKE_FAILED`, unless `force=true`."""
     container = _container(request)
     try:
-        outcome = await container.oauth.delete_account(account_id, force=force)
+        outcome = await container.oauth.delete_account(
+            account_id, force=force, revoke=revoke, revoke_siblings=revoke_siblings
+        )
     except TokenwardError as exc:
         if exc.code == "REVOKE_FAILED":
             raise TokenwardError(
@@ -156,6 +176,19 @@ async def delete_account(
             ) from exc
         raise
     container.directory.forget_by_id(outcome.account_id)
+    for sibling in outcome.siblings_disconnected:
+        container.directory.forget_by_id(sibling.id)
     return ConnectedAccountDeleted(
-        id=outcome.account_id, revoked=outcome.revoked, revoke_error=outcome.revoke_error
+        id=outcome.account_id,
+        revoked=outcome.revoked,
+        revoke_error=outcome.revoke_error,
+        siblings_disconnected=[
+            GrantSiblingView(
+                id=s.id,
+                identifier=s.identifier,
+                connection_name=s.connection_name,
+                status=AccountStatus.DISCONNECTED,
+            )
+            for s in outcome.siblings_disconnected
+        ],
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Path, Request, status
+from fastapi import APIRouter, Path, Query, Request, status
 
 from tokenward.errors import ValidationError
 from tokenward.server.api.auth import scoped
@@ -20,6 +20,7 @@ from tokenward.server.api.models import (
     ConnectionList,
     ConnectionResponse,
     ConnectionUpdate,
+    RevokeFailureView,
 )
 from tokenward.server.container import Container
 from tokenward.vault.repository import ConnectionRecord
@@ -56,6 +57,7 @@ async def create_connection(body: ConnectionCreate, request: Request) -> Connect
         client_secret=body.client_secret.get_secret_value(),
         scopes=body.scopes,
         bot_token=None if body.bot_token is None else body.bot_token.get_secret_value(),
+        require_user_verification=body.require_user_verification,
     )
     return ConnectionResponse(connection=_view(container, record))
 
@@ -96,16 +98,21 @@ async def get_connection(request: Request, name: str = NamePath) -> ConnectionRe
 async def update_connection(
     body: ConnectionUpdate, request: Request, name: str = NamePath
 ) -> ConnectionResponse:
-    """Change `client_secret`, `scopes` or `bot_token` (`null` removes the bot token)."""
+    """Change `client_secret`, `scopes`, `bot_token` (`null` removes the bot token) or
+    `require_user_verification` (links made before it was turned on can no longer be used;
+    accounts already linked stay as they are)."""
     given = body.model_fields_set
     if not given:
         raise ValidationError(
-            "nothing to change: give client_secret, scopes or bot_token",
-            fields={"body": "give at least one of client_secret, scopes, bot_token"},
+            "nothing to change: give client_secret, scopes, bot_token or require_user_verification",
+            fields={
+                "body": "give at least one of client_secret, scopes, bot_token, "
+                "require_user_verification"
+            },
         )
     nulls: dict[str, str] = {
         field: "must not be null (omit it to keep the current value)"
-        for field in ("client_secret", "scopes")
+        for field in ("client_secret", "scopes", "require_user_verification")
         if field in given and getattr(body, field) is None
     }
     if nulls:
@@ -117,6 +124,8 @@ async def update_connection(
         changes["scopes"] = body.scopes
     if "bot_token" in given:
         changes["bot_token"] = None if body.bot_token is None else body.bot_token.get_secret_value()
+    if body.require_user_verification is not None:
+        changes["require_user_verification"] = body.require_user_verification
     container = _container(request)
     current = await container.vault.get_connection_by_name(name)
     record = await container.vault.update_connection(current.id, **changes)
@@ -127,15 +136,32 @@ async def update_connection(
 @router.delete(
     "/{name}",
     response_model=ConnectionDeleted,
-    summary="Delete a connection",
+    summary="Delete a connection (revokes its accounts' grants at Discord)",
     responses=error_responses(400, 401, 404),
     dependencies=[scoped("connections:write")],
 )
-async def delete_connection(request: Request, name: str = NamePath) -> ConnectionDeleted:
-    """Delete the connection and every connected account under it (their grants are not
-    revoked at Discord; delete the accounts first to revoke them)."""
+async def delete_connection(
+    request: Request,
+    name: str = NamePath,
+    revoke: bool = Query(
+        True,
+        description="Revoke each connected account's grant at Discord first. `false` deletes "
+        "here only (the grants stay alive at Discord).",
+    ),
+) -> ConnectionDeleted:
+    """Revoke every connected account's grant at Discord, then delete the connection and all
+    its accounts. A grant Discord could not revoke does not stop the deletion: it is listed in
+    `revoke_failed` (and logged as a warning), so you can revoke it by hand in Discord."""
     container = _container(request)
-    record = await container.vault.get_connection_by_name(name)
-    await container.vault.delete_connection(record.id)
+    outcome = await container.oauth.delete_connection(name, revoke=revoke)
     container.directory.forget_connection(name)
-    return ConnectionDeleted(id=record.id, name=record.name)
+    return ConnectionDeleted(
+        id=outcome.connection.id,
+        name=outcome.connection.name,
+        accounts_deleted=outcome.accounts,
+        revoked=outcome.revoked,
+        revoke_failed=[
+            RevokeFailureView(account_id=f.account_id, identifier=f.identifier, error=f.error)
+            for f in outcome.failures
+        ],
+    )

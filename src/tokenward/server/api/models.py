@@ -11,7 +11,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, field_validator
 
 from tokenward.clock import utc_datetime
 from tokenward.vault.models import AccountStatus
@@ -83,6 +83,13 @@ class TokenResponse(BaseModel):
 # -- connections -------------------------------------------------------------------------------
 
 
+REQUIRE_VERIFICATION_DOC = (
+    "Every link of this connection needs a `user_verify_url`: after consent the account waits in "
+    "PENDING_VERIFICATION until your application confirms the user (`/verify`). Links made "
+    "without one reuse the identifier's last `user_verify_url`, or are refused (400)."
+)
+
+
 class ConnectionCreate(RequestModel):
     name: str = Field(
         min_length=1,
@@ -100,6 +107,7 @@ class ConnectionCreate(RequestModel):
     bot_token: SecretStr | None = Field(
         None, min_length=1, max_length=4096, description="Optional bot token for bot-only calls."
     )
+    require_user_verification: StrictBool = Field(False, description=REQUIRE_VERIFICATION_DOC)
 
     _split = field_validator("scopes", mode="before")(split_scopes)
     _check = field_validator("scopes")(_check_scopes)
@@ -111,6 +119,7 @@ class ConnectionUpdate(RequestModel):
     client_secret: SecretStr | None = Field(None, min_length=1, max_length=4096)
     scopes: ScopeList | None = None
     bot_token: SecretStr | None = Field(None, min_length=1, max_length=4096)
+    require_user_verification: StrictBool | None = Field(None, description=REQUIRE_VERIFICATION_DOC)
 
     _split = field_validator("scopes", mode="before")(split_scopes)
     _check = field_validator("scopes")(_check_scopes)
@@ -123,6 +132,7 @@ class Connection(BaseModel):
     client_id: str
     scopes: list[str]
     has_bot_token: bool
+    require_user_verification: bool = Field(description=REQUIRE_VERIFICATION_DOC)
     redirect_uri: str = Field(description="Register this in Discord's Developer Portal.")
     created_at: datetime
     updated_at: datetime
@@ -136,6 +146,7 @@ class Connection(BaseModel):
             client_id=record.client_id,
             scopes=list(record.scopes),
             has_bot_token=record.bot_token is not None,
+            require_user_verification=record.require_user_verification,
             redirect_uri=redirect_uri,
             created_at=utc_datetime(record.created_at),
             updated_at=utc_datetime(record.updated_at),
@@ -150,10 +161,22 @@ class ConnectionList(BaseModel):
     connections: list[Connection]
 
 
+class RevokeFailureView(BaseModel):
+    account_id: str
+    identifier: str
+    error: str
+
+
 class ConnectionDeleted(BaseModel):
     deleted: Literal[True] = True
     id: str
     name: str
+    accounts_deleted: int = Field(description="Connected accounts deleted with the connection.")
+    revoked: int = Field(description="Accounts whose grant Discord confirmed revoked.")
+    revoke_failed: list[RevokeFailureView] = Field(
+        description="Accounts whose grant could not be revoked (deleted anyway; the grant may "
+        "still be alive at Discord)."
+    )
 
 
 # -- connected accounts ------------------------------------------------------------------------
@@ -208,6 +231,12 @@ class AuthorizationLinkRequest(RequestModel):
         "`state`) and the account waits in PENDING_VERIFICATION until you call /verify.",
     )
 
+    allow_user_change: StrictBool = Field(
+        False,
+        description="Allow the identifier to be re-linked to a different Discord user than the "
+        "one it is linked to now (refused by default, and recorded as an event either way).",
+    )
+
     @field_validator("user_verify_url")
     @classmethod
     def _absolute_url(cls, value: str | None) -> str | None:
@@ -238,10 +267,22 @@ class ConnectedAccountList(BaseModel):
     )
 
 
+class GrantSiblingView(BaseModel):
+    id: str
+    identifier: str
+    connection_name: str
+    status: AccountStatus
+
+
 class ConnectedAccountDeleted(BaseModel):
     deleted: Literal[True] = True
     id: str
     revoked: bool = Field(description="Whether Discord confirmed the revocation.")
     revoke_error: str | None = Field(
         description="Why revoking failed (only with force=true, which deletes anyway)."
+    )
+    siblings_disconnected: list[GrantSiblingView] = Field(
+        default_factory=list,
+        description="Other accounts linked to the same Discord user, whose grant ended with this "
+        "revocation (only with revoke_siblings=true): now DISCONNECTED.",
     )
