@@ -13,7 +13,15 @@ from tokenward.cli.app import app
 
 
 def main() -> None:
-    app()
+    """The entry point: whatever goes wrong ends as one line on stderr and a non-zero exit."""
+    import sys
+
+    from tokenward.cli.output import report_failure
+
+    try:
+        app()
+    except Exception as exc:  # the last line of defence: no traceback reaches a terminal
+        report_failure(exc, as_json="--json" in sys.argv[1:])
 
 
 __all__ = ["app", "main"]
