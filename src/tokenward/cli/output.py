@@ -120,12 +120,16 @@ def as_tokenward_error(exc: BaseException) -> TokenwardError:
     )
 
 
-def report_failure(exc: BaseException, *, as_json: bool = False) -> NoReturn:
-    """One line (or one JSON document) for ``exc`` and exit 1; the traceback only on request."""
-    if os.environ.get("TOKENWARD_DEBUG", "").lower() in {"1", "true", "yes"}:
+def report_failure(exc: BaseException, *, as_json: bool = False, exit_code: int = 1) -> NoReturn:
+    """One line (or one JSON document) for ``exc`` and exit; the traceback only on request."""
+    if not isinstance(exc, TokenwardError) and os.environ.get("TOKENWARD_DEBUG", "").lower() in {
+        "1",
+        "true",
+        "yes",
+    }:
         raise exc
     try:
-        fail_with(as_tokenward_error(exc), as_json=as_json)
+        fail_with(as_tokenward_error(exc), as_json=as_json, exit_code=exit_code)
     except typer.Exit as done:
         sys.exit(done.exit_code)
 
