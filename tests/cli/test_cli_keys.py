@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from e2e.processes import new_encryption_keys, tokenward_command
+from e2e.processes import new_encryption_keys
 from tokenward.vault.crypto import add_key_to_file, ensure_key_file
 
 from .conftest import GRACE, Workspace, WorkspaceFactory
+from .serving import run_serve
 
 pytestmark = pytest.mark.slow  # one `tokenward` process per command
 
@@ -44,16 +45,7 @@ def file_kids(ws: Workspace) -> list[str]:
 
 def serve_refusal(ws: Workspace) -> subprocess.CompletedProcess[str]:
     """``tokenward serve --port 0`` that must stop before serving."""
-    return subprocess.run(
-        [*tokenward_command(), "serve", "--port", "0"],
-        env=ws.cli.env,
-        cwd=ws.data_dir.parent,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_serve(ws.cli.env, "--port", "0")
 
 
 def test_a_fresh_database_gets_a_key_file(make_workspace: WorkspaceFactory) -> None:

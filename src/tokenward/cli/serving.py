@@ -52,6 +52,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
         if family == socket.AF_INET6 and host.strip("[]") == "::":
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind((host.strip("[]"), port))
+        # Listening now: connections made once the banner is printed wait in the backlog
+        # until uvicorn accepts them, instead of being refused.
+        sock.listen(2048)
     except OSError as exc:
         sock.close()
         where = f"{_url_host(host)}:{port}"
