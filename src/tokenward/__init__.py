@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
 from tokenward.errors import (
@@ -24,7 +26,19 @@ from tokenward.errors import (
     UpstreamUnavailable,
     ValidationError,
 )
-from tokenward.sdk import AsyncClient, Client
+
+if TYPE_CHECKING:
+    from tokenward.sdk import AsyncClient, Client
+
+
+def __getattr__(name: str) -> Any:
+    # The SDK (httpx) loads on first use, so `tokenward --help` and the server do not pay for it.
+    if name in ("AsyncClient", "Client"):
+        from tokenward import sdk
+
+        return getattr(sdk, name)
+    raise AttributeError(f"module 'tokenward' has no attribute {name!r}")
+
 
 __all__ = [
     "AccountNotActive",

@@ -7,6 +7,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Addresses that mean "every interface": they name no host a browser could use.
+ANY_ADDRESS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 (recognised here, not bound)
+
 
 def _default_data_dir() -> Path:
     return Path.home() / ".tokenward"
@@ -20,7 +23,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str | None = None
     encryption_keys: str | None = Field(default=None, repr=False)
-    public_url: str = "http://127.0.0.1:8080"
+    # Unset: derived from HOST and PORT (see public_base); `serve` says which URL it uses.
+    public_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     redis_url: str | None = None
@@ -47,6 +51,10 @@ class Settings(BaseSettings):
     auth_failures_per_client_address: int = Field(default=10, ge=1)
     auth_failures_per_address: int = Field(default=30, ge=1)
     auth_failure_window_seconds: float = Field(default=60.0, gt=0)
+    # PENDING_AUTH accounts with no live link are deleted after this long (0 keeps them).
+    pending_account_ttl_seconds: float = Field(default=86_400.0, ge=0)
+    # How often `serve` runs its janitor (stale accounts, long-expired auth requests); 0: never.
+    janitor_interval_seconds: float = Field(default=600.0, ge=0)
 
     @property
     def effective_database_url(self) -> str:
@@ -59,8 +67,23 @@ class Settings(BaseSettings):
         return self.effective_database_url.startswith("sqlite")
 
     @property
+    def public_url_derived(self) -> bool:
+        """Whether :attr:`public_base` comes from the bind address (``PUBLIC_URL`` unset)."""
+        return not self.public_url
+
+    @property
     def public_base(self) -> str:
-        return self.public_url.rstrip("/")
+        """The base of every link and redirect URI: ``PUBLIC_URL``, or ``http://HOST:PORT``
+        (an all-interfaces bind such as ``0.0.0.0`` names no host a browser can use; then
+        ``127.0.0.1``)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host.strip("[]")
+        if host in ANY_ADDRESS:
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def discord_base(self) -> str:

@@ -7,7 +7,9 @@ or detail ever contains a token or a secret.
 ::
 
     TokenwardError
-    ├── ConfigError                 CONFIG_INVALID
+    ├── ConfigError                 CONFIG_INVALID            (also KEY_FILE_MISSING, KEY_MISSING)
+    ├── DatabaseUnavailable         DATABASE_UNAVAILABLE      (503, cannot reach the database)
+    ├── DatabaseNotMigrated         DATABASE_NOT_MIGRATED     (503, run `tokenward db upgrade`)
     ├── ValidationError             VALIDATION_ERROR          (400, details.fields)
     ├── NotFoundError               *_NOT_FOUND               (404)
     │   ├── ConnectionNotFound      CONNECTION_NOT_FOUND
@@ -64,6 +66,20 @@ class TokenwardError(Exception):
 class ConfigError(TokenwardError):
     code = "CONFIG_INVALID"
     status = 500
+
+
+class DatabaseUnavailable(TokenwardError):
+    """The database cannot be reached or opened (down, wrong host, wrong credentials)."""
+
+    code = "DATABASE_UNAVAILABLE"
+    status = 503
+
+
+class DatabaseNotMigrated(TokenwardError):
+    """The database's schema is not the one this version needs (``tokenward db upgrade``)."""
+
+    code = "DATABASE_NOT_MIGRATED"
+    status = 503
 
 
 class ValidationError(TokenwardError):

@@ -49,19 +49,20 @@ def test_accounts_list_and_show_select_by_id_or_by_identifier(workspace: Workspa
     assert "Discord connected" in result.text
     ws.link("user_2")  # never completed
 
-    accounts = ws.cli.json("accounts", "list")["accounts"]
+    accounts = ws.cli.json("accounts", "list")["connected_accounts"]
     by_identifier = {a["identifier"]: a for a in accounts}
     assert set(by_identifier) == {"user_1", "user_2"}
     active, pending = by_identifier["user_1"], by_identifier["user_2"]
     assert active["status"] == "ACTIVE"
     assert active["provider_user_id"] == GRACE
     assert active["connection_id"] == connection["id"]
-    assert active["has_tokens"] is True
+    assert active["connection_name"] == "discord"
+    assert active["token_expires_at"] is not None
     assert pending["status"] == "PENDING_AUTH"
-    assert pending["has_tokens"] is False
+    assert pending["token_expires_at"] is None
     assert not {"access_token", "refresh_token"} & set(active)
     only_active = ws.cli.json("accounts", "list", "--connection", "discord", "--status", "ACTIVE")
-    assert [a["identifier"] for a in only_active["accounts"]] == ["user_1"]
+    assert [a["identifier"] for a in only_active["connected_accounts"]] == ["user_1"]
     table = ws.cli.ok("accounts", "list").stdout
     for account in accounts:
         assert account["id"] in table
@@ -108,7 +109,7 @@ def test_delete_revokes_the_grant_at_discord(workspace: Workspace) -> None:
     assert me_status(ws.sandbox_url, token) == 401
     tokens = httpx.get(f"{ws.sandbox_url}/_sandbox/tokens").json()["details"]
     assert not any(t["valid"] for t in tokens["refresh_tokens"] if t["client_id"] == client_id)
-    assert ws.cli.json("accounts", "list") == {"accounts": []}
+    assert ws.cli.json("accounts", "list") == {"connected_accounts": [], "next_page_token": None}
 
 
 def test_delete_reports_a_failed_revocation_and_keeps_the_account(workspace: Workspace) -> None:

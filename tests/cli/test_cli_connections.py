@@ -140,7 +140,7 @@ def test_delete_removes_the_connection_and_its_accounts(workspace: Workspace) ->
         "revoke_failed": [],
     }
     assert [c["name"] for c in ws.cli.json("connections", "list")["connections"]] == ["other"]
-    accounts = ws.cli.json("accounts", "list")["accounts"]
+    accounts = ws.cli.json("accounts", "list")["connected_accounts"]
     assert [a["identifier"] for a in accounts] == ["user_9"]
 
     line = ws.cli.error_line("connections", "delete", "discord")

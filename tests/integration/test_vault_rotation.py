@@ -18,6 +18,7 @@ from tokenward.clock import ManualClock
 from tokenward.config import Settings
 from tokenward.vault.crypto import KEY_FILE_NAME, Keyring, aad, envelope_kid, generate_key
 from tokenward.vault.db import create_engine
+from tokenward.vault.keys import prepare_keys
 from tokenward.vault.repository import Vault
 from tokenward.vault.rotation import count_stale, rotate
 
@@ -212,6 +213,8 @@ def test_cli_db_upgrade_and_keys_rotate_with_a_key_file(tmp_path: Path) -> None:
 
     async def setup() -> tuple[Vault, str]:
         server = Vault.from_settings(settings, ManualClock())
+        # What a server's start-up does: the database is empty, so the key file is created.
+        assert await prepare_keys(server.engine, server.keyring) is True
         conn = await make_connection(server)
         await link_account(server, conn, "u")
         return server, server.keyring.active_kid

@@ -16,10 +16,12 @@ from tokenward.vault.crypto import (
     Keyring,
     aad,
     add_key_to_file,
+    ensure_key_file,
     envelope_kid,
     generate_key,
     load_keyring,
     parse_env_keys,
+    retire_key_from_file,
 )
 
 SECRET = "mfa.super-secret-discord-token-value"
@@ -135,10 +137,36 @@ def test_env_parsing_errors_name_the_entry_not_the_key(value: str, message: str)
             assert material not in json.dumps(info.value.details)
 
 
+def test_a_missing_key_file_is_never_generated_by_loading(tmp_path: Path) -> None:
+    """Only the database check (vault.keys.prepare_keys) may create the key file; until then the
+    keyring is pending and refuses to seal or open anything."""
+    data_dir = tmp_path / "data"
+    pending = load_keyring(None, data_dir)
+    path = data_dir / KEY_FILE_NAME
+    assert not path.exists()
+    assert not pending.loaded
+    assert pending.kids == ()
+    for attempt in (
+        lambda: pending.encrypt(SECRET, "a"),
+        lambda: pending.decrypt("tw1.k1.AAAA", "a"),
+        lambda: pending.active_kid,
+    ):
+        with pytest.raises(ConfigError) as info:
+            attempt()
+        assert info.value.code == "KEYS_NOT_LOADED"
+        assert str(path) in info.value.message
+    # Once the file exists (created by another process, say), the pending keyring loads it.
+    assert ensure_key_file(path)
+    assert pending.loaded
+    assert pending.decrypt(pending.encrypt(SECRET, "a"), "a") == SECRET
+
+
 def test_key_file_created_once_with_mode_0600_and_reused(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    first = load_keyring(None, data_dir)
     path = data_dir / KEY_FILE_NAME
+    assert ensure_key_file(path)
+    assert not ensure_key_file(path)
+    first = load_keyring(None, data_dir)
     assert path.exists()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     content = path.read_bytes()
@@ -158,8 +186,8 @@ def test_env_keys_win_over_the_key_file(tmp_path: Path) -> None:
 
 
 def test_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
-    load_keyring(None, tmp_path)
     path = tmp_path / KEY_FILE_NAME
+    ensure_key_file(path)
     os.chmod(path, 0o644)
     with pytest.raises(ConfigError, match="readable by other users") as info:
         load_keyring(None, tmp_path)
@@ -177,10 +205,11 @@ def test_corrupt_key_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_key_file_keyring_follows_a_rotation_without_restart(tmp_path: Path) -> None:
     """A server's keyring picks up the key that ``keys rotate`` adds to the file."""
+    path = tmp_path / KEY_FILE_NAME
+    ensure_key_file(path)
     server = load_keyring(None, tmp_path)
     old_kid = server.active_kid
     old_value = server.encrypt(SECRET, "a")
-    path = tmp_path / KEY_FILE_NAME
     new_kid = add_key_to_file(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     rotator = Keyring.from_key_file(path)
@@ -190,6 +219,26 @@ def test_key_file_keyring_follows_a_rotation_without_restart(tmp_path: Path) -> 
     assert server.decrypt(fresh, "b") == SECRET
     assert envelope_kid(server.encrypt(SECRET, "c")) == new_kid
     assert rotator.decrypt(old_value, "a") == SECRET
+
+
+def test_retire_removes_an_old_key_but_never_the_active_one(tmp_path: Path) -> None:
+    path = tmp_path / KEY_FILE_NAME
+    ensure_key_file(path)
+    server = load_keyring(None, tmp_path)
+    old_kid = server.active_kid
+    new_kid = add_key_to_file(path)
+    assert server.kids == (new_kid, old_kid)
+    with pytest.raises(ConfigError, match="is the active key") as info:
+        retire_key_from_file(path, new_kid)
+    assert info.value.code == "KEY_ACTIVE"
+    with pytest.raises(ConfigError, match="has no key 'nope'"):
+        retire_key_from_file(path, "nope")
+
+    assert retire_key_from_file(path, old_kid) == [new_kid]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert server.kids == (new_kid,)  # a running keyring follows the file
+    assert [e["kid"] for e in json.loads(path.read_text())["keys"]] == [new_kid]
+    assert json.loads(path.read_text())["keys"][0]["created_at"]
 
 
 def test_repr_never_shows_key_material() -> None:

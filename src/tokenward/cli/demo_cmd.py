@@ -16,10 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from tokenward.cli.app import app
 
@@ -44,6 +42,9 @@ def demo(
 ) -> None:
     """Run tokenward end to end against the built-in Discord sandbox (no network needed)."""
     import asyncio
+
+    import httpx
+    from rich.table import Table
 
     from tokenward._serving import BackgroundServer, free_port
     from tokenward.config import Settings

@@ -11,6 +11,7 @@ import typer
 from tokenward.cli.app import app
 from tokenward.cli.output import (
     JSON_OPTION,
+    database_caption,
     err_console,
     fail,
     local_container,
@@ -19,11 +20,11 @@ from tokenward.cli.output import (
     run_command,
 )
 from tokenward.clock import isoformat
-from tokenward.config import Settings
 
 if TYPE_CHECKING:
     from tokenward.oauth.service import ConnectionDeleteOutcome
     from tokenward.server.container import Container
+    from tokenward.vault.repository import ConnectionRecord
 
 PROGRESS_THRESHOLD = 5
 """From this many grants to revoke, ``connections delete`` shows a progress bar."""
@@ -34,8 +35,13 @@ app.add_typer(connections_app, name="connections")
 app.add_typer(accounts_app, name="accounts")
 
 
-def _connection_doc(container: Container, public: dict[str, Any]) -> dict[str, Any]:
-    return {**public, "redirect_uri": container.oauth.redirect_uri(str(public["id"]))}
+def _connection_doc(container: Container, record: ConnectionRecord) -> dict[str, Any]:
+    """A connection as the API shows it (``GET /api/v1/connections``): same keys and values."""
+    from tokenward.server.api.models import Connection
+
+    view = Connection.of(record, container.oauth.redirect_uri(record.id))
+    doc: dict[str, Any] = view.model_dump(mode="json")
+    return doc
 
 
 def _when(ts: float | None) -> str:
@@ -110,7 +116,7 @@ async def connections_create(
             bot_token=bot_token or None,
             require_user_verification=require_user_verification,
         )
-        doc = _connection_doc(container, connection.public())
+        doc = _connection_doc(container, connection)
     if as_json:
         print_json(doc)
         return
@@ -124,9 +130,8 @@ async def connections_create(
 async def connections_list(as_json: bool = JSON_OPTION) -> None:
     """List connections."""
     async with local_container() as container:
-        docs = [
-            _connection_doc(container, c.public()) for c in await container.vault.list_connections()
-        ]
+        docs = [_connection_doc(container, c) for c in await container.vault.list_connections()]
+        caption = database_caption(container.settings)
     if as_json:
         print_json({"connections": docs})
         return
@@ -145,6 +150,7 @@ async def connections_list(as_json: bool = JSON_OPTION) -> None:
             ]
             for d in docs
         ],
+        caption=caption,
     )
 
 
@@ -309,8 +315,12 @@ async def accounts_list(
     status: str | None = typer.Option(None, "--status", help="Only this status."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """List connected accounts."""
+    """List connected accounts (``--json``: the same document as GET /api/v1/connected-accounts,
+    every page at once)."""
+    from tokenward.server.api.models import ConnectedAccount
+
     async with local_container() as container:
+        names = {c.id: c.name for c in await container.vault.list_connections()}
         connection_id = None
         if connection:
             connection_id = (await container.vault.get_connection_by_name(connection)).id
@@ -320,27 +330,33 @@ async def accounts_list(
             page = await container.vault.list_accounts(
                 connection_id=connection_id, status=status, page_size=200, page_token=token
             )
-            items.extend(a.public() for a in page.items)
+            items.extend(
+                ConnectedAccount.of(a, names.get(a.connection_id, "")).model_dump(mode="json")
+                for a in page.items
+            )
             token = page.next_page_token
             if not token:
                 break
+        caption = database_caption(container.settings)
     if as_json:
-        print_json({"accounts": items})
+        print_json({"connected_accounts": items, "next_page_token": None})
         return
     print_table(
         "Connected accounts",
-        ["id", "identifier", "status", "discord user", "scopes", "expires"],
+        ["id", "connection", "identifier", "status", "discord user", "scopes", "token expires"],
         [
             [
                 a["id"],
+                a["connection_name"],
                 a["identifier"],
                 a["status"],
                 a["provider_user_id"] or "-",
                 " ".join(a["granted_scopes"]),
-                _when(a["expires_at"]),
+                a["token_expires_at"] or "-",
             ]
             for a in items
         ],
+        caption=caption,
     )
 
 
@@ -453,25 +469,16 @@ async def accounts_delete(
 @app.command("serve")
 def serve(
     host: str | None = typer.Option(None, "--host", help="Interface (default TOKENWARD_HOST)."),
-    port: int | None = typer.Option(None, "--port", help="Port (default TOKENWARD_PORT)."),
+    port: int | None = typer.Option(
+        None, "--port", min=0, max=65535, help="Port (default TOKENWARD_PORT); 0 picks a free one."
+    ),
 ) -> None:
-    """Run the gateway's HTTP server."""
-    import uvicorn
+    """Run the gateway's HTTP server.
 
-    from tokenward.server.app import create_app
+    Without TOKENWARD_PUBLIC_URL, links and the redirect URI use http://HOST:PORT (it says so).
+    The server starts while the database is down or not migrated, answering /healthz but not
+    /readyz until it is; settings or keys that can never work stop it at once.
+    """
+    from tokenward.cli.serving import run_serve
 
-    settings = Settings()
-    if host:
-        settings.host = host
-    if port:
-        settings.port = port
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        # X-Forwarded-For is read by the app, only from TOKENWARD_TRUSTED_PROXIES (uvicorn's
-        # default would believe it from any local peer).
-        proxy_headers=False,
-    )
+    run_serve(host=host, port=port)

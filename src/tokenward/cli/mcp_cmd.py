@@ -2,24 +2,78 @@
 
 For MCP clients that start a command (desktop assistants). stdout is the protocol; logs and
 errors go to stderr.
+
+Ctrl-C must end it, also in a terminal: the MCP SDK reads stdin in a worker thread that a
+cancellation waits for, so a Ctrl-C would wait for the next line of input. :class:`StdinLines`
+reads stdin in a daemon thread with ``os.read`` instead (no lock on ``sys.stdin`` that the
+interpreter's shutdown could wait for), and hands lines to the event loop through a queue, so
+waiting for input is cancellable and a blocked read never holds up the exit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
+from typing import TYPE_CHECKING
 
 import typer
 
 from tokenward.cli.app import app
-from tokenward.cli.output import fail_with
-from tokenward.config import Settings
+from tokenward.cli.output import fail_with, load_settings
 from tokenward.errors import TokenwardError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 
 def _tool_names(raw: str | None) -> list[str] | None:
     if raw is None:
         return None
     return [name.strip() for name in raw.split(",") if name.strip()]
+
+
+class StdinLines:
+    """An async iterator over the lines of a file descriptor, read by a daemon thread."""
+
+    def __init__(self, fd: int = 0) -> None:
+        self.fd = fd
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._lines()
+
+    async def _lines(self) -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+        def put(item: str | None) -> bool:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is gone: nobody is listening any more
+                return False
+            return True
+
+        def pump() -> None:
+            pending = b""
+            while True:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    if pending:
+                        put(pending.decode("utf-8", "replace"))
+                    put(None)
+                    return
+                pending += chunk
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    if not put((line + b"\n").decode("utf-8", "replace")):
+                        return
+
+        threading.Thread(target=pump, name="tokenward-stdin", daemon=True).start()
+        while (line := await queue.get()) is not None:
+            yield line
 
 
 @app.command("mcp")
@@ -38,20 +92,21 @@ def mcp_command(
     from tokenward.mcp.stdio import serve_stdio
     from tokenward.server.api.observability import configure_logging
 
-    settings = Settings()
-    secrets = [
-        key.partition(":")[2].strip()
-        for key in (settings.encryption_keys or "").split(",")
-        if key.partition(":")[2].strip()
-    ]
-    configure_logging(settings.log_level, secrets=secrets)
     try:
+        settings = load_settings()
+        secrets = [
+            key.partition(":")[2].strip()
+            for key in (settings.encryption_keys or "").split(",")
+            if key.partition(":")[2].strip()
+        ]
+        configure_logging(settings.log_level, secrets=secrets)
         asyncio.run(
             serve_stdio(
                 settings,
                 connection_name=connection,
                 identifier=identifier,
                 tools=_tool_names(tools),
+                stdin=StdinLines(),
             )
         )
     except TokenwardError as exc:

@@ -18,11 +18,10 @@ import typer
 from tokenward.cli.app import app
 from tokenward.cli.output import fail_with, local_container, print_json, print_table
 from tokenward.errors import TokenwardError, ValidationError
-from tokenward.providers.models import ToolSpec
-from tokenward.tools.catalog import Catalog, agent_description
-from tokenward.tools.schemas import input_schema
 
 if TYPE_CHECKING:
+    from tokenward.providers.models import ToolSpec
+    from tokenward.tools.catalog import Catalog
     from tokenward.tools.runner import ToolResult
 
 tools_app = typer.Typer(help="The Discord tools agents can call.", no_args_is_help=True)
@@ -45,21 +44,44 @@ def _annotations(tool: ToolSpec) -> dict[str, Any]:
     return tool.annotations.model_dump(exclude_none=True)
 
 
-def _summary(tool: ToolSpec) -> dict[str, Any]:
+def _api_view(tool: ToolSpec) -> dict[str, Any]:
+    """A tool as ``GET /api/v1/tools`` lists it: the same keys and values."""
+    from tokenward.tools.catalog import agent_description
+    from tokenward.tools.schemas import input_schema
+
+    a = tool.annotations
     return {
+        "name": tool.name,
+        "description": agent_description(tool),
+        "input_schema": input_schema(tool),
+        "annotations": {
+            "read_only": a.read_only,
+            "idempotent": a.idempotent,
+            "destructive": a.destructive,
+            "open_world": a.open_world,
+            "deprecated": a.deprecated,
+            "replaced_by": a.replaced_by,
+        },
+        "scopes": list(tool.scopes),
+        "auth": tool.auth,
+        "output": tool.output,
+    }
+
+
+def _details(tool: ToolSpec) -> dict[str, Any]:
+    from tokenward.tools.catalog import agent_description
+    from tokenward.tools.schemas import input_schema
+
+    doc = {
         "name": tool.name,
         "title": tool.title,
         "auth": tool.auth,
         "scopes": list(tool.scopes),
         "annotations": _annotations(tool),
         "output": tool.output,
+        "description": agent_description(tool),
+        "input_schema": input_schema(tool),
     }
-
-
-def _details(tool: ToolSpec) -> dict[str, Any]:
-    doc = _summary(tool)
-    doc["description"] = agent_description(tool)
-    doc["input_schema"] = input_schema(tool)
     if tool.media_type is not None:
         doc["media_type"] = tool.media_type
     return doc
@@ -93,15 +115,18 @@ def _parse_input(raw: str) -> object:
 
 
 def _load_catalog() -> Catalog:
+    from tokenward.tools.catalog import Catalog
+
     return Catalog.load("discord")
 
 
 @tools_app.command("list")
 def tools_list(as_json: bool = JSON_OPTION) -> None:
-    """List the tools: name, auth, scopes, read-only / deprecated."""
+    """List the tools: name, auth, scopes, read-only / deprecated (``--json``: the same document
+    as GET /api/v1/tools)."""
     tools = _load_catalog().tools()
     if as_json:
-        print_json({"tools": [_summary(t) for t in tools]})
+        print_json({"tools": [_api_view(t) for t in tools]})
         return
     print_table(
         f"Tools ({len(tools)})",

@@ -8,6 +8,7 @@ to stderr.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from mcp.server.stdio import stdio_server
 
@@ -26,10 +27,13 @@ async def serve_stdio(
     identifier: str,
     tools: Sequence[str] | None = None,
     container: Container | None = None,
+    stdin: Any = None,
 ) -> None:
     """Serve MCP on stdin/stdout until the client closes stdin.
 
-    Raises ConnectionNotFound or ValidationError (unknown tool names) before serving.
+    ``stdin``: an async iterator of lines to read instead of the SDK's own reader (``tokenward
+    mcp`` passes one that a Ctrl-C can interrupt). Raises ConnectionNotFound or ValidationError
+    (unknown tool names) before serving.
     """
     own = container is None
     container = container or Container(settings)
@@ -44,7 +48,7 @@ async def serve_stdio(
             resolve_session=lambda _ctx: session,
             link_factory=container.link_for,
         )
-        async with stdio_server() as (read_stream, write_stream):
+        async with stdio_server(stdin=stdin) as (read_stream, write_stream):
             await server.run(read_stream, write_stream, server.create_initialization_options())
     finally:
         if own:

@@ -70,6 +70,19 @@ def _operations_routes(metrics: Metrics, metrics_token: str | None) -> APIRouter
         return JSONResponse({"status": "ok", "version": __version__})
 
     @router.get(
+        "/readyz",
+        summary="Readiness",
+        responses={503: {"description": "Not ready: `checks` names what is wrong."}},
+    )
+    async def readyz(request: Request) -> JSONResponse:
+        """200 once the database answers at the schema revision this version needs and the
+        encryption keys can open what it holds; otherwise 503 with each failing check's
+        `error` (database unreachable, not migrated, key material not loaded)."""
+        report = await request.app.state.container.readiness.report()
+        body = {**report.as_dict(), "version": __version__}
+        return JSONResponse(body, status_code=200 if report.ready else 503)
+
+    @router.get(
         "/metrics",
         summary="Prometheus metrics",
         response_class=Response,
@@ -121,10 +134,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await container.start()
-        # Accounts whose refresh a dead process left in flight are re-checked now and then
-        # periodically (tokenward.oauth.refresh).
-        container.tokens.start_recovery()
+        # Accounts whose refresh a dead process left in flight are re-checked once the database
+        # is ready, then periodically (tokenward.oauth.refresh).
+        async def recover_refreshes() -> None:
+            container.tokens.start_recovery()
+
+        container.readiness.on_ready(recover_refreshes)
+        await container.start(serving=True)  # a database not ready yet: up, but not /readyz
         # Everything loaded so far (catalog, models, modules) lives as long as the process:
         # move it out of the collector's view, so full collections stay short under load.
         gc.collect()

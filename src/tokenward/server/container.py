@@ -23,9 +23,10 @@ from tokenward.proxy.retry import RetryPolicy
 from tokenward.proxy.transport import AiohttpTransport, Timeouts, Transport
 from tokenward.server.api.observability import Metrics
 from tokenward.server.bookkeeping import Bookkeeper
+from tokenward.server.janitor import Janitor
+from tokenward.server.readiness import Readiness
 from tokenward.tools.catalog import Catalog
 from tokenward.tools.runner import ToolRunner
-from tokenward.vault.db import upgrade_async
 from tokenward.vault.repository import Vault
 
 log = logging.getLogger("tokenward")
@@ -56,13 +57,23 @@ class Container:
         self.directory = AccountDirectory(self.vault, self.clock)
         self.metrics = Metrics()
         self.bookkeeper = Bookkeeper(self.vault, self.clock)
+        self.readiness = Readiness(settings, self.vault)
+        self.janitor = Janitor(
+            self.vault,
+            self.clock,
+            pending_ttl=settings.pending_account_ttl_seconds,
+            interval=settings.janitor_interval_seconds,
+            ready=lambda: self.readiness.prepared,
+        )
         self._provider_client: ProviderClient | None = None
         self._runner: ToolRunner | None = None
 
-    async def start(self, *, migrate: bool | None = None) -> None:
-        """Open the HTTP session; migrate the database (SQLite by default)."""
-        if migrate if migrate is not None else self.settings.is_sqlite:
-            await upgrade_async(self.settings.effective_database_url)
+    async def start(self, *, migrate: bool | None = None, serving: bool = False) -> None:
+        """Open the HTTP session; reach and migrate the database (SQLite by default) and check
+        the keys against it (:mod:`tokenward.server.readiness`). ``serving``: tolerate a
+        database that is not ready yet (``/readyz`` says why) and run the janitor."""
+        self.readiness.migrate = migrate if migrate is not None else self.settings.is_sqlite
+        await self.readiness.start(serving=serving)
         if self.settings.redis_url:
             log.warning(
                 "TOKENWARD_REDIS_URL is set but this version keeps rate-limit state per process; "
@@ -72,11 +83,15 @@ class Container:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=512, limit_per_host=256, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
+        if serving:
+            self.janitor.start()
 
     async def close(self) -> None:
         if self._tokens is not None:
             # Refreshes in flight finish (and are stored) before anything is closed.
             await self._tokens.drain(self.settings.shutdown_grace_seconds)
+        await self.janitor.close()
+        await self.readiness.close()
         await self.bookkeeper.close()
         await self.transport.aclose()
         if self._session is not None:

@@ -9,10 +9,16 @@ rotation). The associated data, built by :func:`aad`, binds the value to its tab
 row id: GCM authenticates it, so a ciphertext copied to another row or column does not decrypt.
 
 Keys come from ``TOKENWARD_ENCRYPTION_KEYS`` (``kid:base64key,kid2:base64key``, the first one
-encrypts) or, where that is unset, from ``{data_dir}/encryption-keys.json``, generated once with
-mode 0600. A key-file keyring notices when the file changes (``tokenward keys rotate`` writes a new
-active key into it) so a running server starts encrypting under the new key and can read values
-sealed with it, without a restart.
+encrypts) or, where that is unset, from ``{data_dir}/encryption-keys.json`` (mode 0600). A key-file
+keyring notices when the file changes (``tokenward keys rotate`` writes a new active key into it)
+so a running server starts encrypting under the new key and can read values sealed with it,
+without a restart.
+
+The key file is generated only once the database is known to hold no ciphertext
+(:mod:`tokenward.vault.keys` decides): a missing key file in front of an encrypted database is an
+operator's mistake to report, never a reason to mint a key that could not open anything. Until
+then :func:`load_keyring` returns a *pending* keyring (no keys; it loads the file when the file
+appears) and every attempt to seal or open a value says that key material is not loaded.
 """
 
 from __future__ import annotations
@@ -148,7 +154,11 @@ class Keyring:
         self._key_file = key_file
         self._stamp: _FileStamp | None = None
         self._lock = threading.Lock()
-        self._install(list(keys))
+        self._ciphers: dict[str, AESGCM] = {}
+        self._active: str | None = None
+        initial = list(keys)
+        if initial or key_file is None:
+            self._install(initial)
 
     def _install(self, keys: list[tuple[str, bytes]]) -> None:
         if not keys:
@@ -179,14 +189,37 @@ class Keyring:
         keyring._stamp = _stamp(path)
         return keyring
 
+    @classmethod
+    def pending(cls, path: Path) -> Keyring:
+        """A keyring for a key file that does not exist yet; it loads the file once it appears."""
+        return cls((), key_file=path)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether any key is available (a pending key-file keyring has none until the file
+        exists)."""
+        self._maybe_reload()
+        return self._active is not None
+
+    def _not_loaded(self) -> ConfigError:
+        where = str(self._key_file) if self._key_file is not None else "the keyring"
+        return ConfigError(
+            f"encryption key material is not loaded: {where} does not exist yet "
+            "(it is created once the database is reachable and known to hold no encrypted data)",
+            code="KEYS_NOT_LOADED",
+            details={"path": where},
+        )
+
     @property
     def active_kid(self) -> str:
         self._maybe_reload()
+        if self._active is None:
+            raise self._not_loaded()
         return self._active
 
     @property
     def kids(self) -> tuple[str, ...]:
-        """Every known key id, active first."""
+        """Every known key id, active first (empty while a key file is pending)."""
         self._maybe_reload()
         return tuple(self._ciphers)
 
@@ -215,6 +248,8 @@ class Keyring:
         """Seal ``plaintext`` under the active key, bound to ``aad``."""
         self._maybe_reload()
         kid = self._active
+        if kid is None:
+            raise self._not_loaded()
         nonce = secrets.token_bytes(NONCE_BYTES)
         sealed = self._ciphers[kid].encrypt(nonce, plaintext.encode("utf-8"), aad.encode("utf-8"))
         return f"{ENVELOPE_PREFIX}.{kid}.{_b64url(nonce + sealed)}"
@@ -229,6 +264,8 @@ class Keyring:
         if cipher is None:
             self._maybe_reload()
             cipher = self._ciphers.get(kid)
+        if cipher is None and self._active is None:
+            raise self._not_loaded()
         if cipher is None:
             raise CryptoError(
                 f"stored value was encrypted with key {kid!r}, which is not configured",
@@ -255,6 +292,8 @@ class Keyring:
 
     def __repr__(self) -> str:
         source = f"file={str(self._key_file)!r}" if self._key_file else "env"
+        if self._active is None:
+            return f"Keyring(pending, {source})"
         return f"Keyring(active={self._active!r}, kids={list(self._ciphers)!r}, {source})"
 
 
@@ -371,11 +410,7 @@ def ensure_key_file(path: Path) -> bool:
 def add_key_to_file(path: Path, *, now: float | None = None) -> str:
     """Put a new key at the head of the key file (so it becomes active); return its id."""
     keys = read_key_file(path)
-    try:
-        previous = json.loads(path.read_text(encoding="utf-8"))["keys"]
-        created = {str(e["kid"]): str(e.get("created_at", "")) for e in previous}
-    except (OSError, ValueError, KeyError, TypeError):
-        created = {}
+    created = key_file_created(path)
     kid = new_kid(now)
     while kid in created:
         kid = new_kid(now)
@@ -386,16 +421,60 @@ def add_key_to_file(path: Path, *, now: float | None = None) -> str:
     return kid
 
 
+def retire_key_from_file(path: Path, kid: str) -> list[str]:
+    """Remove ``kid`` from the key file (never the active, first key); return the kids left.
+
+    Callers check first that no stored value still uses the key
+    (:func:`tokenward.vault.keys.key_usage`).
+    """
+    keys = read_key_file(path)
+    kids = [k for k, _ in keys]
+    if kid not in kids:
+        raise ConfigError(
+            f"key file {path} has no key {kid!r} (it holds {', '.join(map(repr, kids))})",
+            code="KEY_NOT_FOUND",
+            details={"path": str(path), "kid": kid, "kids": kids},
+        )
+    if kids[0] == kid:
+        raise ConfigError(
+            f"{kid!r} is the active key; run `tokenward keys rotate` to make a new key active, "
+            "then retire this one",
+            code="KEY_ACTIVE",
+            details={"kid": kid},
+        )
+    created = key_file_created(path)
+    remaining = [(k, key) for k, key in keys if k != kid]
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    _write_private(tmp, _key_document(remaining, created))
+    os.replace(tmp, path)
+    return [k for k, _ in remaining]
+
+
+def key_file_created(path: Path) -> dict[str, str]:
+    """When each key of the key file was created (as written in the file; may be empty)."""
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))["keys"]
+        return {str(e["kid"]): str(e.get("created_at", "")) for e in entries}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def key_file_path(data_dir: Path) -> Path:
     return data_dir / KEY_FILE_NAME
 
 
 def load_keyring(encryption_keys: str | None, data_dir: Path) -> Keyring:
-    """The keyring settings describe: the env value if set, else the (created-once) key file."""
+    """The keyring settings describe: the env value if set, else the key file.
+
+    A missing key file is *not* created here: the keyring is pending until
+    :func:`tokenward.vault.keys.prepare_keys` has checked that the database holds no ciphertext
+    and created the file (or refused).
+    """
     if encryption_keys is not None and encryption_keys.strip():
         return Keyring.from_env_value(encryption_keys)
     path = key_file_path(data_dir)
-    ensure_key_file(path)
+    if not path.exists():
+        return Keyring.pending(path)
     return Keyring.from_key_file(path)
 
 
@@ -421,7 +500,8 @@ class DerivedKeys:
         self._info = info
         self._purpose = purpose
         self._keys: dict[str, bytes] = {}
-        self._load()
+        if keyring.loaded:  # a pending key file is read once it exists (see active / get)
+            self._load()
 
     def _raw_keys(self) -> list[tuple[str, bytes]]:
         value = self._encryption_keys

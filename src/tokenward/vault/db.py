@@ -11,18 +11,22 @@ tries to upgrade a read lock that another writer has overtaken.
 from __future__ import annotations
 
 import asyncio
+import functools
+import socket
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, pool
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tokenward.config import Settings
-from tokenward.errors import ConfigError
+from tokenward.errors import ConfigError, DatabaseNotMigrated, DatabaseUnavailable
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+PG_CONNECT_TIMEOUT_S = 10.0
 _IMMEDIATE = "tokenward_sqlite_immediate"
 
 
@@ -89,6 +93,8 @@ def create_engine(target: Settings | str, *, null_pool: bool = False, **kwargs: 
         _install_sqlite_hooks(engine)
         return engine
     options.setdefault("pool_pre_ping", True)
+    # asyncpg waits 60 s for an unreachable host by default; a wrong host should say so sooner.
+    options.setdefault("connect_args", {}).setdefault("timeout", PG_CONNECT_TIMEOUT_S)
     return create_async_engine(url, **options)
 
 
@@ -137,10 +143,19 @@ async def upgrade_async(url: str, revision: str = "head") -> str | None:
     return await asyncio.to_thread(upgrade, url, revision)
 
 
+@functools.cache
 def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(_alembic_config("sqlite://")).get_current_head()
+
+
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config("sqlite://"))
+    return frozenset(rev.revision for rev in script.walk_revisions())
 
 
 def current_revision(url: str) -> str | None:
@@ -163,3 +178,95 @@ def current_revision(url: str) -> str | None:
 
 async def current_revision_async(url: str) -> str | None:
     return await asyncio.to_thread(current_revision, url)
+
+
+async def read_revision(engine: AsyncEngine) -> str | None:
+    """The revision the engine's database is at (``None`` before the first migration); opens a
+    connection, so it also proves the database reachable."""
+    from alembic.runtime.migration import MigrationContext
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(
+            lambda sync: MigrationContext.configure(sync).get_current_revision()
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Saying what is wrong, in one line
+
+
+def database_label(target: Settings | str | URL) -> str:
+    """The database for people: the SQLite file, or the URL without its password."""
+    url = target if isinstance(target, URL) else _url_of(target)
+    if url.get_backend_name() == "sqlite":
+        return f"SQLite database {url.database or ':memory:'}"
+    return f"PostgreSQL database {url.set(drivername='postgresql').render_as_string(True)}"
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, socket.gaierror):
+        return f"host name not found ({exc.strerror or exc})"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        # The driver's own words (e.g. 'database "x" does not exist'); only the first line, and
+        # only for failures to connect, whose messages carry no SQL parameters.
+        text = str(exc.orig.args[0] if exc.orig.args else exc.orig).strip().splitlines()
+        return text[0] if text else type(exc.orig).__name__
+    return type(exc).__name__
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database could not be reached or opened at all."""
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or _reason(exc).startswith(
+            ("unable to open database file", 'database "', "password authentication", 'role "')
+        )
+    return False
+
+
+def unreachable_error(target: Settings | str, exc: BaseException) -> DatabaseUnavailable:
+    label = database_label(target)
+    reason = _reason(exc)
+    return DatabaseUnavailable(
+        f"cannot reach the {label}: {reason}; check that it is running and "
+        "TOKENWARD_DATABASE_URL (or TOKENWARD_DATA_DIR for SQLite)",
+        details={"database": label, "reason": reason},
+    )
+
+
+def not_migrated_error(target: Settings | str, current: str | None) -> DatabaseNotMigrated:
+    label = database_label(target)
+    head = head_revision()
+    if current is not None and current not in known_revisions():
+        message = (
+            f"the {label} is at schema revision {current}, which this version of tokenward "
+            f"does not know (it needs {head}); upgrade tokenward"
+        )
+    else:
+        shown = "no tokenward schema yet" if current is None else f"schema revision {current}"
+        message = (
+            f"the {label} has {shown}; this version needs revision {head}: run "
+            "`tokenward db upgrade` (once per new database and after each tokenward upgrade; "
+            "only SQLite is migrated automatically)"
+        )
+    return DatabaseNotMigrated(
+        message, details={"database": label, "current": current, "head": head}
+    )
+
+
+def database_error(target: Settings | str, exc: SQLAlchemyError | OSError) -> DatabaseUnavailable:
+    """A one-line error for a database failure in the middle of a command."""
+    if is_unreachable(exc):
+        return unreachable_error(target, exc)
+    # The driver's message can quote SQL parameters; keep only the error's class.
+    kind = type(getattr(exc, "orig", None) or exc).__name__
+    return DatabaseUnavailable(
+        f"database error ({kind}) on the {database_label(target)}",
+        code="DATABASE_ERROR",
+        details={"database": database_label(target), "kind": kind},
+    )

@@ -38,13 +38,12 @@ from sqlalchemy import ColumnElement, Table, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tokenward.config import Settings
-from tokenward.errors import CryptoError
+from tokenward.errors import ConfigError, CryptoError
 from tokenward.vault.crypto import (
     ENVELOPE_PREFIX,
     Keyring,
     aad,
     add_key_to_file,
-    ensure_key_file,
     key_file_path,
 )
 from tokenward.vault.db import write_engine
@@ -90,7 +89,12 @@ def prepare_active_key(settings: Settings, *, now: float | None = None) -> tuple
     if settings.encryption_keys is not None and settings.encryption_keys.strip():
         return Keyring.from_env_value(settings.encryption_keys), False
     path = key_file_path(settings.data_dir)
-    ensure_key_file(path)
+    if not path.exists():  # prepare_keys runs first and creates it for an empty database
+        raise ConfigError(
+            f"key file {path} is missing; nothing to rotate from",
+            code="KEY_FILE_MISSING",
+            details={"path": str(path)},
+        )
     add_key_to_file(path, now=now)
     return Keyring.from_key_file(path), True
 
