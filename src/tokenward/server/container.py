@@ -72,6 +72,10 @@ class Container:
         """Open the HTTP session; reach and migrate the database (SQLite by default) and check
         the keys against it (:mod:`tokenward.server.readiness`). ``serving``: tolerate a
         database that is not ready yet (``/readyz`` says why) and run the janitor."""
+        # The HTTP session first: readiness hooks (refresh recovery) may call Discord.
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=512, limit_per_host=256, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
         self.readiness.migrate = migrate if migrate is not None else self.settings.is_sqlite
         await self.readiness.start(serving=serving)
         if self.settings.redis_url:
@@ -80,9 +84,6 @@ class Container:
                 "refresh is coordinated through the database"
             )
         self.bookkeeper.start()
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=512, limit_per_host=256, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
         if serving:
             self.janitor.start()
 
