@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint types format sandbox clean
+.PHONY: demo test check lint types format sandbox sandbox-spec clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ format: $(STAMP)
 
 sandbox: $(STAMP)
 	$(VENV)/bin/tokenward sandbox
+
+# Regenerate the sandbox's copy of Discord's OpenAPI spec (needs ../shared or TOKENWARD_DISCORD_OPENAPI).
+sandbox-spec: $(STAMP)
+	$(PY) scripts/generate_sandbox_spec.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
