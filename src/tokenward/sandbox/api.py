@@ -13,8 +13,7 @@ bodies (``{"message", "code", "errors"?}``).
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -27,6 +26,14 @@ from starlette.routing import BaseRoute, Route
 
 from tokenward.clock import isoformat
 from tokenward.sandbox import fixtures
+from tokenward.sandbox.errors import (
+    DiscordError,
+    FormErrors,
+    missing_scope,
+    not_authorized_for_application,
+    unauthorized,
+    unknown,
+)
 from tokenward.sandbox.fixtures import (
     CONNECTIONS,
     ENTITLEMENTS,
@@ -44,106 +51,10 @@ from tokenward.sandbox.fixtures import (
 )
 from tokenward.sandbox.png import WIDGET_STYLES, widget_png
 from tokenward.sandbox.ratelimit import RouteLimit
+from tokenward.sandbox.routing import RouteTable
 from tokenward.sandbox.state import AccessToken, Application, SandboxState
 
 API_PREFIXES: tuple[str, ...] = ("/api/v10", "/api/v9", "/api")
-MAX_SNOWFLAKE = 2**64 - 1
-_DIGITS = re.compile(r"[0-9]{1,20}")
-
-
-# -- errors -----------------------------------------------------------------------------------
-
-
-class DiscordError(Exception):
-    """An error answered with Discord's JSON error body."""
-
-    def __init__(
-        self, status: int, code: int, message: str, errors: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.errors = errors
-
-    def response(self) -> JSONResponse:
-        body: dict[str, Any] = {"message": self.message, "code": self.code}
-        if self.errors is not None:
-            body["errors"] = self.errors
-        return JSONResponse(body, status_code=self.status)
-
-
-def unauthorized() -> DiscordError:
-    return DiscordError(401, 0, "401: Unauthorized")
-
-
-def missing_scope() -> DiscordError:
-    return DiscordError(403, 50026, "Missing required OAuth2 scope")
-
-
-def not_authorized_for_application() -> DiscordError:
-    return DiscordError(
-        403, 20012, "You are not authorized to perform this action on this application"
-    )
-
-
-def unknown(code: int, what: str) -> DiscordError:
-    return DiscordError(404, code, f"Unknown {what}")
-
-
-class FormErrors:
-    """Collects field errors into Discord's ``errors`` tree, then raises one 50035."""
-
-    def __init__(self) -> None:
-        self.tree: dict[str, Any] = {}
-
-    def add(self, field: str, code: str, message: str) -> None:
-        leaf = self.tree.setdefault(field, {"_errors": []})
-        leaf["_errors"].append({"code": code, "message": message})
-
-    def raise_if_any(self) -> None:
-        if self.tree:
-            raise DiscordError(400, 50035, "Invalid Form Body", self.tree)
-
-    # Parsers: each returns the parsed value, or None after recording an error.
-    def snowflake(self, field: str, value: str) -> int | None:
-        if _DIGITS.fullmatch(value) and int(value) <= MAX_SNOWFLAKE:
-            return int(value)
-        self.add(field, "NUMBER_TYPE_COERCE", f'Value "{value}" is not snowflake.')
-        return None
-
-    def integer(self, field: str, value: str, low: int, high: int) -> int | None:
-        try:
-            number = int(value.strip())
-        except ValueError:
-            self.add(field, "NUMBER_TYPE_COERCE", f'Value "{value}" is not int.')
-            return None
-        if number < low:
-            self.add(
-                field, "NUMBER_TYPE_MIN", f"int value should be greater than or equal to {low}."
-            )
-            return None
-        if number > high:
-            self.add(field, "NUMBER_TYPE_MAX", f"int value should be less than or equal to {high}.")
-            return None
-        return number
-
-    def boolean(self, field: str, value: str) -> bool | None:
-        # Discord's query-string booleans: true/True/1 and false/False/0 (reference §0).
-        if value in ("true", "True", "1"):
-            return True
-        if value in ("false", "False", "0"):
-            return False
-        self.add(field, "BOOLEAN_TYPE_COERCE", f'Value "{value}" is not bool.')
-        return None
-
-    def choice(self, field: str, value: str, choices: Iterable[str]) -> str | None:
-        options = tuple(choices)
-        if value in options:
-            return value
-        listed = ", ".join(f"'{option}'" for option in options)
-        self.add(field, "BASE_TYPE_CHOICES", f"Value must be one of ({listed}).")
-        return None
 
 
 def _query_bool(request: Request, errors: FormErrors, name: str, default: bool) -> bool:
@@ -707,35 +618,13 @@ EXTRA_LIMITED_ROUTES: tuple[tuple[str, str, RouteLimit], ...] = (
 )
 
 
-def _endpoint(state: SandboxState, route: ApiRoute) -> Callable[[Request], Any]:
-    handler, policy, scope = route.handler, route.auth, route.scope
-
-    async def endpoint(request: Request) -> Response:
-        try:
-            caller = authenticate(state, request.headers.get("authorization"), policy, scope)
-            result = handler(state, request, caller)
-        except DiscordError as exc:
-            return exc.response()
-        if isinstance(result, Response):
-            return result
-        return JSONResponse(result)
-
-    return endpoint
-
-
 def routes(state: SandboxState) -> list[BaseRoute]:
-    result: list[BaseRoute] = []
-    for prefix in API_PREFIXES:
-        for route in API_ROUTES:
-            result.append(
-                Route(prefix + route.template, _endpoint(state, route), methods=[route.method])
-            )
+    """The control route that lists the fake data (the REST routes are ``rest.py``'s)."""
 
     async def fixtures_endpoint(request: Request) -> Response:
-        return JSONResponse(fixtures.fixtures_document())
+        return JSONResponse({**fixtures.fixtures_document(), **state.world.fixtures_extra()})
 
-    result.append(Route("/_sandbox/fixtures", fixtures_endpoint, methods=["GET"]))
-    return result
+    return [Route("/_sandbox/fixtures", fixtures_endpoint, methods=["GET"])]
 
 
 # -- composition ------------------------------------------------------------------------------
@@ -750,11 +639,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def wrap(app: Starlette, state: SandboxState) -> Starlette:
+def wrap(app: Starlette, state: SandboxState, table: RouteTable) -> Starlette:
     """Discord-shaped 404/405 bodies, then the request-accounting/fault/rate-limit middleware."""
     from tokenward.sandbox.middleware import SandboxMiddleware
 
     app.add_exception_handler(404, _http_error)
     app.add_exception_handler(405, _http_error)
-    app.add_middleware(SandboxMiddleware, state=state)
+    app.add_middleware(SandboxMiddleware, state=state, table=table)
     return app

@@ -13,16 +13,13 @@ import asyncio
 import json
 import math
 import random
-import re
-from collections.abc import Iterable
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tokenward.sandbox.api import API_ROUTES, EXTRA_LIMITED_ROUTES
-from tokenward.sandbox.ratelimit import Decision, RateLimiter, RouteLimit
+from tokenward.sandbox.ratelimit import Decision, RateLimiter
+from tokenward.sandbox.routing import RouteTable
 from tokenward.sandbox.state import FaultRule, SandboxState, token_label
 
 # Seed of the generator that decides whether a probabilistic fault fires: runs are repeatable
@@ -32,60 +29,6 @@ _LIMITER_KEY = "ratelimit.limiter"
 _RANDOM_KEY = "faults.random"
 _VIA = (b"via", b"1.1 google")  # Discord's 429s carry Via; clients use it to tell Cloudflare apart
 _JSON = (b"content-type", b"application/json")
-
-
-@dataclass(frozen=True)
-class RouteEntry:
-    template: str  # relative to the API prefix, e.g. ``/guilds/{guild_id}/widget.json``
-    methods: frozenset[str]
-    limit: RouteLimit | None
-
-
-class RouteTable:
-    """Names a request's route template (under ``/api/v10``, ``/api/v9`` or ``/api``)."""
-
-    _PREFIXES = ("/api/v10/", "/api/v9/", "/api/")
-
-    def __init__(self, entries: Iterable[tuple[str, str, RouteLimit | None]]) -> None:
-        merged: dict[str, tuple[set[str], RouteLimit | None]] = {}
-        for method, template, limit in entries:
-            methods, _ = merged.setdefault(template, (set(), limit))
-            methods.add(method)
-        self._static: dict[str, RouteEntry] = {}
-        self._dynamic: list[tuple[re.Pattern[str], RouteEntry]] = []
-        for template, (methods, limit) in merged.items():
-            entry = RouteEntry(template, frozenset(methods), limit)
-            if "{" in template:
-                pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
-                self._dynamic.append((re.compile(pattern), entry))
-            else:
-                self._static[template] = entry
-
-    def match(self, path: str) -> tuple[str, RouteEntry, str] | None:
-        """``(prefix, entry, major)`` where major is the ``guild_id`` value or ``""``."""
-        for prefix in self._PREFIXES:
-            if path.startswith(prefix):
-                rest = path[len(prefix) - 1 :]
-                break
-        else:
-            return None
-        prefix = path[: len(path) - len(rest)]
-        entry = self._static.get(rest)
-        if entry is not None:
-            return prefix, entry, ""
-        for pattern, candidate in self._dynamic:
-            found = pattern.fullmatch(rest)
-            if found is not None:
-                return prefix, candidate, found.groupdict().get("guild_id") or ""
-        return None
-
-
-def default_route_table() -> RouteTable:
-    entries: list[tuple[str, str, RouteLimit | None]] = [
-        (route.method, route.template, route.limit) for route in API_ROUTES
-    ]
-    entries.extend(EXTRA_LIMITED_ROUTES)
-    return RouteTable(entries)
 
 
 def _json_body(payload: dict[str, Any]) -> bytes:
@@ -122,10 +65,10 @@ def too_many_requests(
 
 
 class SandboxMiddleware:
-    def __init__(self, app: ASGIApp, state: SandboxState, table: RouteTable | None = None) -> None:
+    def __init__(self, app: ASGIApp, state: SandboxState, table: RouteTable) -> None:
         self.app = app
         self.state = state
-        self.table = table or default_route_table()
+        self.table = table
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
@@ -151,14 +94,10 @@ class SandboxMiddleware:
             return
 
         extra: list[tuple[bytes, bytes]] = []
-        if (
-            state.settings.rate_limits
-            and entry is not None
-            and entry.limit is not None
-            and method in entry.methods
-        ):
+        limit = entry.limits.get(method) if entry is not None else None
+        if state.settings.rate_limits and limit is not None:
             identity = label or _client_ip(scope)
-            decision = self._limiter().hit(identity, entry.limit, major)
+            decision = self._limiter().hit(identity, limit, major)
             if not decision.allowed:
                 body, headers = too_many_requests(decision.retry_after, decision.is_global)
                 if not decision.is_global:

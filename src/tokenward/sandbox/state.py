@@ -211,6 +211,9 @@ class SandboxState:
         self.faults: list[FaultRule] = []
         self.stats = Stats()
         self.extra: dict[str, Any] = {}  # room for route modules (e.g. rate-limit buckets)
+        from tokenward.sandbox.world import World
+
+        self.world = World(self)  # guilds, channels, messages…: rebuilt from the fixtures
 
     # -- applications -------------------------------------------------------------------------
     @property
