@@ -200,6 +200,8 @@ def test_fault_crud(client: httpx.Client) -> None:
         "drop_connection": False,
         "remaining": 3,
         "statuses": [],
+        "method": None,
+        "after_handler": False,
     }
     client.post("/_sandbox/faults", json={"route": "*", "latency_ms": 25})
     client.post("/_sandbox/faults", json={"route": "/api/v10/gateway", "drop_connection": True})

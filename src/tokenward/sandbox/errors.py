@@ -126,3 +126,8 @@ def invalid_json() -> DiscordError:
 
 def bad_request(code: int, message: str) -> DiscordError:
     return DiscordError(400, code, message)
+
+
+def not_found() -> DiscordError:
+    """A 404 for objects whose "unknown" code Discord does not document."""
+    return DiscordError(404, 0, "404: Not Found")

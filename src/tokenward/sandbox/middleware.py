@@ -90,8 +90,11 @@ class SandboxMiddleware:
         label = token_label(credential) if credential else None
         stats.by_token[label or "anonymous"] += 1
 
-        if state.faults and await self._apply_faults(path, send):
-            return
+        after: list[FaultRule] = []
+        if state.faults:
+            forced, after = await self._apply_faults(path, method, send)
+            if forced:
+                return
 
         extra: list[tuple[bytes, bytes]] = []
         limit = entry.limits.get(method) if entry is not None else None
@@ -122,6 +125,14 @@ class SandboxMiddleware:
                     message = {**message, "headers": [*message.get("headers", ()), *extra]}
             await send(message)
 
+        if after:
+            # The request is handled for real (its effects stay), then the answer is lost.
+            async def swallow(message: Message) -> None:
+                return None
+
+            await self.app(scope, receive, swallow)
+            await self._fault_outcome(after, send)
+            return
         await self.app(scope, receive, send_counted)
 
     def _limiter(self) -> RateLimiter:
@@ -140,13 +151,16 @@ class SandboxMiddleware:
         assert isinstance(rng, random.Random)
         return rng
 
-    async def _apply_faults(self, path: str, send: Send) -> bool:
-        """Fire the matching rules; True when the response was forced (or the connection
-        dropped) and the request must go no further."""
+    async def _apply_faults(
+        self, path: str, method: str, send: Send
+    ) -> tuple[bool, list[FaultRule]]:
+        """Fire the matching rules. ``(True, [])`` when the response was forced (or the
+        connection dropped) and the request must go no further; otherwise the fired rules with
+        ``after_handler`` (applied once the request has been handled)."""
         state = self.state
         fired: list[FaultRule] = []
         for rule in list(state.faults):
-            if not rule.matches(path):
+            if not rule.matches(path, method):
                 continue
             if rule.remaining is not None and rule.remaining <= 0:
                 _discard(state.faults, rule)
@@ -161,26 +175,31 @@ class SandboxMiddleware:
                     _discard(state.faults, rule)
             fired.append(rule)
         if not fired:
-            return False
+            return False, []
         latency = sum(rule.latency_ms for rule in fired)
         if latency > 0:
             await asyncio.sleep(latency / 1000)
-        if any(rule.drop_connection for rule in fired):
+        before = [rule for rule in fired if not rule.after_handler]
+        after = [rule for rule in fired if rule.after_handler]
+        if await self._fault_outcome(before, send):
+            return True, []
+        return False, [
+            rule for rule in after if rule.drop_connection or rule.status or rule.statuses
+        ]
+
+    async def _fault_outcome(self, rules: list[FaultRule], send: Send) -> bool:
+        """Drop the connection or force a status for the first rule that says so."""
+        if any(rule.drop_connection for rule in rules):
             await _drop_connection(send)
             return True
-        status: int | None = None
-        for rule in fired:
+        for rule in rules:
             if rule.status is not None:
-                status = rule.status
-            elif rule.statuses:
-                status = self._random().choice(rule.statuses)
-            else:
-                continue
-            break
-        if status is None:
-            return False
-        await self._forced_response(status, send)
-        return True
+                await self._forced_response(rule.status, send)
+                return True
+            if rule.statuses:
+                await self._forced_response(self._random().choice(rule.statuses), send)
+                return True
+        return False
 
     async def _forced_response(self, status: int, send: Send) -> None:
         stats = self.state.stats

@@ -177,6 +177,13 @@ class World:
                 item.user_id, list(item.roles), item.nick, item.joined_at, item.premium_since
             )
         self.guilds[fx.HUB_ID].bans[fx.SPAMMER_ID] = "Posting links to a fake giveaway."
+        # Who is in voice: ada in General Voice, the bot on the Town Hall stage (audience).
+        self.guilds[fx.HUB_ID].voice_states[fx.ADA_ID] = self._voice_state(
+            fx.HUB_ID, "1600000000000000103", fx.ADA_ID, suppress=False
+        )
+        self.guilds[fx.HUB_ID].voice_states[fx.SANDBOX_BOT_ID] = self._voice_state(
+            fx.HUB_ID, "1600000000000000105", fx.SANDBOX_BOT_ID, suppress=True
+        )
         for invite in fx.INVITES:
             self.invites[invite.code] = {
                 "code": invite.code,
@@ -278,6 +285,23 @@ class World:
             self.channels[channel.id] = self._channel_from_fixture(guild.id, channel)
             if channel.type in TEXT_LIKE:
                 self.messages[channel.id] = {}
+
+    def _voice_state(
+        self, guild_id: str, channel_id: str, user_id: str, *, suppress: bool
+    ) -> dict[str, Any]:
+        return {
+            "guild_id": guild_id,
+            "channel_id": channel_id,
+            "user_id": user_id,
+            "session_id": f"sandbox-voice-{user_id[-4:]}",
+            "deaf": False,
+            "mute": False,
+            "self_deaf": False,
+            "self_mute": False,
+            "self_video": False,
+            "suppress": suppress,
+            "request_to_speak_timestamp": None,
+        }
 
     def _channel_from_fixture(self, guild_id: str, channel: fx.Channel) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -5,3 +5,15 @@ without a handler are answered from their response schema (``rest.synthesized``)
 """
 
 from __future__ import annotations
+
+from tokenward.sandbox.families import (
+    applications,
+    channels,
+    guilds,
+    lobbies,
+    messages,
+    misc,
+    webhooks,
+)
+
+__all__ = ["applications", "channels", "guilds", "lobbies", "messages", "misc", "webhooks"]
