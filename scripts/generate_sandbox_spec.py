@@ -219,6 +219,41 @@ EXTRA_SCHEMAS: dict[str, Any] = {
 }
 
 
+# Where the spec contradicts Discord's own documentation, the documented behaviour wins; each
+# patch names the documentation it follows. Applied to the component schemas before writing.
+ERRATA: list[tuple[str, str, Any, str]] = [
+    (
+        "EntitlementTypes",
+        "oneOf",
+        [{"const": value} for value in (1, 2, 3, 4, 5, 6, 7, 8, 10)],
+        "resources/entitlement.mdx lists types 1-8 (purchase, premium subscription, developer"
+        " gift, test-mode purchase, free purchase, user gift, premium purchase, application"
+        " subscription); the spec keeps only 8 and 10",
+    ),
+    (
+        "EntitlementResponse",
+        "required",
+        ["id", "sku_id", "application_id", "deleted", "starts_at", "ends_at", "type"],
+        "resources/entitlement.mdx marks user_id optional: a guild's entitlement has none",
+    ),
+    (
+        "OAuth2GetAuthorizationResponse",
+        "properties.expires.type",
+        ["string", "null"],
+        "the spec lets a bot token call GET /oauth2/@me, whose authorization never expires",
+    ),
+]
+
+
+def apply_errata(schemas: dict[str, Any]) -> None:
+    for name, where, value, _reason in ERRATA:
+        node = schemas[name]
+        *parents, last = where.split(".")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+
+
 def spec_path() -> Path:
     env = os.environ.get("TOKENWARD_DISCORD_OPENAPI")
     if env:
@@ -283,6 +318,12 @@ def _response(spec: dict[str, Any], entry: dict[str, Any]) -> Any:
     return None if json_body is None else json_body.get("schema")
 
 
+def _media(entry: dict[str, Any]) -> str | None:
+    """The content type of a response that is not JSON (``image/png``, ``text/csv``)."""
+    kinds = [kind for kind in (entry.get("content") or {}) if kind != "application/json"]
+    return kinds[0] if kinds else None
+
+
 def build(spec: dict[str, Any], tools: list[str]) -> dict[str, Any]:
     by_id: dict[str, dict[str, Any]] = {}
     for path, item in spec["paths"].items():
@@ -312,6 +353,11 @@ def build(spec: dict[str, Any], tools: list[str]) -> dict[str, Any]:
                 for status, entry in op["responses"].items()
                 if status[0] == "2"
             }
+            media = {
+                status: kind
+                for status, entry in op["responses"].items()
+                if status[0] == "2" and (kind := _media(entry)) is not None
+            }
             by_id[op["operationId"]] = {
                 "id": op["operationId"],
                 "method": method.upper(),
@@ -322,6 +368,7 @@ def build(spec: dict[str, Any], tools: list[str]) -> dict[str, Any]:
                 "parameters": {**params, "required_query": required_query},
                 "request": request,
                 "responses": responses,
+                **({"media_types": media} if media else {}),
             }
     for extra in EXTRA_OPERATIONS:
         by_id[extra["id"]] = {
@@ -344,7 +391,8 @@ def build(spec: dict[str, Any], tools: list[str]) -> dict[str, Any]:
     ):
         operations.append({**by_id[op_id], "tools": sorted(callers.get(op_id, []))})
 
-    schemas = {**spec["components"]["schemas"], **EXTRA_SCHEMAS}
+    schemas = json.loads(json.dumps({**spec["components"]["schemas"], **EXTRA_SCHEMAS}))
+    apply_errata(schemas)
     wanted: set[str] = set()
     _refs(operations, wanted)
     pending = list(wanted)
@@ -362,6 +410,7 @@ def build(spec: dict[str, Any], tools: list[str]) -> dict[str, Any]:
             "openapi": spec["openapi"],
             "api_version": spec["info"]["version"],
             "licence": "MIT (see LICENSE beside this file)",
+            "errata": [f"{name}.{where}: {reason}" for name, where, _, reason in ERRATA],
             "generated_by": "scripts/generate_sandbox_spec.py",
         },
         "operations": _strip(operations),

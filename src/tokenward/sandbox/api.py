@@ -36,11 +36,7 @@ from tokenward.sandbox.errors import (
 )
 from tokenward.sandbox.fixtures import (
     CONNECTIONS,
-    ENTITLEMENTS,
-    INVITES_BY_CODE,
     STICKER_PACKS,
-    TEMPLATES_BY_CODE,
-    Entitlement,
     FakeUser,
     Guild,
     avatar_url,
@@ -192,6 +188,7 @@ def application_object(app: Application) -> dict[str, Any]:
         "bot_require_code_grant": False,
         "verify_key": hashlib.sha256(f"verify:{app.client_id}".encode()).hexdigest(),
         "flags": 0,
+        "flags_new": "0",
     }
 
 
@@ -266,26 +263,40 @@ def get_gateway(state: SandboxState, request: Request, caller: Caller) -> Any:
 
 
 def get_template(state: SandboxState, request: Request, caller: Caller) -> Any:
-    template = TEMPLATES_BY_CODE.get(request.path_params["code"])
+    template = state.world.templates.get(request.path_params["code"])
     if template is None:
         raise unknown(10057, "Guild Template")
-    return template.as_dict()
+    return template
+
+
+def _widget_target(state: SandboxState, request: Request) -> tuple[Guild, str]:
+    """The fixture guild behind a widget route and its current name, if the widget is on."""
+    guild = _known_guild(_path_snowflake(request, "guild_id"))
+    live = state.world.guilds[guild.id]
+    if not live.widget["enabled"]:
+        raise DiscordError(403, 50004, "Widget Disabled")
+    return guild, str(live.data["name"])
 
 
 def get_widget_json(state: SandboxState, request: Request, caller: Caller) -> Any:
-    guild = _widget_guild(request)
+    guild, name = _widget_target(state, request)
+    voice = [
+        channel
+        for channel in state.world.channels.values()
+        if channel.get("guild_id") == guild.id and channel.get("type") in (2, 13)
+    ]
+    voice.sort(key=lambda c: (int(c.get("position", 0)), int(c["id"])))
     return {
         "id": guild.id,
-        "name": guild.name,
+        "name": name,
         "instant_invite": (
             f"https://discord.com/invite/{guild.widget_invite_code}"
             if guild.widget_invite_code
             else None
         ),
         "channels": [
-            {"id": channel.id, "name": channel.name, "position": channel.position}
-            for channel in guild.channels
-            if channel.type in (2, 13)
+            {"id": channel["id"], "name": channel["name"], "position": channel["position"]}
+            for channel in voice
         ],
         "members": [_widget_member(i, entry) for i, entry in enumerate(guild.widget_members[:100])],
         "presence_count": guild.presence_count,
@@ -296,9 +307,9 @@ def get_widget_png(state: SandboxState, request: Request, caller: Caller) -> Any
     errors = FormErrors()
     style = errors.choice("style", request.query_params.get("style", "shield"), WIDGET_STYLES)
     errors.raise_if_any()
-    guild = _widget_guild(request)
+    guild, name = _widget_target(state, request)
     assert style is not None
-    return Response(widget_png(style, guild.name, guild.presence_count), media_type="image/png")
+    return Response(widget_png(style, name, guild.presence_count), media_type="image/png")
 
 
 def get_invite(state: SandboxState, request: Request, caller: Caller) -> Any:
@@ -306,31 +317,49 @@ def get_invite(state: SandboxState, request: Request, caller: Caller) -> Any:
     with_counts = _query_bool(request, errors, "with_counts", False)
     event_id = _query_snowflake(request, errors, "guild_scheduled_event_id")
     errors.raise_if_any()
-    invite = INVITES_BY_CODE.get(request.path_params["code"])
-    if invite is None or (
-        invite.expires_at is not None and epoch(invite.expires_at) <= state.clock.time()
-    ):
+    world = state.world
+    invite = world.invites.get(request.path_params["code"])
+    expires_at = invite.get("expires_at") if invite else None
+    if invite is None or (expires_at is not None and epoch(expires_at) <= state.clock.time()):
         raise unknown(10006, "Invite")
-    guild = _known_guild(invite.guild_id)
-    channel = next(c for c in guild.channels if c.id == invite.channel_id)
+    live = world.guilds.get(str(invite["guild_id"]))
+    channel = world.channels.get(str(invite["channel_id"]))
+    if live is None or channel is None:
+        raise unknown(10006, "Invite")
+    data = live.data
     body: dict[str, Any] = {
         "type": 0,
-        "code": invite.code,
-        "guild": guild.invite_guild(),
-        "guild_id": guild.id,
-        "channel": {"id": channel.id, "type": channel.type, "name": channel.name},
-        "expires_at": invite.expires_at,
+        "code": invite["code"],
+        "guild": {
+            key: data.get(key)
+            for key in (
+                "id",
+                "name",
+                "splash",
+                "banner",
+                "description",
+                "icon",
+                "features",
+                "verification_level",
+                "vanity_url_code",
+                "nsfw_level",
+                "nsfw",
+                "premium_subscription_count",
+            )
+        },
+        "guild_id": live.id,
+        "channel": {"id": channel["id"], "type": channel["type"], "name": channel["name"]},
+        "expires_at": expires_at,
     }
-    inviter = user_by_id(invite.inviter_id) if invite.inviter_id else None
-    if inviter is not None:
-        body["inviter"] = public_user(inviter)
+    if invite.get("inviter_id"):
+        body["inviter"] = world.user_object(str(invite["inviter_id"]))
     if with_counts:
-        body["approximate_member_count"] = guild.member_count
-        body["approximate_presence_count"] = guild.presence_count
+        body["approximate_member_count"] = data["approximate_member_count"]
+        body["approximate_presence_count"] = data["approximate_presence_count"]
     if event_id is not None:
-        for event in guild.events:
-            if int(event.id) == event_id:
-                body["guild_scheduled_event"] = event.as_dict()
+        event = live.events.get(str(event_id))
+        if event is not None:
+            body["guild_scheduled_event"] = event
     return body
 
 
@@ -338,26 +367,10 @@ def get_my_guild_member(state: SandboxState, request: Request, caller: Caller) -
     assert caller.token is not None
     guild_id = _path_snowflake(request, "guild_id")
     user = _require_user(caller.token)
-    guild = guild_by_id(guild_id)
-    item = fixtures.membership(user.id, guild_id) if guild else None
-    if guild is None or item is None:
+    live = state.world.guilds.get(guild_id)
+    if live is None or user.id not in live.members:
         raise unknown(10004, "Guild")
-    return {
-        "user": public_user(user),
-        "nick": item.nick,
-        "avatar": None,
-        "banner": None,
-        "roles": list(item.roles),
-        "joined_at": item.joined_at,
-        "premium_since": item.premium_since,
-        "deaf": False,
-        "mute": False,
-        "flags": 0,
-        "pending": False,
-        "communication_disabled_until": None,
-        "avatar_decoration_data": None,
-        "collectibles": None,
-    }
+    return state.world.member_object(live, user.id)
 
 
 def get_oauth2_me(state: SandboxState, request: Request, caller: Caller) -> Any:
@@ -408,12 +421,12 @@ def get_userinfo(state: SandboxState, request: Request, caller: Caller) -> Any:
 
 def get_user(state: SandboxState, request: Request, caller: Caller) -> Any:
     user_id = _path_snowflake(request, "user_id")
-    user = user_by_id(user_id)
+    user = fixtures.any_user_by_id(user_id)
     if user is not None:
-        return public_user(user)
+        return {**public_user(user), **state.world.user_edits.get(user_id, {})}
     for app in state.applications.values():
         if app.bot_user_id == user_id:
-            body = bot_user(app)
+            body = {**bot_user(app), **state.world.user_edits.get(user_id, {})}
             for private in ("email", "verified", "locale", "mfa_enabled", "flags", "premium_type"):
                 del body[private]
             return body
@@ -428,26 +441,29 @@ def list_my_guilds(state: SandboxState, request: Request, caller: Caller) -> Any
     limit = errors.integer("limit", raw_limit, 1, 200) if raw_limit is not None else 200
     with_counts = _query_bool(request, errors, "with_counts", False)
     errors.raise_if_any()
-    if caller.token is None:  # a bot token: the sandbox's bots are in no guild
-        return []
-    user = _require_user(caller.token)
+    world = state.world
+    if caller.bot is not None:
+        user_id = caller.bot.bot_user_id
+    else:
+        assert caller.token is not None
+        user_id = _require_user(caller.token).id
     rows: list[dict[str, Any]] = []
-    for item in fixtures.memberships_of(user.id):
-        guild = guild_by_id(item.guild_id)
-        if guild is None:
+    for live in world.guilds.values():
+        if user_id not in live.members:
             continue
+        data = live.data
         row: dict[str, Any] = {
-            "id": guild.id,
-            "name": guild.name,
-            "icon": guild.icon,
-            "banner": guild.banner,
-            "owner": guild.owner_id == user.id,
-            "permissions": str(fixtures.member_permissions(guild, item)),
-            "features": list(guild.features),
+            "id": live.id,
+            "name": data["name"],
+            "icon": data.get("icon"),
+            "banner": data.get("banner"),
+            "owner": live.owner_id == user_id,
+            "permissions": str(world.base_permissions(live, user_id)),
+            "features": list(data.get("features", ())),
         }
         if with_counts:
-            row["approximate_member_count"] = guild.member_count
-            row["approximate_presence_count"] = guild.presence_count
+            row["approximate_member_count"] = data["approximate_member_count"]
+            row["approximate_presence_count"] = data["approximate_presence_count"]
         rows.append(row)
     return _paginate(rows, lambda row: int(row["id"]), before, after, limit or 200)
 
@@ -479,13 +495,27 @@ def list_my_entitlements(state: SandboxState, request: Request, caller: Caller) 
     application_id = _known_application(state, request)
     user_id = caller.token.user_id
     return [
-        entitlement.as_dict()
-        for entitlement in ENTITLEMENTS
-        if entitlement.application_id == application_id
-        and entitlement.user_id == user_id
-        and (sku_ids is None or entitlement.sku_id in sku_ids)
-        and not (exclude_consumed and entitlement.consumed)
+        entitlement_public(entitlement)
+        for entitlement in state.world.entitlements.values()
+        if entitlement["application_id"] == application_id
+        and entitlement.get("user_id") == user_id
+        and (sku_ids is None or entitlement["sku_id"] in sku_ids)
+        and not (exclude_consumed and entitlement.get("consumed"))
     ]
+
+
+def entitlement_public(entitlement: dict[str, Any]) -> dict[str, Any]:
+    """An entitlement as answered: no ``user_id`` (guild's) or ``guild_id`` (user's) when unset."""
+    return {
+        key: value
+        for key, value in entitlement.items()
+        if not (key in ("user_id", "guild_id") and value is None)
+    }
+
+
+def _ended(entitlement: dict[str, Any], now: float) -> bool:
+    ends_at = entitlement.get("ends_at")
+    return ends_at is not None and epoch(ends_at) <= now
 
 
 def list_app_entitlements(state: SandboxState, request: Request, caller: Caller) -> Any:
@@ -516,24 +546,24 @@ def list_app_entitlements(state: SandboxState, request: Request, caller: Caller)
     errors.raise_if_any()
     now = state.clock.time()
 
-    def keep(entitlement: Entitlement) -> bool:
-        if entitlement.application_id != application_id:
+    def keep(entitlement: dict[str, Any]) -> bool:
+        if entitlement["application_id"] != application_id:
             return False
-        if user_id is not None and entitlement.user_id != str(user_id):
+        if user_id is not None and entitlement.get("user_id") != str(user_id):
             return False
-        if guild_id is not None and entitlement.guild_id != str(guild_id):
+        if guild_id is not None and entitlement.get("guild_id") != str(guild_id):
             return False
-        if sku_ids is not None and entitlement.sku_id not in sku_ids:
+        if sku_ids is not None and entitlement["sku_id"] not in sku_ids:
             return False
-        if (exclude_ended or only_active) and entitlement.ended(now):
+        if (exclude_ended or only_active) and _ended(entitlement, now):
             return False
-        if (exclude_deleted or only_active) and entitlement.deleted:
+        if (exclude_deleted or only_active) and entitlement.get("deleted"):
             return False
-        return not (only_active and entitlement.consumed)
+        return not (only_active and entitlement.get("consumed"))
 
-    selected = [entitlement for entitlement in ENTITLEMENTS if keep(entitlement)]
-    page = _paginate(selected, lambda e: int(e.id), before, after, limit or 100)
-    return [entitlement.as_dict() for entitlement in page]
+    selected = [e for e in state.world.entitlements.values() if keep(e)]
+    page = _paginate(selected, lambda e: int(e["id"]), before, after, limit or 100)
+    return [entitlement_public(entitlement) for entitlement in page]
 
 
 # -- the route table --------------------------------------------------------------------------

@@ -577,6 +577,7 @@ def public_user(user: FakeUser) -> dict[str, Any]:
             "banner",
             "accent_color",
             "public_flags",
+            "flags",
             "avatar_decoration_data",
             "collectibles",
             "primary_guild",
@@ -674,6 +675,11 @@ def _serialized_guild(guild: Guild) -> dict[str, Any]:
             "name": role.name,
             "permissions": str(role.permissions),
             "color": role.color,
+            "colors": {
+                "primary_color": role.color,
+                "secondary_color": None,
+                "tertiary_color": None,
+            },
             "hoist": False,
             "mentionable": False,
             "icon": None,
@@ -682,6 +688,8 @@ def _serialized_guild(guild: Guild) -> dict[str, Any]:
         for index, role in enumerate(guild.roles)
     ]
     first_channel = len(roles)
+    # Templates carry text, voice, category and forum channels (the spec's template types).
+    kept = [channel for channel in guild.channels if channel.type in (0, 2, 4, 15)]
     channels: list[dict[str, Any]] = [
         {
             "id": first_channel + index,
@@ -689,14 +697,23 @@ def _serialized_guild(guild: Guild) -> dict[str, Any]:
             "name": channel.name,
             "position": channel.position,
             "topic": None,
-            "bitrate": 64000 if channel.type in (2, 13) else None,
-            "user_limit": 0 if channel.type in (2, 13) else None,
+            "bitrate": 64000,
+            "user_limit": 0,
             "nsfw": False,
             "rate_limit_per_user": 0,
             "parent_id": None,
+            "default_auto_archive_duration": None,
             "permission_overwrites": [],
+            "available_tags": None,
+            "template": "",
+            "default_reaction_emoji": None,
+            "default_thread_rate_limit_per_user": None,
+            "default_sort_order": None,
+            "default_forum_layout": None,
+            "default_tag_setting": None,
+            "theme_color": None,
         }
-        for index, channel in enumerate(guild.channels)
+        for index, channel in enumerate(kept)
     ]
     return {
         "name": guild.name,
@@ -708,7 +725,7 @@ def _serialized_guild(guild: Guild) -> dict[str, Any]:
         "preferred_locale": "en-US",
         "afk_channel_id": None,
         "afk_timeout": 300,
-        "system_channel_id": first_channel,
+        "system_channel_id": str(first_channel),
         "system_channel_flags": 0,
         "icon_hash": guild.icon,
         "roles": roles,

@@ -32,8 +32,9 @@ class Operation:
     request_schema: Any | None
     request_required: bool
     request_content_types: tuple[str, ...]
-    responses: dict[int, Any | None]  # 2xx status -> JSON schema (None: no body)
+    responses: dict[int, Any | None]  # 2xx status -> JSON schema (None: no JSON body)
     tools: tuple[str, ...]
+    media_types: dict[int, str]  # 2xx status -> content type of a body that is not JSON
 
     @property
     def success_status(self) -> int:
@@ -75,6 +76,7 @@ def _operation(raw: dict[str, Any]) -> Operation:
         request_content_types=tuple(request["content_types"]) if request else (),
         responses={int(status): schema for status, schema in raw["responses"].items()},
         tools=tuple(raw.get("tools", ())),
+        media_types={int(k): v for k, v in raw.get("media_types", {}).items()},
     )
 
 

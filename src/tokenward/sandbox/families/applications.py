@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from tokenward.sandbox import fixtures as fx
-from tokenward.sandbox.api import application_object, bot_user
+from tokenward.sandbox.api import application_object, bot_user, entitlement_public
 from tokenward.sandbox.errors import (
     DiscordError,
     bad_request,
@@ -107,8 +107,9 @@ def _edit_application(ctx: Ctx, app: Application) -> Any:
     for key, value in ctx.body_dict().items():
         if key in _APP_FIELDS:
             edits[key] = clean(value)
-    if "description" in edits and edits["description"] is not None:
-        app.description = str(edits["description"])
+    description = edits.pop("description", None)
+    if isinstance(description, dict):  # {"default": "...", "localizations": {...}}
+        app.description = str(description.get("default", ""))
     return private_application(ctx.world, app)
 
 
@@ -470,7 +471,7 @@ def _entitlement(ctx: Ctx, app: Application) -> dict[str, Any]:
 
 
 def entitlement_object(entitlement: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in entitlement.items() if not (k == "guild_id" and v is None)}
+    return entitlement_public(entitlement)
 
 
 @handles("get_entitlement")

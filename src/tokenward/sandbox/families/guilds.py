@@ -1270,7 +1270,7 @@ def _snapshot(world: World, guild: GuildState) -> dict[str, Any]:
             for index, channel in enumerate(
                 c
                 for c in world.channels.values()
-                if c.get("guild_id") == guild.id and c.get("type") not in (10, 11, 12)
+                if c.get("guild_id") == guild.id and c.get("type") in (0, 2, 4, 15)
             )
         ],
     }
