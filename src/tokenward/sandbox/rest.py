@@ -215,6 +215,9 @@ def _rooted(name: str, errors: ErrorTree) -> ErrorTree:
     return tree
 
 
+_QUERY_BOOLEANS = {"1": "true", "0": "false"}
+
+
 def _parse_query(spec: Spec, op: Operation, request: Request) -> dict[str, Any]:
     errors = ErrorTree()
     result: dict[str, Any] = {}
@@ -229,6 +232,8 @@ def _parse_query(spec: Spec, op: Operation, request: Request) -> dict[str, Any]:
         raw: Any = values
         if node.get("type") != "array" and "array" not in (node.get("type") or ()):
             raw = values[-1]
+            if "boolean" in (node.get("type") or ()) and raw in _QUERY_BOOLEANS:
+                raw = _QUERY_BOOLEANS[raw]  # query strings say 1/0 too (discord-api.md §0)
         else:
             raw = [item for value in values for item in value.split(",") if item != ""]
         value, found = spec.schemas.check(schema, raw)
