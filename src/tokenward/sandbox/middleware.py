@@ -78,10 +78,10 @@ class SandboxMiddleware:
         state = self.state
         stats = state.stats
         method: str = scope["method"]
-        found = self.table.match(path)
+        found = self.table.match_scope(scope)
         if found is not None:
-            prefix, entry, major = found
-            stats.by_route[f"{method} {prefix}{entry.template}"] += 1
+            entry, major = found.entry, found.major
+            stats.by_route[f"{method} {found.prefix}{entry.template}"] += 1
         else:
             entry, major = None, ""
             stats.by_route[f"{method} {path}"] += 1

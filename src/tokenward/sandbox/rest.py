@@ -352,7 +352,7 @@ def dispatcher(state: SandboxState, table: RouteTable) -> Callable[[Request], An
     from tokenward.sandbox import families  # noqa: F401  (registers the handlers)
 
     async def dispatch(request: Request) -> Response:
-        found = table.match_path(request.scope["path"])
+        found = table.match_scope(request.scope)
         if found is None:
             return JSONResponse(NOT_FOUND, status_code=404)
         op = found.entry.targets.get(request.method)
@@ -393,7 +393,7 @@ class _TableRoute(Route):
         self.table = table
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] == "http" and self.table.match_path(scope["path"]) is None:
+        if scope["type"] == "http" and self.table.match_scope(scope) is None:
             return Match.NONE, {}
         match, child = super().matches(scope)
         # Any method reaches the dispatcher, which answers Discord's 405 itself.

@@ -16,13 +16,15 @@ webhook (id + token) or interaction (id + token), whichever the path names first
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from tokenward.sandbox.ratelimit import RouteLimit
 
 PREFIXES = ("/api/v10/", "/api/v9/", "/api/")
+_SCOPE_KEY = "tokenward.sandbox.route"
+_UNSET: Any = object()
 _PARAM = re.compile(r"\{(\w+)\}")
 
 
@@ -67,6 +69,11 @@ def major_parameter(params: dict[str, str]) -> str:
     return ""
 
 
+def _first(path: str) -> str:
+    """The first segment of ``/first/...`` (every template starts with a literal one)."""
+    return path.split("/", 2)[1] if path.count("/") else path
+
+
 def _sort_key(template: str) -> tuple[int, ...]:
     return tuple(1 if segment.startswith("{") else 0 for segment in template.split("/"))
 
@@ -77,7 +84,8 @@ class RouteTable:
     def __init__(self, entries: Iterable[tuple[str, str, RouteLimit | None]] = ()) -> None:
         self._entries: dict[str, RouteEntry] = {}
         self._static: dict[str, RouteEntry] = {}
-        self._dynamic: dict[int, list[tuple[re.Pattern[str], RouteEntry]]] = {}
+        # (segment count, first segment) -> patterns, literal segments first
+        self._dynamic: dict[tuple[int, str], list[tuple[re.Pattern[str], RouteEntry]]] = {}
         for method, template, limit in entries:
             self.add(method, template, limit)
 
@@ -104,7 +112,7 @@ class RouteTable:
             param = _PARAM.fullmatch(segment)
             parts.append(f"(?P<{param.group(1)}>[^/]+)" if param else re.escape(segment))
         pattern = re.compile("/".join(parts))
-        bucket = self._dynamic.setdefault(template.count("/"), [])
+        bucket = self._dynamic.setdefault((template.count("/"), _first(template)), [])
         bucket.append((pattern, entry))
         bucket.sort(key=lambda item: _sort_key(item[1].template))
 
@@ -116,11 +124,20 @@ class RouteTable:
         entry = self._static.get(rest)
         if entry is not None:
             return entry, {}
-        for pattern, candidate in self._dynamic.get(rest.count("/"), ()):
+        for pattern, candidate in self._dynamic.get((rest.count("/"), _first(rest)), ()):
             found = pattern.fullmatch(rest)
             if found is not None:
                 return candidate, found.groupdict()
         return None
+
+    def match_scope(self, scope: MutableMapping[str, Any]) -> RouteMatch | None:
+        """``match_path`` of the request's path, computed once per request (kept in scope)."""
+        cached = scope.get(_SCOPE_KEY, _UNSET)
+        if cached is _UNSET or (cached is not None and cached[0] != scope["path"]):
+            found = self.match_path(scope["path"])
+            scope[_SCOPE_KEY] = (scope["path"], found)
+            return found
+        return None if cached is None else cached[1]
 
     def match_path(self, path: str) -> RouteMatch | None:
         for prefix in PREFIXES:
