@@ -16,10 +16,22 @@ from jsonschema import Draft202012Validator
 from tokenward.errors import BotTokenRequired, ToolNotFound, ValidationError
 from tokenward.providers.discord.hooks import HOOKS
 from tokenward.providers.loader import LoadedProvider
-from tokenward.providers.models import ToolSpec
+from tokenward.providers.models import ParamSpec, ToolSpec
 from tokenward.tools.catalog import Catalog, PreparedRequest
 from tokenward.tools.schemas import input_schema, openai_tool
 from tokenward.tools.validation import strip_nulls, validate_input
+
+
+def semantic_type(param: ParamSpec) -> str:
+    """The reference table's type label for a parameter of the v2 model."""
+    if param.kind is not None:
+        return param.kind
+    if param.schema_.get("format") == "snowflake":
+        return "snowflake"
+    if "enum" in param.schema_:
+        return "enum"
+    return param.type or "?"
+
 
 # name -> {parameter: (type, required)}, from the reference table.
 REFERENCE: dict[str, dict[str, tuple[str, bool]]] = {
@@ -186,7 +198,7 @@ def test_tool_names_are_exactly_the_reference_list(catalog: Catalog) -> None:
 @pytest.mark.parametrize("tool", all_tools(), ids=lambda t: t.name)
 class TestEveryTool:
     def test_parameters_match_the_reference_exactly(self, tool: ToolSpec) -> None:
-        declared = {p.name: (p.type, p.required) for p in tool.params}
+        declared = {p.name: (semantic_type(p), p.required) for p in tool.params}
         assert declared == REFERENCE[tool.name]
 
     def test_reference_ranges_and_enums(self, tool: ToolSpec) -> None:
@@ -194,9 +206,14 @@ class TestEveryTool:
             key = (tool.name, param.name)
             if key in REFERENCE_CONSTRAINTS:
                 low, high, default = REFERENCE_CONSTRAINTS[key]
-                assert (param.minimum, param.maximum, param.default) == (low, high, default)
-            if param.type == "enum":
-                assert param.enum == WIDGET_STYLES
+                schema = param.schema_
+                assert (schema.get("minimum"), schema.get("maximum"), param.default) == (
+                    low,
+                    high,
+                    default,
+                )
+            if "enum" in param.schema_:
+                assert tuple(param.schema_["enum"]) == WIDGET_STYLES
 
     def test_name_and_path_params(self, tool: ToolSpec) -> None:
         assert re.fullmatch(r"discord_[a-z0-9_]+", tool.name)
@@ -337,9 +354,7 @@ def test_path_values_are_url_encoded(catalog: Catalog) -> None:
     # Codes can only contain [A-Za-z0-9-], so encoding is a no-op for valid input; the seam
     # still encodes, which a hand-built spec with a free string shows.
     tool = catalog.get("discord_get_guild_template")
-    custom = tool.model_copy(
-        update={"params": (tool.params[0].model_copy(update={"type": "string"}),)}
-    )
+    custom = tool.model_copy(update={"params": (tool.params[0].model_copy(update={"kind": None}),)})
     cat = Catalog(LoadedProvider(spec=catalog.provider, tools={custom.name: custom}, hooks=HOOKS))
     prepared = cat.prepare(custom.name, {"template_code": "a/../b?c#d"}, bot_token_available=False)
     assert prepared.path == "/api/v10/guilds/templates/a%2F..%2Fb%3Fc%23d"

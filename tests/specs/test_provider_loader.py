@@ -116,20 +116,34 @@ def _typo_key(d: dict[str, Any]) -> None:
     tool["descripton"] = tool.pop("description")
 
 
-def _string_minimum(d: dict[str, Any]) -> None:
-    _tool(d, "discord_list_my_guilds")["params"][2]["minimum"] = "1"
+def _unknown_ref(d: dict[str, Any]) -> None:
+    tool = _tool(d, "discord_get_current_user_application_entitlements")
+    tool["params"][3]["schema"] = {"$ref": "#/$defs/Nope"}
 
 
 def _unknown_type(d: dict[str, Any]) -> None:
-    _tool(d, "discord_get_guild_widget")["params"][0]["type"] = "guild"
+    _tool(d, "discord_get_guild_widget")["params"][0]["schema"]["type"] = "guild"
 
 
-def _enum_without_values(d: dict[str, Any]) -> None:
-    del _tool(d, "discord_get_guild_widget_png")["params"][1]["enum"]
+def _schema_says_nothing(d: dict[str, Any]) -> None:
+    _tool(d, "discord_get_guild_widget_png")["params"][1]["schema"] = {"description": "x"}
 
 
-def _bad_default(d: dict[str, Any]) -> None:
-    _tool(d, "discord_list_my_guilds")["params"][2]["default"] = 500
+def _required_with_default(d: dict[str, Any]) -> None:
+    param = _tool(d, "discord_list_my_guilds")["params"][2]
+    param["required"] = True
+
+
+def _ignored_without_note(d: dict[str, Any]) -> None:
+    del _tool(d, "discord_resolve_invite")["params"][2]["note"]
+
+
+def _header_without_wire(d: dict[str, Any]) -> None:
+    _tool(d, "discord_list_my_guilds")["params"][0]["location"] = "header"
+
+
+def _body_on_a_get(d: dict[str, Any]) -> None:
+    _tool(d, "discord_list_my_guilds")["params"][0]["location"] = "body"
 
 
 def _optional_path_param(d: dict[str, Any]) -> None:
@@ -179,13 +193,16 @@ def _wrong_provider(d: dict[str, Any]) -> None:
         (_replaced_by_missing, "replaced_by 'discord_nope' is not a tool"),
         (_undeclared_placeholder, "path placeholders without a path parameter: guild"),
         (_typo_key, "tools[discord_get_gateway].descripton: Extra inputs are not permitted"),
-        (_string_minimum, "params[limit].minimum: Input should be a valid integer"),
-        (_unknown_type, "params[guild_id].type: Input should be"),
-        (_enum_without_values, "needs a non-empty 'enum' list"),
-        (_bad_default, "default 500 does not fit"),
+        (_unknown_ref, "parameter limit refers to 'Nope', which is not a shared schema"),
+        (_unknown_type, "unknown JSON type(s): guild"),
+        (_schema_says_nothing, "a parameter schema needs"),
+        (_required_with_default, "a required parameter cannot have a default"),
+        (_ignored_without_note, "an ignored parameter needs a 'note'"),
+        (_header_without_wire, "a header parameter is a string with 'wire'"),
+        (_body_on_a_get, "body parameters need 'endpoint.body'"),
         (_optional_path_param, "a path parameter must be required"),
         (_image_without_media_type, "an image output needs an image/* media_type"),
-        (_gateway_param_without_hook, "need a result hook"),
+        (_gateway_param_without_hook, "need an input or result hook"),
         (_user_or_bot_without_route, "needs a route hook"),
         (_deprecated_without_target, "'deprecated: true' and 'replaced_by' go together"),
         (_read_only_post, "a read-only tool must use GET or HEAD"),
@@ -278,7 +295,7 @@ def test_a_new_read_tool_is_one_yaml_entry() -> None:
             "params": [
                 {
                     "name": "guild_id",
-                    "type": "snowflake",
+                    "schema": {"type": "string", "format": "snowflake"},
                     "required": True,
                     "location": "path",
                     "description": "ID of the server to preview.",

@@ -160,10 +160,9 @@ def test_one_sided_ranges_say_which_side() -> None:
             "params": (
                 ParamSpec(
                     name="n",
-                    type="integer",
                     location="query",
                     description="a count, at least one",
-                    minimum=1,
+                    schema={"type": "integer", "minimum": 1},
                 ),
             )
         }
@@ -173,10 +172,9 @@ def test_one_sided_ranges_say_which_side() -> None:
             "params": (
                 ParamSpec(
                     name="n",
-                    type="integer",
                     location="query",
                     description="a count, at most ten",
-                    maximum=10,
+                    schema={"type": "integer", "maximum": 10},
                 ),
             )
         }
@@ -445,12 +443,22 @@ def _validates(t: ToolSpec, tool_input: object) -> bool:
     return True
 
 
+def semantic_type(param: ParamSpec) -> str:
+    if param.kind is not None:
+        return param.kind
+    if param.schema_.get("format") == "snowflake":
+        return "snowflake"
+    if "enum" in param.schema_:
+        return "enum"
+    return param.type or "?"
+
+
 def _base_input(t: ToolSpec) -> dict[str, Any]:
     base: dict[str, Any] = {}
     for p in t.params:
         if p.required:
             base[p.name] = {"user_ref": "@me", "invite_code": "abc", "template_code": "abc"}.get(
-                p.type, "1"
+                semantic_type(p), "1"
             )
     return base
 
@@ -464,7 +472,7 @@ def test_schema_and_validation_agree_on_every_parameter(t: ToolSpec) -> None:
     assert _validates(t, base)
     checked = 0
     for p in t.params:
-        for value in SAMPLES[p.type]:
+        for value in SAMPLES[semantic_type(p)]:
             candidate = {**base, p.name: value}
             expected = _validates(t, candidate)
             assert plain.is_valid(candidate) == expected, (p.name, value)
@@ -473,6 +481,6 @@ def test_schema_and_validation_agree_on_every_parameter(t: ToolSpec) -> None:
             strict_ok = _validates(t, strip_nulls(t, full))
             assert strict.is_valid(full) == strict_ok, (p.name, value)
             checked += 1
-    assert checked == sum(len(SAMPLES[p.type]) for p in t.params)
+    assert checked == sum(len(SAMPLES[semantic_type(p)]) for p in t.params)
     assert not plain.is_valid({**base, "unknown": 1})
     assert not _validates(t, {**base, "unknown": 1})
