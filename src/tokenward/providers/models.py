@@ -53,7 +53,8 @@ for better rate limits). ``user_or_bot``: decided per call by the tool's route h
 
 ResolvedAuth = Literal["user", "bot", "none"]
 
-OutputKind = Literal["json", "image"]
+OutputKind = Literal["json", "image", "text"]
+"""What a tool returns: JSON, an image (base64 with its media type), or text (e.g. CSV)."""
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -394,8 +395,10 @@ class ToolSpec(_Spec):
             raise ValueError(f"two parameters send the same field: {', '.join(clashes)}")
         if self.output == "image" and not (self.media_type or "").startswith("image/"):
             raise ValueError("an image output needs an image/* media_type")
+        if self.output == "text" and not (self.media_type or "").startswith("text/"):
+            raise ValueError("a text output needs a text/* media_type")
         if self.output == "json" and self.media_type is not None:
-            raise ValueError("media_type is only for image outputs")
+            raise ValueError("media_type is only for image and text outputs")
         if self.auth == "user_or_bot" and self.hooks.route is None:
             raise ValueError("auth 'user_or_bot' needs a route hook to choose per call")
         gateway = [p.name for p in self.params if p.location == "gateway"]

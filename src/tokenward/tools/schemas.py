@@ -17,8 +17,9 @@ Anthropic tools and MCP tools use it as is. Each export then follows its vendor'
 
   - a map (an object with free keys, e.g. ``name_localizations``, lobby ``metadata``) is a list
     of ``{"key": ..., "value": ...}`` pairs;
-  - a free-form object (no declared properties, e.g. a GitHub webhook's ``repository``) is a
-    string holding the object as JSON.
+  - a free-form object (no declared properties) is a string holding the object as JSON;
+  - a value nesting deeper than strict mode's 10 levels (counting every object and array, e.g.
+    the options of a command with subcommand groups) is a string holding the value as JSON.
 
 - Anthropic tools: ``name``, ``description``, ``input_schema`` (an object schema).
 - MCP tools: ``name``, ``title``, ``description``, ``inputSchema``, ``annotations`` (the spec's
@@ -277,18 +278,69 @@ def _openai_property(tool: ToolSpec, param: ParamSpec, strict: _Strict) -> dict[
     return strict.node(schema, nullable=not param.required)
 
 
+STRICT_MAX_DEPTH = 10
+"""OpenAI's limit on nesting. Counted conservatively: every object and every array is a level
+(the root object is level 1), following references (a recursive one counts once)."""
+
+
+def _depth(node: Any, defs: Mapping[str, Any], seen: frozenset[str] = frozenset()) -> int:
+    if not isinstance(node, Mapping):
+        return 0
+    name = ref_name(node)
+    if name is not None:
+        return 0 if name in seen else _depth(defs.get(name, {}), defs, seen | {name})
+    deepest = max((_depth(b, defs, seen) for b in node.get("anyOf", [])), default=0)
+    if "properties" in node:
+        inner = max((_depth(v, defs, seen) for v in node["properties"].values()), default=0)
+        deepest = max(deepest, 1 + inner)
+    if "items" in node:
+        deepest = max(deepest, 1 + _depth(node["items"], defs, seen))
+    return deepest
+
+
+def _used(node: Any, defs: Mapping[str, Any]) -> set[str]:
+    found: set[str] = set()
+    pending = [node]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, Mapping):
+            name = ref_name(item)
+            if name is not None and name not in found:
+                found.add(name)
+                pending.append(defs.get(name, {}))
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return found
+
+
+def _as_json_string(param: ParamSpec) -> dict[str, Any]:
+    """The stand-in for a value nested too deeply for strict mode: the value written as JSON."""
+    text = param_schema(param)["description"] + (
+        " Written as a JSON string (the value nests too deeply for strict mode); its shape is "
+        "the one the tool's plain JSON Schema gives."
+    )
+    types = ["string"] if param.required else ["string", "null"]
+    return {"description": text, "type": types[0] if len(types) == 1 else types}
+
+
 def openai_tool(tool: ToolSpec) -> dict[str, Any]:
-    """An OpenAI function tool valid in strict mode. Optional parameters are nullable."""
+    """An OpenAI function tool valid in strict mode. Optional parameters are nullable; a value
+    that would nest deeper than strict mode allows is taken as a JSON string."""
     strict = _Strict(tool.defs)
     properties = {p.name: _openai_property(tool, p, strict) for p in tool.params}
+    for param in tool.params:
+        if 1 + _depth(properties[param.name], strict.strict_defs) > STRICT_MAX_DEPTH:
+            properties[param.name] = _as_json_string(param)
     parameters: dict[str, Any] = {
         "type": "object",
         "properties": properties,
         "required": [p.name for p in tool.params],
         "additionalProperties": False,
     }
-    if strict.strict_defs:
-        parameters["$defs"] = dict(sorted(strict.strict_defs.items()))
+    used = _used(properties, strict.strict_defs)
+    if used:
+        parameters["$defs"] = {k: v for k, v in sorted(strict.strict_defs.items()) if k in used}
     return {
         "type": "function",
         "function": {

@@ -584,6 +584,17 @@ def _branch_for(value: Any, branches: list[Any], defs: Mapping[str, Any]) -> Map
     return {}
 
 
+def _parsed(value: Any, kind: type) -> Any:
+    """``value`` parsed from JSON when it is a string holding a JSON ``kind``, else unchanged."""
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return value
+    return parsed if isinstance(parsed, kind) else value
+
+
 def _from_strict(value: Any, schema: Mapping[str, Any], defs: Mapping[str, Any]) -> Any:
     node = resolve(schema, defs)
     branches = node.get("anyOf") or node.get("oneOf")
@@ -597,12 +608,12 @@ def _from_strict(value: Any, schema: Mapping[str, Any], defs: Mapping[str, Any])
             return {str(i["key"]): _from_strict(i["value"], inner, defs) for i in value}
         return value
     if is_free_form(node):
-        if isinstance(value, str):
-            try:
-                parsed = json.loads(value)
-            except ValueError:
-                return value
-            return parsed if isinstance(parsed, dict) else value
+        return _parsed(value, dict)
+    wanted = schema_types(node)
+    if isinstance(value, str) and "string" not in wanted and ({"object", "array"} & set(wanted)):
+        parsed = _parsed(value, dict if "object" in wanted else list)
+        if parsed is not value:
+            return _from_strict(parsed, schema, defs)
         return value
     if isinstance(value, Mapping) and isinstance(node.get("properties"), Mapping):
         properties = node["properties"]
@@ -623,11 +634,12 @@ def strip_nulls(tool: ToolSpec, tool_input: object) -> object:
     """Arguments written for the OpenAI strict-mode schema, back in the catalog's shape.
 
     Drops ``null`` optional values (strict mode sends null for "not given"), also inside
-    objects; turns ``{key, value}`` pair lists back into maps and JSON strings back into
-    free-form objects. Required parameters keep their null (so validation reports them),
-    unknown keys are kept (so validation refuses them), values already in the catalog's shape
-    pass unchanged, and anything that is not an object is returned unchanged. Safe for
-    arguments from any client (Anthropic, MCP), not only OpenAI's.
+    objects; turns ``{key, value}`` pair lists back into maps, and JSON strings back into the
+    objects or arrays they stand for (free-form objects, values nested too deeply). Required
+    parameters keep their null (so validation reports them), unknown keys are kept (so
+    validation refuses them), values already in the catalog's shape pass unchanged, and
+    anything that is not an object is returned unchanged. Safe for arguments from any client
+    (Anthropic, MCP), not only OpenAI's.
     """
     if not isinstance(tool_input, Mapping):
         return tool_input
