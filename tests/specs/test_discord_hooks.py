@@ -18,7 +18,7 @@ from tokenward.providers.discord.hooks import (
 from tokenward.providers.discord.permissions import PERMISSIONS, bitfield
 from tokenward.providers.hooks import HookContext
 from tokenward.tools.catalog import Catalog
-from tokenward.tools.results import ImageResult
+from tokenward.tools.results import ImageResult, TextResult
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -144,6 +144,13 @@ def test_image_result_round_trips(payload: bytes) -> None:
     assert base64.b64decode(as_dict["data"]) == payload
     mcp = image.to_mcp_content()
     assert mcp == {"type": "image", "data": as_dict["data"], "mimeType": "image/png"}
+
+
+def test_text_result_keeps_the_text_and_its_media_type() -> None:
+    text = TextResult.decode(b"user_id\n1100000000000000001\n\xff", "text/csv")
+    assert text.text == "user_id\n1100000000000000001\n\ufffd"
+    assert text.to_dict() == {"type": "text", "media_type": "text/csv", "text": text.text}
+    assert text.to_mcp_content() == {"type": "text", "text": text.text}
 
 
 class TestEnsureNonce:

@@ -445,3 +445,25 @@ def test_default_moves_into_the_openai_description() -> None:
     assert "default" not in prop
     assert prop["description"] == "Maximum number of servers. Default: 200."
     assert input_schema(spec)["properties"]["limit"]["default"] == 200
+
+
+def test_values_nested_too_deeply_are_json_strings_in_strict_mode() -> None:
+    """Command options (subcommand groups of subcommands of options with localized choices) nest
+    deeper than strict mode's 10 levels: the strict form takes them as a JSON string, and
+    strip_nulls parses it back into the value the tool sends."""
+    tool = ALL.get("discordbot_create_global_application_command")
+    strict = openai_tool(tool)["function"]["parameters"]
+    options = strict["properties"]["options"]
+    assert options["type"] == ["string", "null"]
+    assert "JSON string" in options["description"]
+    assert "ApplicationCommandSubcommandGroupOption" not in strict.get("$defs", {})
+    value = [{"type": 3, "name": "city", "description": "Which city", "required": True}]
+    written = {p.name: None for p in tool.params}
+    written.update(application_id="1", name="weather", type=1, options=json.dumps(value))
+    assert Draft202012Validator(strict).is_valid(written)
+    back = strip_nulls(tool, written)
+    assert back == {"application_id": "1", "name": "weather", "type": 1, "options": value}
+    assert validate_input(tool, back)["options"] == value
+    # Shallow values keep their structure: the message tools' embeds and components.
+    message = openai_tool(ALL.get("discordbot_create_message"))["function"]["parameters"]
+    assert message["properties"]["embeds"]["type"] == ["array", "null"]

@@ -515,3 +515,166 @@ def test_schema_and_validation_agree_on_every_parameter(t: ToolSpec) -> None:
                     assert strict.is_valid(full), (p.name, value)
     assert not plain.is_valid({**base, "unknown": 1})
     assert not _validates(t, {**base, "unknown": 1})
+
+
+# ---------------------------------------------- Discord's own limits, on the catalog's tools
+
+CHANNEL = "1100000000000000001"
+
+
+def bot_fields(name: str, tool_input: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(ValidationError) as info:
+        validate_input(VALIDATING.get(name), tool_input)
+    for field, reason in info.value.fields.items():
+        assert f"{field}: {reason}" in info.value.message
+    return info.value.fields
+
+
+def test_a_new_message_needs_something_to_show() -> None:
+    fields = bot_fields("discordbot_create_message", {"channel_id": CHANNEL})
+    assert fields == {
+        "content": "a message needs at least one of content, embeds, sticker_ids, components, "
+        "poll, attachments (Discord refuses an empty message)"
+    }
+    fields = bot_fields(
+        "discordbot_execute_webhook", {"webhook_id": CHANNEL, "webhook_token": "t", "content": ""}
+    )
+    assert "at least one of content, embeds, components, poll" in fields["content"]
+    forum = {"channel_id": CHANNEL, "name": "Release notes"}
+    assert (
+        "content, embeds, sticker_ids"
+        in bot_fields("discordbot_start_thread_in_forum_channel", forum)["content"]
+    )
+    # An edit may change a single field, or none of the message parts (flags only).
+    edit = VALIDATING.get("discordbot_edit_message")
+    assert validate_input(edit, {"channel_id": CHANNEL, "message_id": CHANNEL, "flags": 4})
+
+
+@pytest.mark.parametrize(
+    "tool",
+    [
+        "discordbot_create_message",
+        "discordbot_edit_message",
+        "discordbot_execute_webhook",
+        "discordbot_edit_webhook_message",
+        "discordbot_edit_original_interaction_response",
+        "discordbot_start_thread_in_forum_channel",
+    ],
+)
+def test_message_content_is_at_most_2000_characters(tool: str) -> None:
+    t = VALIDATING.get(tool)
+    base = {p.name: EXAMPLES.param_example(t, p) for p in t.params if p.required}
+    assert validate_input(t, {**base, "content": "x" * 2000})["content"] == "x" * 2000
+    fields = bot_fields(tool, {**base, "content": "x" * 2001})
+    assert fields == {"content": "must be at most 2000 characters, got 2001"}
+
+
+def test_embed_limits_each_part_and_all_together() -> None:
+    tool = "discordbot_create_message"
+    embed = {
+        "title": "t" * 257,
+        "color": 2**24,
+        "fields": [{"name": "n", "value": "v" * 1025}],
+        "footer": {"text": "f" * 2049},
+        "author": {"name": "a" * 257},
+    }
+    assert bot_fields(tool, {"channel_id": CHANNEL, "embeds": [embed]}) == {
+        "embeds[0].title": "must be at most 256 characters, got 257",
+        "embeds[0].color": "must be between 0 and 16777215",
+        "embeds[0].author.name": "must be at most 256 characters, got 257",
+        "embeds[0].footer.text": "must be at most 2048 characters, got 2049",
+        "embeds[0].fields[0].value": "must be at most 1024 characters, got 1025",
+    }
+    assert bot_fields(tool, {"channel_id": CHANNEL, "embeds": [{}] * 11}) == {
+        "embeds": "must have at most 10 items, got 11"
+    }
+    together = [{"description": "d" * 4096}, {"title": "t" * 256, "description": "d" * 1649}]
+    assert (
+        "6001 characters" in bot_fields(tool, {"channel_id": CHANNEL, "embeds": together})["embeds"]
+    )
+    together[1]["description"] = "d" * 1648
+    validate_input(VALIDATING.get(tool), {"channel_id": CHANNEL, "embeds": together})
+
+
+def test_nested_message_fields_are_named_by_their_path() -> None:
+    tool = "discordbot_create_message"
+    fields = bot_fields(
+        tool,
+        {
+            "channel_id": CHANNEL,
+            "content": "x",
+            "nonce": "n" * 26,
+            "sticker_ids": ["12a"],
+            "allowed_mentions": {"parse": ["users", "nobody"]},
+            "message_reference": {},
+            "embeds": [{"timestamp": "yesterday", "url": "not a url"}],
+            "components": [{"type": 1, "components": [{"type": 2, "style": 9, "custom_id": "a"}]}],
+        },
+    )
+    assert fields == {
+        "nonce": "must be at most 25 characters, got 26",
+        "sticker_ids[0]": "must be a Discord ID (snowflake): a string of 1 to 20 digits",
+        "allowed_mentions.parse[1]": "must be one of users, roles, everyone",
+        "message_reference.message_id": "is required",
+        "embeds[0].url": "must be an absolute URL",
+        "embeds[0].timestamp": "must be an ISO 8601 date and time, e.g. 2026-01-31T18:00:00Z",
+        "components[0].components[0].style": "must be one of 1, 2, 3, 4, 5, 6",
+    }
+    unknown_kind = bot_fields(tool, {"channel_id": CHANNEL, "components": [{"type": 99}]})
+    assert unknown_kind == {"components[0].type": "must be one of 1, 9, 10, 12, 13, 14, 17"}
+
+
+def test_a_union_is_explained_by_the_branch_the_value_fits() -> None:
+    tool = "discordbot_create_interaction_response"
+    base = {"interaction_id": CHANNEL, "interaction_token": "t", "type": 4}
+    assert bot_fields(tool, {**base, "data": {"content": "x" * 2001}}) == {
+        "data.content": "must be at most 2000 characters, got 2001"
+    }
+    assert bot_fields(tool, {**base, "data": {"content": "x", "embeds": [{"title": 5}]}}) == {
+        "data.embeds[0].title": "must be a string or null, got a number"
+    }
+    assert bot_fields(tool, {**base, "type": 3, "data": {}}) == {
+        "type": "must be one of 1, 4, 5, 6, 7, 8, 9, 12, 13"
+    }
+
+
+def test_unknown_parameters_are_refused_but_dropped_ones_are_accepted() -> None:
+    invite = VALIDATING.get("discordbot_resolve_invite")
+    assert validate_input(invite, {"invite_code": "abc", "with_expiration": False}) == {
+        "invite_code": "abc",
+        "with_expiration": False,
+    }
+    fields = bot_fields(
+        "discordbot_create_guild_ban", {"guild_id": CHANNEL, "user_id": CHANNEL, "reason": "x"}
+    )
+    assert fields["reason"].startswith("unknown parameter (this tool accepts: guild_id, user_id")
+
+
+def test_null_clears_a_nullable_field_but_never_a_required_one() -> None:
+    member = VALIDATING.get("discordbot_modify_guild_member")
+    lifted = validate_input(
+        member, {"guild_id": CHANNEL, "user_id": CHANNEL, "communication_disabled_until": None}
+    )
+    assert lifted["communication_disabled_until"] is None
+    assert bot_fields(
+        "discordbot_modify_guild_member",
+        {"guild_id": CHANNEL, "user_id": CHANNEL, "communication_disabled_until": "tomorrow"},
+    ) == {
+        "communication_disabled_until": "must be an ISO 8601 date and time, e.g. "
+        "2026-01-31T18:00:00Z"
+    }
+    assert bot_fields("discordbot_create_dm", {"recipient_id": None}) == {
+        "recipient_id": "is required (got null)"
+    }
+
+
+def test_reasons_never_repeat_the_value() -> None:
+    """A value can be a secret (a webhook token): reasons say what is wrong, not what was sent."""
+    secret = "s3cr3t-" * 100
+    with pytest.raises(ValidationError) as info:
+        validate_input(
+            VALIDATING.get("discordbot_execute_webhook"),
+            {"webhook_id": secret, "webhook_token": secret, "content": secret},
+        )
+    assert secret[:20] not in info.value.message
+    assert all(secret[:20] not in reason for reason in info.value.fields.values())

@@ -406,6 +406,10 @@ def _rules_out(errors: Sequence[SchemaError]) -> bool:
     return False
 
 
+def _unknown_fields(errors: Sequence[SchemaError]) -> bool:
+    return any(e.validator == "additionalProperties" and not list(e.relative_path) for e in errors)
+
+
 def _reasons(error: SchemaError, base: str, defs: Mapping[str, Any]) -> list[tuple[str, str]]:
     """``(field path, reason)`` for a schema error; a union (``anyOf``) is explained by the
     one branch the value was meant for (its JSON type and ``type`` discriminator fit), else by
@@ -416,6 +420,14 @@ def _reasons(error: SchemaError, base: str, defs: Mapping[str, Any]) -> list[tup
     for sub in error.context:
         groups[_branch_of(sub)].append(sub)
     candidates = [i for i, errs in groups.items() if not _rules_out(errs)]
+    if len(candidates) > 1:
+        # Prefer the branches that know every field the value has, then the closest ones.
+        known = [i for i in candidates if not _unknown_fields(groups[i])]
+        candidates = known or candidates
+        fewest = min(len(groups[i]) for i in candidates)
+        closest = [i for i in candidates if len(groups[i]) == fewest]
+        if len(closest) == 1:
+            candidates = closest
     if len(candidates) == 1:
         found: list[tuple[str, str]] = []
         for sub in groups[candidates[0]]:
@@ -424,6 +436,8 @@ def _reasons(error: SchemaError, base: str, defs: Mapping[str, Any]) -> list[tup
     instance = error.instance
     if not candidates and isinstance(instance, Mapping) and "type" in instance:
         allowed = _discriminators(error, defs)
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in allowed):
+            allowed = sorted(allowed)
         if allowed:
             path = _join(base, [*error.absolute_path, "type"])
             return [(path, "must be one of " + ", ".join(str(v) for v in allowed))]
