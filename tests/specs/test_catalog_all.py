@@ -78,8 +78,7 @@ class TestEveryTool:
             assert required <= set(missing.value.fields)
 
     def test_every_parameter_schema_is_valid_json_schema(self, tool: ToolSpec) -> None:
-        for param in tool.params:
-            Draft202012Validator.check_schema({**param.schema_, "$defs": tool.defs})
+        # The input schema holds every parameter's schema and the shared ones they refer to.
         Draft202012Validator.check_schema(input_schema(tool))
 
     def test_annotations_follow_the_method(self, tool: ToolSpec) -> None:
@@ -186,3 +185,30 @@ def test_the_minimal_input_builder_can_fail() -> None:
     """A schema it cannot satisfy is reported, not guessed."""
     with pytest.raises(AssertionError, match="no example for pattern"):
         example({"type": "string", "pattern": "^[a-z]+$"}, {})
+
+
+def test_tools_and_parameters_can_be_dictionary_keys() -> None:
+    assert len(set(TOOLS)) == 255
+    params = {p for t in TOOLS for p in t.params}
+    assert len(params) > 400
+
+
+def test_interaction_and_webhook_routes_carry_their_identity() -> None:
+    """They need no bot token; the path's IDs (and webhook token) key their rate limits."""
+    callback = CATALOGS.prepare(
+        "discordbot_create_interaction_response",
+        {"interaction_id": "5", "interaction_token": "tok", "type": 1, "data": {}},
+        bot_token_available=True,
+    )
+    assert callback.auth == "none"
+    assert dict(callback.major_parameters) == {"interaction_id": "5"}
+    assert callback.log_path == "/api/v10/interactions/5/{interaction_token}/callback"
+    followup = CATALOGS.prepare(
+        "discordbot_edit_original_interaction_response",
+        {"application_id": "7", "interaction_token": "s3cr3t", "content": "done"},
+        bot_token_available=True,
+    )
+    assert followup.auth == "none"
+    assert dict(followup.major_parameters) == {"webhook_id": "7", "webhook_token": "s3cr3t"}
+    assert followup.route == "/api/v10/webhooks/{webhook_id}/{webhook_token}/messages/@original"
+    assert followup.log_path == "/api/v10/webhooks/7/{webhook_token}/messages/@original"

@@ -206,6 +206,9 @@ class ParamSpec(_Spec):
     """The value is a credential (a webhook or interaction token, an OAuth2 access token): it
     must never be logged or echoed."""
 
+    def __hash__(self) -> int:  # the schema is a dict: hash what identifies the parameter
+        return hash((self.name, self.location, self.wire))
+
     @property
     def wire_name(self) -> str:
         """The name Discord knows: the path placeholder, query key, body field or header."""
@@ -322,6 +325,9 @@ class ResponseSpec(_Spec):
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=True)
 
+    def __hash__(self) -> int:
+        return hash(self.status)
+
 
 class MessageRulesSpec(_Spec):
     """Discord's own message limits, checked before anything is sent.
@@ -359,6 +365,9 @@ class ToolSpec(_Spec):
     Discord then returns the message already created instead of posting it twice."""
     defs: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
     """The shared schemas (``$defs``) this tool's parameters refer to, attached by the loader."""
+
+    def __hash__(self) -> int:  # schemas are dicts: hash what identifies the tool
+        return hash((self.name, self.endpoint))
 
     @model_validator(mode="after")
     def _consistent(self) -> ToolSpec:
