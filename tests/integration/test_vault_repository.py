@@ -110,7 +110,7 @@ async def test_connection_crud(vault: Vault) -> None:
     assert updated.client_id == "1234567890"
     assert updated.updated_at == created.updated_at + 5
 
-    same = await vault.update_connection(created.id, base_url=UNSET)
+    same = await vault.update_connection(created.id, allowed_tools=UNSET)
     assert same.client_secret.get_secret_value() == "rotated-secret"
 
     await vault.delete_connection(created.id)
@@ -142,7 +142,8 @@ async def test_duplicate_connection_name_conflicts(vault: Vault) -> None:
         ({"client_id": ""}, "client_id"),
         ({"client_secret": "  "}, "client_secret"),
         ({"scopes": ["identify", "bad scope"]}, "scopes"),
-        ({"base_url": "ftp://example"}, "base_url"),
+        ({"client_secret": None}, "client_secret"),
+        ({"client_id": None}, "client_id"),
     ],
 )
 async def test_bad_connection_input_names_the_field_and_changes_nothing(

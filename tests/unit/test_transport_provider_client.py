@@ -13,6 +13,7 @@ import pytest
 
 from tokenward.clock import ManualClock
 from tokenward.config import Settings
+from tokenward.connectors import load_error_mapping
 from tokenward.errors import (
     PathRejected,
     ProviderError,
@@ -23,11 +24,11 @@ from tokenward.errors import (
 from tokenward.proxy.client import (
     ANONYMOUS,
     Credential,
+    ErrorMapping,
     ProviderClient,
     StaticCredentials,
     error_from_response,
     provider_error,
-    scope_for_path,
 )
 from tokenward.proxy.ratelimit import RateLimiter
 from tokenward.proxy.redaction import REDACTED, redact, redact_headers, redact_text
@@ -545,6 +546,8 @@ async def test_persistent_429_gives_up() -> None:
 
 # -- errors for tools ------------------------------------------------------------------------------
 
+DISCORD_ERRORS = load_error_mapping("discord")
+
 
 @pytest.mark.parametrize(
     ("status", "code", "hint"),
@@ -562,7 +565,9 @@ async def test_persistent_429_gives_up() -> None:
     ],
 )
 def test_provider_error_hints(status: int, code: int, hint: str) -> None:
-    error = provider_error(status, json.dumps({"code": code, "message": "m"}).encode())
+    error = provider_error(
+        status, json.dumps({"code": code, "message": "m"}).encode(), errors=DISCORD_ERRORS
+    )
     assert isinstance(error, ProviderError)
     assert error.status == status
     assert error.details["discord"] == {"status": status, "code": code, "message": "m"}
@@ -575,6 +580,7 @@ def test_missing_scope_names_the_scope_and_link() -> None:
         {"code": 50026, "message": "Missing required OAuth2 scope"},
         path="/api/v10/users/@me/guilds/81384788765712384/member",
         authorization_link="https://gw.test/connect/abc",
+        errors=DISCORD_ERRORS,
     )
     assert error.details["missing_scopes"] == ["guilds.members.read"]
     assert "guilds.members.read" in error.details["hint"]
@@ -595,7 +601,26 @@ def test_missing_scope_names_the_scope_and_link() -> None:
     ],
 )
 def test_scope_for_path(path: str, scope: str | None) -> None:
-    assert scope_for_path(path) == scope
+    assert DISCORD_ERRORS.scope_for_path(path) == scope
+
+
+def test_error_mapping_comes_from_the_providers_folder() -> None:
+    """Regression guard for issue 10: hints are the provider's data (errors.yaml), not the core's:
+    the bot provider explains a missing permission in terms of the bot's roles, the user provider
+    does not, and a provider without a mapping gets only the generic hint."""
+    body = json.dumps({"code": 50013, "message": "Missing Permissions"}).encode()
+    bot = provider_error(403, body, errors=load_error_mapping("discordbot"))
+    user = provider_error(403, body, errors=DISCORD_ERRORS)
+    plain = provider_error(403, body, errors=ErrorMapping(provider="Acme"))
+    assert "bot's roles" in bot.details["hint"]
+    assert "bot's roles" not in user.details["hint"]
+    assert user.details["hint"] == DISCORD_ERRORS.hints[50013]
+    assert (
+        plain.details["hint"] == "The credential lacks permission for this resource; do not retry."
+    )
+    assert plain.message == "Acme answered 403: Missing Permissions"
+    assert bot.message == "Discord answered 403: Missing Permissions"
+    assert ErrorMapping().scope_for_path("/api/v10/users/@me") is None
 
 
 def test_429_error_becomes_rate_limited() -> None:

@@ -21,7 +21,7 @@ from tokenward.errors import TokenwardError, ValidationError
 
 if TYPE_CHECKING:
     from tokenward.providers.models import ToolSpec
-    from tokenward.tools.catalog import Catalog
+    from tokenward.tools.catalogs import Catalogs
     from tokenward.tools.runner import ToolResult
 
 tools_app = typer.Typer(help="The Discord tools agents can call.", no_args_is_help=True)
@@ -114,10 +114,10 @@ def _parse_input(raw: str) -> object:
         raise ValidationError(f"--input {reason}", fields={"input": reason}) from exc
 
 
-def _load_catalog() -> Catalog:
-    from tokenward.tools.catalog import Catalog
+def _load_catalog() -> Catalogs:
+    from tokenward.tools.catalogs import Catalogs
 
-    return Catalog.load("discord")
+    return Catalogs.load()  # every provider's tools, as GET /api/v1/tools lists them
 
 
 @tools_app.command("list")

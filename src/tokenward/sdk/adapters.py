@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tokenward.errors import AccountNotActive, AccountNotFound, TokenwardError, ValidationError
 from tokenward.providers.models import ToolSpec
-from tokenward.tools.catalog import Catalog
+from tokenward.tools.catalogs import Catalogs
 from tokenward.tools.schemas import (
     anthropic_tool,
     input_schema,
@@ -56,8 +56,8 @@ LANGCHAIN_HINT = "the LangChain adapter needs langchain-core: pip install 'token
 
 
 @lru_cache(maxsize=1)
-def _catalog() -> Catalog:
-    return Catalog.load("discord")
+def _catalog() -> Catalogs:
+    return Catalogs.load()  # every provider's tools, as the server lists them
 
 
 def _select(names: Sequence[str] | None) -> list[ToolSpec]:

@@ -1,0 +1,1 @@
+"""The Discord Bot provider: each connected account holds a bot token (data in this folder)."""
