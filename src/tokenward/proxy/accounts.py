@@ -345,7 +345,7 @@ class BotAccountCredentials:
         self._directory.forget_by_id(account.id)
         if expired is not None:
             log.warning(
-                "account %s (connection %r) is EXPIRED: Discord rejected its bot token",
+                "account %s (connection %r) is EXPIRED: Discord rejected its token (401)",
                 account.id,
                 self._connection_name,
             )

@@ -82,10 +82,10 @@ class BotAccounts:
         )
         self.directory.forget(connection.id, identifier)
         log.info(
-            "bot account %s (connection %r) %s for bot user %s",
+            "account %s (connection %r) %s; it acts as Discord user %s",
             account.id,
             connection_name,
-            "created" if created else "given a new token",
+            "created" if created else "stored with its new token",
             account.provider_user_id,
         )
         return account, created

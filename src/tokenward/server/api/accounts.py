@@ -46,7 +46,13 @@ async def _view(container: Container, record: AccountRecord) -> ConnectedAccount
     status_code=201,
     response_model=ConnectedAccountCreated,
     summary="Create a connected account holding a bot token",
-    responses=error_responses(400, 401, 404, 409, 502),
+    responses={
+        200: {
+            "model": ConnectedAccountCreated,
+            "description": "The identifier already held a token of the same bot: replaced.",
+        },
+        **error_responses(400, 401, 404, 409, 502),
+    },
     dependencies=[scoped("accounts:write")],
 )
 async def create_account(
