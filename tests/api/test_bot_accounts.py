@@ -281,3 +281,45 @@ def test_policy_patterns_must_match_a_tool_of_the_provider(api: ApiEnv) -> None:
     )
     assert "not used by provider discordbot" in unused["details"]["fields"]["client_secret"]
     assert api.get("/api/v1/connections/discordbot").json()["connection"]["allowed_tools"] is None
+
+
+def test_the_proxy_never_resends_a_write_but_resends_a_nonce_message(api: ApiEnv) -> None:
+    """No blind retry: a POST that got a 503 or lost its connection reached Discord once and is
+    not sent again. A message with a nonce and enforce_nonce is the exception Discord makes safe:
+    the proxy resends it after a dropped connection."""
+    bot_connection(api)
+    token, _ = new_bot(api)
+    assert add_account(api, token).status_code == 201
+    who = {"connection_name": "discordbot", "identifier": "team_1"}
+    path = "/api/v10/channels/1300000000000000010/messages"
+    route = f"POST {path}"
+
+    def posts() -> int:
+        by_route = sandbox(api, "GET", "/_sandbox/stats")["requests"]["by_route"]
+        return int(by_route.get(route, 0))
+
+    sandbox(api, "POST", "/_sandbox/faults", json={"route": path, "status": 503})
+    answer = api.post("/proxy" + path, headers=who, json={"content": "hello"})
+    assert answer.status_code == 503
+    assert answer.headers["x-tokenward-attempts"] == "1"
+    assert "retry-after" not in answer.headers  # not told to repeat a write blindly either
+    assert posts() == 1
+    sandbox(api, "DELETE", "/_sandbox/faults")
+
+    sandbox(api, "POST", "/_sandbox/faults", json={"route": path, "drop_connection": True})
+    dropped = assert_error(
+        api.post("/proxy" + path, headers=who, json={"content": "hello"}),
+        502,
+        "UPSTREAM_UNAVAILABLE",
+    )
+    assert dropped["details"]["attempts"] == 1
+    assert "may have reached Discord" in dropped["message"]
+    assert posts() == 2
+    sandbox(api, "DELETE", "/_sandbox/faults")
+
+    once = {"route": path, "drop_connection": True, "count": 1}
+    sandbox(api, "POST", "/_sandbox/faults", json=once)
+    message = {"content": "hello", "nonce": "tw-42", "enforce_nonce": True}
+    resent = api.post("/proxy" + path, headers=who, json=message)
+    assert resent.headers["x-tokenward-attempts"] == "2"
+    assert posts() == 4  # the dropped one and its resend

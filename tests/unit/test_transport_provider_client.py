@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -394,6 +395,162 @@ async def test_connection_errors_until_the_deadline_report_attempts_and_retry_af
     assert "after 5 attempts in 7.5s" in error.message
     assert clock.monotonic() == pytest.approx(7.5)
     assert error.to_dict()["error"]["details"]["attempts"] == 5
+
+
+NONCE_MESSAGE = json.dumps({"content": "hi", "nonce": "tw-1", "enforce_nonce": True}).encode()
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [TransportError(ErrorKind.CONNECTION_RESET), TransportError(ErrorKind.READ_TIMEOUT)],
+    ids=["dropped", "timeout"],
+)
+async def test_a_retry_safe_post_is_retried_after_a_dropped_connection(
+    failure: TransportError,
+) -> None:
+    """Issue 10: a message sent with a nonce and enforce_nonce is safe to resend (Discord answers
+    the repeat with the message it created); the same POST without the mark is not resent."""
+    created = UpstreamResponse.from_json(200, {"id": "1", "nonce": "tw-1"})
+    client, transport, _ = make_client(sequence(failure, created))
+    response = await client.request(
+        "POST",
+        "/api/v10/channels/1/messages",
+        credentials=StaticCredentials(),
+        body=NONCE_MESSAGE,
+        retry_safe=True,
+    )
+    assert (response.status, response.attempts) == (200, 2)
+    assert [r.body for r in transport.requests] == [NONCE_MESSAGE, NONCE_MESSAGE]
+
+    client, transport, _ = make_client(sequence(failure, created))
+    with pytest.raises(TransportError):
+        await client.request(
+            "POST",
+            "/api/v10/channels/1/messages",
+            credentials=StaticCredentials(),
+            body=NONCE_MESSAGE,
+        )
+    assert len(transport.requests) == 1
+
+
+async def test_a_retry_safe_post_is_retried_after_a_5xx_and_hints_retry_after() -> None:
+    client, transport, _ = make_client(
+        sequence(discord_error(503, 0, "503"), UpstreamResponse.from_json(200, {"id": "1"}))
+    )
+    response = await client.request(
+        "POST",
+        "/api/v10/channels/1/messages",
+        credentials=StaticCredentials(),
+        body=b"{}",
+        retry_safe=True,
+    )
+    assert (response.status, len(transport.requests)) == (200, 2)
+    client, _, _ = make_client(lambda request: discord_error(503, 0, "503"))
+    plain = await client.request(
+        "POST", "/api/v10/channels/1/messages", credentials=StaticCredentials(), body=b"{}"
+    )
+    assert (plain.status, plain.attempts, plain.retry_after) == (503, 1, None)
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+async def test_writes_are_never_resent_once_they_may_have_arrived(method: str) -> None:
+    """No blind retry of a non-idempotent call, whatever went wrong after sending."""
+    for failure in (
+        discord_error(500, 0, "500"),
+        discord_error(502, 0, "502"),
+        discord_error(504, 0, "504"),
+        TransportError(ErrorKind.CONNECTION_RESET),
+        TransportError(ErrorKind.READ_TIMEOUT),
+        TransportError(ErrorKind.TIMEOUT),
+        TransportError(ErrorKind.PROTOCOL),
+        broken_body(),
+    ):
+        client, transport, _ = make_client(sequence(failure, UpstreamResponse.from_json(200, {})))
+        with contextlib.suppress(TransportError):
+            await client.request(
+                method,
+                "/api/v10/channels/1/messages/2",
+                credentials=StaticCredentials(),
+                body=b"{}",
+            )
+        assert len(transport.requests) == 1, failure
+
+
+async def test_a_429_on_a_write_is_resent_after_the_wait() -> None:
+    """A 429 means Discord did not act on the request: resending a POST after it is safe."""
+    limited = UpstreamResponse.from_json(
+        429,
+        {"message": "You are being rate limited.", "retry_after": 0.5, "global": False},
+        {"X-RateLimit-Scope": "user", "Via": "1.1 google"},
+    )
+    client, transport, clock = make_client(sequence(limited, UpstreamResponse.from_json(200, {})))
+    response = await client.request(
+        "POST", "/api/v10/channels/1/messages", credentials=StaticCredentials(), body=b"{}"
+    )
+    assert (response.status, len(transport.requests)) == (200, 2)
+    assert clock.monotonic() == pytest.approx(0.5)
+
+
+def _limits(bucket: str, remaining: int = 0, reset_after: float = 60.0) -> dict[str, str]:
+    return {
+        "X-RateLimit-Limit": "1",
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset-After": str(reset_after),
+        "X-RateLimit-Bucket": bucket,
+    }
+
+
+async def test_writes_learn_buckets_per_major_parameter() -> None:
+    """Issue 10: buckets are learned for writes too, counted per channel (Discord's major
+    parameter): a full bucket on one channel holds back that channel only."""
+    bot = StaticCredentials(Credential("bot", "bot-token-value", "bot:1"))
+
+    def answer(request: UpstreamRequest) -> UpstreamResponse:
+        return UpstreamResponse.from_json(200, {"id": "9"}, _limits("messages-hash"))
+
+    client, transport, clock = make_client(answer)
+    client.limiter.max_wait = 1.0
+    send = "/api/v10/channels/{}/messages"
+    await client.request("POST", send.format(1), credentials=bot, body=b"{}")
+    with pytest.raises(RateLimited) as caught:
+        await client.request("POST", send.format(1), credentials=bot, body=b"{}")
+    assert caught.value.details["scope"] == "bucket"
+    await client.request("POST", send.format(2), credentials=bot, body=b"{}")
+    assert [r.url for r in transport.requests] == [
+        BASE + send.format(1),
+        BASE + send.format(2),
+    ]
+    assert client.limiter.bucket_hash("bot:1", "POST /channels/{channel_id}/messages") == (
+        "messages-hash"
+    )
+    assert clock.monotonic() == 0.0
+
+
+async def test_token_routes_are_limited_by_their_own_identity_and_carry_no_bot_token() -> None:
+    """Interaction callbacks and webhook-token routes need no bot token and are limited per
+    interaction or webhook (id + token), not against the budget all anonymous calls share."""
+    clock = ManualClock()
+    transport = MockTransport(ok)
+    client = ProviderClient(
+        transport=transport,
+        limiter=RateLimiter(clock, global_limit=1, max_wait=0.0),
+        clock=clock,
+        base_url=BASE,
+        user_agent=UA,
+    )
+    anonymous = StaticCredentials()
+    await client.request("GET", "/api/v10/gateway", credentials=anonymous)
+    with pytest.raises(RateLimited):  # the shared per-IP budget (here: one per second) is spent
+        await client.request("GET", "/api/v10/gateway", credentials=anonymous)
+    callback = "/api/v10/interactions/1300000000000000001/aW50ZXJhY3Rpb24.SECRET/callback"
+    hook = "/api/v10/webhooks/1300000000000000002/SECRETwebhookTOKEN"
+    other_hook = "/api/v10/webhooks/1300000000000000002/anotherSECRET"
+    for path in (callback, hook, other_hook):
+        await client.request("POST", path, credentials=anonymous, body=b"{}")
+    with pytest.raises(RateLimited):  # that webhook's own budget
+        await client.request("POST", hook, credentials=anonymous, body=b"{}")
+    assert len(transport.requests) == 4
+    assert all(r.header("Authorization") is None for r in transport.requests)
 
 
 def broken_body(status: int = 200, declared: int | None = 4096) -> UpstreamResponse:
