@@ -626,15 +626,23 @@ class AsyncActions:
     # -- agent-framework adapters (see tokenward.sdk.adapters) ----------------------------------
 
     def tools_for_openai(
-        self, tools: Sequence[str] | None = None, *, api: adapters.OpenAIApi = "chat"
+        self,
+        tools: Sequence[str] | None = None,
+        *,
+        api: adapters.OpenAIApi = "chat",
+        provider: str | None = None,
     ) -> list[dict[str, Any]]:
-        """OpenAI function tools (strict mode) for ``tools`` (default: every tool); built from
-        the catalog, no request. ``api="responses"`` gives the Responses API's shape."""
-        return adapters.openai_tools(tools, api=api)
+        """OpenAI function tools (strict mode) for ``tools`` (default: every tool, or every tool
+        of ``provider``: ``"discord"``, ``"discordbot"``); built from the catalog, no request.
+        ``api="responses"`` gives the Responses API's shape."""
+        return adapters.openai_tools(tools, api=api, provider=provider)
 
-    def tools_for_anthropic(self, tools: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """Anthropic Messages API tools for ``tools`` (default: every tool); no request."""
-        return adapters.anthropic_tools(tools)
+    def tools_for_anthropic(
+        self, tools: Sequence[str] | None = None, *, provider: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Anthropic Messages API tools for ``tools`` (default: every tool, or every tool of
+        ``provider``); no request."""
+        return adapters.anthropic_tools(tools, provider=provider)
 
     async def execute_openai_tool_call(
         self, tool_call: Any, *, connection_name: str, identifier: str
@@ -655,7 +663,12 @@ class AsyncActions:
         )
 
     def tools_for_langchain(
-        self, *, connection_name: str, identifier: str, tools: Sequence[str] | None = None
+        self,
+        *,
+        connection_name: str,
+        identifier: str,
+        tools: Sequence[str] | None = None,
+        provider: str | None = None,
     ) -> list[StructuredTool]:
         """LangChain ``StructuredTool``s acting as the user (async: use ``ainvoke``). Needs the
         ``tokenward[langchain]`` extra."""
@@ -665,7 +678,7 @@ class AsyncActions:
                 self, name, arguments, connection_name=connection_name, identifier=identifier
             )
 
-        return adapters.langchain_tools(tools, run=run)
+        return adapters.langchain_tools(tools, run=run, provider=provider)
 
 
 def _is_gateway_error(response: httpx.Response) -> bool:
@@ -778,12 +791,18 @@ class Actions:
     # -- agent-framework adapters (see tokenward.sdk.adapters) ----------------------------------
 
     def tools_for_openai(
-        self, tools: Sequence[str] | None = None, *, api: adapters.OpenAIApi = "chat"
+        self,
+        tools: Sequence[str] | None = None,
+        *,
+        api: adapters.OpenAIApi = "chat",
+        provider: str | None = None,
     ) -> list[dict[str, Any]]:
-        return adapters.openai_tools(tools, api=api)
+        return adapters.openai_tools(tools, api=api, provider=provider)
 
-    def tools_for_anthropic(self, tools: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        return adapters.anthropic_tools(tools)
+    def tools_for_anthropic(
+        self, tools: Sequence[str] | None = None, *, provider: str | None = None
+    ) -> list[dict[str, Any]]:
+        return adapters.anthropic_tools(tools, provider=provider)
 
     def execute_openai_tool_call(
         self, tool_call: Any, *, connection_name: str, identifier: str
@@ -804,7 +823,12 @@ class Actions:
         )
 
     def tools_for_langchain(
-        self, *, connection_name: str, identifier: str, tools: Sequence[str] | None = None
+        self,
+        *,
+        connection_name: str,
+        identifier: str,
+        tools: Sequence[str] | None = None,
+        provider: str | None = None,
     ) -> list[StructuredTool]:
         def run(name: str, arguments: dict[str, Any]) -> adapters.ToolOutcome:
             return self._run(
@@ -813,4 +837,4 @@ class Actions:
                 )
             )
 
-        return adapters.langchain_tools(tools, run_sync=run)
+        return adapters.langchain_tools(tools, run_sync=run, provider=provider)

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from importlib import resources
 
-from tokenward.errors import ConfigError, ToolNotFound
+from tokenward.errors import ConfigError, ToolNotFound, ValidationError
 from tokenward.providers.models import ToolSpec
 from tokenward.tools.catalog import Catalog
 
@@ -48,6 +48,15 @@ class Catalogs:
     def load(cls, names: Iterable[str] | None = None) -> Catalogs:
         """The catalogs of ``names`` (default: every installed provider)."""
         return cls(Catalog.load(n) for n in (installed_providers() if names is None else names))
+
+    def provider(self, name: str) -> Catalog:
+        """One provider's catalog; ValidationError naming ``provider`` when none is installed."""
+        for catalog in self._catalogs:
+            if catalog.provider.name == name:
+                return catalog
+        known = ", ".join(c.provider.name for c in self._catalogs)
+        reason = f"unknown provider {name[:64]!r}; known: {known}"
+        raise ValidationError(f"provider: {reason}", fields={"provider": reason})
 
     def catalog_of(self, tool_name: str) -> Catalog:
         catalog = self._owner.get(tool_name)
