@@ -114,16 +114,17 @@ async def connections_create(
             )
     if not secret and client_id is not None:
         secret = os.environ.get("TOKENWARD_CLIENT_SECRET")
-    if not secret and client_id is not None:
-        fail(
-            "no client secret: pass --client-secret-stdin, set TOKENWARD_CLIENT_SECRET, "
-            "or use --client-secret",
-            code="VALIDATION_ERROR",
-            as_json=as_json,
-        )
-        return
     scope_list = None if scopes is None else [s for s in scopes.replace(",", " ").split() if s]
     async with local_container() as container:
+        oauth = container.connectors.provider(provider).uses_oauth
+        if oauth and not secret and client_id is not None:
+            fail(
+                "no client secret: pass --client-secret-stdin, set TOKENWARD_CLIENT_SECRET, "
+                "or use --client-secret",
+                code="VALIDATION_ERROR",
+                as_json=as_json,
+            )
+            return
         connection = await create_connection_record(
             container,
             name=name,
