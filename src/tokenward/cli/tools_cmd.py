@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from tokenward.cli.app import app
-from tokenward.cli.output import fail_with, local_container, print_json, print_table
+from tokenward.cli.output import (
+    err_console,
+    fail_with,
+    local_container,
+    print_json,
+    print_table,
+)
 from tokenward.errors import TokenwardError, ValidationError
 
 if TYPE_CHECKING:
@@ -217,6 +223,14 @@ def tools_run(
             typer.echo(f"Wrote {size} bytes ({media_type}) to {output}.")
         return
     if as_json:
-        print_json({"data": result.data_json(), "execution_id": result.execution_id})
+        print_json(
+            {
+                "data": result.data_json(),
+                "execution_id": result.execution_id,
+                "notes": list(result.notes),
+            }
+        )
     else:
         print_json(result.data_json())
+        for note in result.notes:
+            err_console.print(f"note: {note}", highlight=False, markup=False)
