@@ -323,3 +323,12 @@ def test_the_proxy_never_resends_a_write_but_resends_a_nonce_message(api: ApiEnv
     resent = api.post("/proxy" + path, headers=who, json=message)
     assert resent.headers["x-tokenward-attempts"] == "2"
     assert posts() == 4  # the dropped one and its resend
+
+
+def test_an_unknown_bot_identifier_says_how_to_create_it(api: ApiEnv) -> None:
+    bot_connection(api)
+    error = assert_error(
+        execute(api, "discordbot_get_current_user", identifier="nobody"), 404, "ACCOUNT_NOT_FOUND"
+    )
+    assert "bot token" in error["message"]
+    assert "authorization link" not in error["message"]

@@ -121,9 +121,14 @@ class AccountDirectory:
         account = await self.vault.find_account(connection.id, identifier)
         if account is None:
             self.forget(connection.id, identifier)
+            first = (
+                "create an authorization link for it first"
+                if connection.client_id is not None
+                else "create it with its bot token first (POST /api/v1/connected-accounts)"
+            )
             raise AccountNotFound(
                 f"no connected account for identifier {identifier!r} on connection "
-                f"{connection.name!r}; create an authorization link for it first",
+                f"{connection.name!r}; {first}",
                 details={"connection_name": connection.name, "identifier": identifier},
             )
         if account.status == AccountStatus.ACTIVE:
