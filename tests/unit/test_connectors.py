@@ -192,13 +192,17 @@ async def test_transport_failures_say_whether_the_refresh_token_may_be_spent(
 
 
 def test_the_bot_provider_yaml_is_minimal() -> None:
-    """Runtime facts the bot provider's folder carries (the generated catalog replaces tools.yaml
-    only)."""
+    """Runtime facts the bot provider's folder carries: accounts hold bot tokens (no OAuth block,
+    no scopes), sent with the Bot scheme; interactions have their own rate-limit identity."""
     connectors, _ = build()
-    spec = connectors.provider("discordbot").spec
-    assert (spec.user_auth_scheme, spec.bot_auth_scheme, spec.api_prefix) == (
-        "Bot",
-        "Bot",
-        "/api/v10",
+    bot = connectors.provider("discordbot")
+    spec = bot.spec
+    assert (spec.credential, spec.oauth, spec.default_scopes) == ("bot_token", None, ())
+    assert (bot.account_scheme, spec.api_prefix, bot.uses_oauth) == ("Bot", "/api/v10", False)
+    assert spec.major_parameters == (
+        "channel_id",
+        "guild_id",
+        "webhook_id",
+        "webhook_token",
+        "interaction_id",
     )
-    assert spec.major_parameters == ("channel_id", "guild_id", "webhook_id", "webhook_token")
