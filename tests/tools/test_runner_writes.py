@@ -90,7 +90,9 @@ async def test_a_write_sends_its_body_headers_and_bot_token_and_returns_notes(en
     assert [e["reason"] for e in entries] == ["spam clean-up ✅"]  # decoded as Discord does
     assert env.stats()["by_token"][token_label(env.bot_token)] >= 3  # as the bot, every time
 
-    invite = await env.run("discordbot_resolve_invite", invite_code="Hb7xQp2K", with_expiration=True)
+    invite = await env.run(
+        "discordbot_resolve_invite", invite_code="Hb7xQp2K", with_expiration=True
+    )
     assert any("with_expiration" in note for note in invite.notes)
 
 
