@@ -13,6 +13,8 @@ import aiohttp
 from tokenward import __version__
 from tokenward.clock import Clock, SystemClock
 from tokenward.config import Settings
+from tokenward.events.delivery import AiohttpSender, Deliverer
+from tokenward.events.service import WebhookService
 from tokenward.oauth.discord import DiscordOAuthClient
 from tokenward.oauth.refresh import TokenManager
 from tokenward.oauth.service import OAuthService
@@ -28,6 +30,7 @@ from tokenward.server.readiness import Readiness
 from tokenward.tools.catalog import Catalog
 from tokenward.tools.runner import ToolRunner
 from tokenward.vault.repository import Vault
+from tokenward.vault.webhooks import EventLinks, WebhookStore
 
 log = logging.getLogger("tokenward")
 
@@ -58,12 +61,28 @@ class Container:
         self.metrics = Metrics()
         self.bookkeeper = Bookkeeper(self.vault, self.clock)
         self.readiness = Readiness(settings, self.vault)
+        self.vault.event_links = EventLinks(settings.public_base, settings.event_link_ttl_seconds)
+        self.webhooks = WebhookStore(self.vault)
+        self.webhook_service = WebhookService(self.webhooks, settings)
+        self.deliverer = Deliverer(
+            self.webhooks,
+            self.clock,
+            AiohttpSender(allow_loopback=settings.webhooks_allow_insecure),
+            poll_interval=settings.webhooks_poll_interval_seconds,
+            first_retry=settings.webhooks_first_retry_seconds,
+            max_attempts=settings.webhooks_max_attempts,
+            disable_after=settings.webhooks_disable_after_seconds,
+            timeout=settings.webhooks_timeout_seconds,
+        )
+        self.vault.on_outbox = self.deliverer.wake
         self.janitor = Janitor(
             self.vault,
             self.clock,
             pending_ttl=settings.pending_account_ttl_seconds,
             interval=settings.janitor_interval_seconds,
             ready=lambda: self.readiness.prepared,
+            purge_events=lambda older_than: self.webhooks.purge(older_than=older_than),
+            event_retention=settings.webhooks_retention_seconds,
         )
         self._provider_client: ProviderClient | None = None
         self._runner: ToolRunner | None = None
@@ -77,6 +96,8 @@ class Container:
             connector = aiohttp.TCPConnector(limit=512, limit_per_host=256, ttl_dns_cache=300)
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
         self.readiness.migrate = migrate if migrate is not None else self.settings.is_sqlite
+        if serving:
+            self.readiness.on_ready(self._start_delivery)
         await self.readiness.start(serving=serving)
         if self.settings.redis_url:
             log.warning(
@@ -91,6 +112,7 @@ class Container:
         if self._tokens is not None:
             # Refreshes in flight finish (and are stored) before anything is closed.
             await self._tokens.drain(self.settings.shutdown_grace_seconds)
+        await self.deliverer.close()
         await self.janitor.close()
         await self.readiness.close()
         await self.bookkeeper.close()
@@ -99,6 +121,10 @@ class Container:
             await self._session.close()
             self._session = None
         await self.vault.close()
+
+    async def _start_delivery(self) -> None:
+        """Webhook deliveries start once the database is ready (``serve`` only)."""
+        self.deliverer.start()
 
     @property
     def session(self) -> aiohttp.ClientSession:
