@@ -25,10 +25,12 @@ from tokenward.errors import (
     UnexpectedResponse,
     UpstreamUnavailable,
     ValidationError,
+    WebhookSignatureError,
 )
 
 if TYPE_CHECKING:
     from tokenward.sdk import AsyncClient, Client
+    from tokenward.sdk.webhooks import verify_webhook
 
 
 def __getattr__(name: str) -> Any:
@@ -37,6 +39,10 @@ def __getattr__(name: str) -> Any:
         from tokenward import sdk
 
         return getattr(sdk, name)
+    if name == "verify_webhook":
+        from tokenward.sdk.webhooks import verify_webhook
+
+        return verify_webhook
     raise AttributeError(f"module 'tokenward' has no attribute {name!r}")
 
 
@@ -61,5 +67,7 @@ __all__ = [
     "UnexpectedResponse",
     "UpstreamUnavailable",
     "ValidationError",
+    "WebhookSignatureError",
     "__version__",
+    "verify_webhook",
 ]

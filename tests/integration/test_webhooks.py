@@ -16,7 +16,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from tokenward._serving import free_port
+from tokenward._serving import BackgroundServer, free_port
 from tokenward.sandbox.browser import walk_consent
 from tokenward.server.container import Container
 
@@ -189,3 +189,89 @@ async def test_two_gateways_on_one_database_deliver_each_event_once(
     finally:
         first.server.stop()
         second.server.stop()
+
+
+async def test_an_endpoint_failing_for_too_long_is_disabled_with_an_event_of_its_own(
+    tmp_path: Path, sandbox_url: str, receiver: Receiver
+) -> None:
+    failing = start_receiver(status=500)
+    settings = gateway_settings(tmp_path, sandbox_url, **FAST, webhooks_disable_after_seconds=0.5)
+    gw = start_gateway(settings, sandbox_url)
+    try:
+        async with local_container(settings) as c:
+            broken = await c.webhook_service.create(failing.url, ["connected_account.created"])
+            await c.webhook_service.create(receiver.url, ["webhook_endpoint.status_updated"])
+            await make_connection(c, sandbox_url)
+            await c.oauth.create_link("discord", "someone")
+            [event] = receiver.wait_for(
+                "webhook_endpoint.status_updated", id=broken.endpoint.id, new_status="disabled"
+            )
+            assert "failed for more than" in event.payload["data"]["reason"]
+            endpoint = await c.webhook_service.get(broken.endpoint.id)
+            assert endpoint.status == "disabled"
+            count = len(failing.received)
+            await c.oauth.create_link("discord", "someone_else")
+            await asyncio.sleep(0.5)
+            assert len(failing.received) == count  # nothing more goes to a disabled endpoint
+            enabled = await c.webhook_service.enable(broken.endpoint.id)
+            assert enabled.status == "enabled"
+    finally:
+        gw.server.stop()
+        assert failing.server is not None
+        failing.server.stop()
+
+
+async def test_kill_9_between_the_change_and_its_delivery_loses_no_event(
+    tmp_path: Path, sandbox_url: str
+) -> None:
+    from e2e.processes import ServiceProcess, gateway_environment, new_encryption_keys
+
+    port = free_port()
+    hook_port = free_port()
+    env = gateway_environment(
+        data_dir=tmp_path / "data",
+        port=port,
+        sandbox_url=sandbox_url,
+        encryption_keys=new_encryption_keys(),
+        extra={
+            "TOKENWARD_WEBHOOKS_ALLOW_INSECURE": "true",
+            "TOKENWARD_WEBHOOKS_POLL_INTERVAL_SECONDS": "0.05",
+            "TOKENWARD_WEBHOOKS_FIRST_RETRY_SECONDS": "0.2",
+        },
+    )
+    settings = gateway_settings(
+        tmp_path,
+        sandbox_url,
+        data_dir=tmp_path / "data",
+        encryption_keys=env["TOKENWARD_ENCRYPTION_KEYS"],
+        public_url=f"http://127.0.0.1:{port}",
+        **FAST,
+    )
+
+    def serve() -> ServiceProcess:
+        return ServiceProcess(
+            "serve", ["serve"], env, health_url=f"http://127.0.0.1:{port}/healthz", log_dir=tmp_path
+        ).start()
+
+    first = serve()
+    try:
+        async with local_container(settings) as c:
+            # Nothing listens at the receiver's address yet: deliveries fail and wait.
+            await c.webhook_service.create(
+                f"http://127.0.0.1:{hook_port}/hook", ["connected_account.created"]
+            )
+            await make_connection(c, sandbox_url)
+            link = await c.oauth.create_link("discord", "survivor")
+        await asyncio.sleep(0.3)  # the gateway has claimed and tried it at least once
+    finally:
+        first.kill()
+
+    receiver = Receiver()
+    receiver.server = BackgroundServer(receiver.app(), port=hook_port).start()
+    second = serve()
+    try:
+        [event] = receiver.wait_for("connected_account.created", id=link.account.id, timeout=15)
+        assert event.headers["webhook-id"].startswith("msg_")
+    finally:
+        second.stop()
+        receiver.server.stop()

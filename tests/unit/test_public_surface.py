@@ -25,7 +25,9 @@ EXPECTED = {
     "UnexpectedResponse",
     "UpstreamUnavailable",
     "ValidationError",
+    "WebhookSignatureError",
     "__version__",
+    "verify_webhook",
 }
 
 

@@ -6,7 +6,7 @@ HMAC-SHA256(key, "{id}.{timestamp}.{body}")>``, where the key is the base64 part
 ``whsec_`` secret. Receivers check it with the ``standardwebhooks`` package or :func:`verify`, and
 refuse timestamps more than five minutes off (a replayed request).
 
-Pure and standard-library only: the SDK's verify helper imports this module.
+Pure (no I/O): the SDK's verify helper imports this module.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import secrets
 from collections.abc import Mapping
 from typing import Any, Final
 
+from tokenward.errors import WebhookSignatureError
+
+__all__ = ["WebhookSignatureError", "headers", "new_secret", "sign", "verify"]
+
 PREFIX: Final = "whsec_"
 TOLERANCE_SECONDS: Final = 300
-
-
-class WebhookSignatureError(ValueError):
-    """The request is not a delivery signed with this secret (or is too old or too new)."""
 
 
 def new_secret() -> str:
