@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint types format sandbox clean
+.PHONY: demo test check lint types format sandbox sandbox-spec catalog clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,8 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
 
 types: $(STAMP)
 	$(VENV)/bin/mypy
@@ -28,11 +28,21 @@ types: $(STAMP)
 check: lint types test
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format src tests bench
-	$(VENV)/bin/ruff check --fix src tests bench
+	$(VENV)/bin/ruff format src tests bench scripts
+	$(VENV)/bin/ruff check --fix src tests bench scripts
+
+# Regenerate the tool catalogs (providers/*/tools.yaml, schemas.json) from Discord's OpenAPI
+# description and the overlays. The spec: TOKENWARD_DISCORD_OPENAPI, else
+# ../shared/reference/discord-openapi/openapi.json.
+catalog: $(STAMP)
+	$(PY) scripts/generate_catalog.py
 
 sandbox: $(STAMP)
 	$(VENV)/bin/tokenward sandbox
+
+# Regenerate the sandbox's copy of Discord's OpenAPI spec (needs ../shared or TOKENWARD_DISCORD_OPENAPI).
+sandbox-spec: $(STAMP)
+	$(PY) scripts/generate_sandbox_spec.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -200,6 +200,8 @@ def test_fault_crud(client: httpx.Client) -> None:
         "drop_connection": False,
         "remaining": 3,
         "statuses": [],
+        "method": None,
+        "after_handler": False,
     }
     client.post("/_sandbox/faults", json={"route": "*", "latency_ms": 25})
     client.post("/_sandbox/faults", json={"route": "/api/v10/gateway", "drop_connection": True})
@@ -246,6 +248,10 @@ def test_fault_crud(client: httpx.Client) -> None:
         ({"route": "*", "status": 500, "statuses": [502]}, "statuses"),
         ({"route": "*"}, "status"),  # a rule that does nothing
         ({"route": "*", "latency_ms": 0}, "status"),
+        ({"route": "*", "status": 500, "method": "get"}, "method"),
+        ({"route": "*", "status": 500, "method": "TRACE"}, "method"),
+        ({"route": "*", "status": 500, "after_handler": "yes"}, "after_handler"),
+        ({"route": "*", "latency_ms": 5, "after_handler": True}, "after_handler"),
     ],
 )
 def test_fault_validation(client: httpx.Client, body: dict[str, Any], field: str) -> None:
@@ -321,3 +327,63 @@ def test_tokens_lists_every_secret_issued(client: httpx.Client, app: dict[str, A
     assert access["expires_at"] - access["issued_at"] == 604800
     (code,) = [c for c in details["codes"] if c["value"] == pending]
     assert code["used"] is False
+
+
+# -- interactions and messages ---------------------------------------------------------------
+
+
+def test_create_interaction_defaults_and_fields(client: httpx.Client) -> None:
+    made = client.post("/_sandbox/interactions", json={"user_id": GRACE, "type": 3})
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert body["application_id"] == DEFAULT_CLIENT_ID
+    assert body["guild_id"] == "1200000000000000001"
+    assert body["channel_id"] == "1600000000000000102"
+    assert body["user_id"] == GRACE
+    assert body["type"] == 3
+    assert body["token"]
+    assert body["responded"] is False
+    assert client.post("/_sandbox/interactions").status_code == 201  # no body: all defaults
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"user_id": 5}, "user_id"),
+        ({"guild_id": "abc"}, "guild_id"),
+        ({"type": 9}, "type"),
+        ({"data": []}, "data"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_create_interaction_validation(
+    client: httpx.Client, body: dict[str, Any], field: str
+) -> None:
+    assert_invalid(client.post("/_sandbox/interactions", json=body), field)
+
+
+def test_create_interaction_unknown_objects(client: httpx.Client) -> None:
+    for body in (
+        {"application_id": "1300000000000000999"},
+        {"channel_id": "1600000000000000999"},
+        {"guild_id": "1200000000000000003"},  # #general is not in that guild
+        {"user_id": "1100000000000000999"},
+    ):
+        response = client.post("/_sandbox/interactions", json=body)
+        assert response.status_code == 404, body
+        assert response.json()["error"]["code"] == "NOT_FOUND"
+
+
+def test_messages_lists_what_is_stored(client: httpx.Client) -> None:
+    listed = client.get("/_sandbox/messages", params={"channel_id": "1600000000000000102"})
+    body = listed.json()
+    assert [m["author"]["id"] for m in body["messages"]] == [
+        ADA,
+        GRACE,
+        "1300000000000000901",
+    ]
+    assert body["messages"][0]["pinned"] is True
+    assert body["created"] == 0
+    assert len(client.get("/_sandbox/messages").json()["messages"]) == 5
+    unknown = client.get("/_sandbox/messages", params={"channel_id": "1"})
+    assert unknown.status_code == 404

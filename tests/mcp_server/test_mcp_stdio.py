@@ -57,7 +57,7 @@ async def test_stdio_lists_tools_and_acts_as_its_user(mcp_env: McpEnv, tmp_path:
             # The identifier comes from the command line only.
             sneaky = await client.call_tool("discord_get_my_user", {"identifier": "ada"})
 
-    assert len(listed) == 16
+    assert len(listed) == 34  # the discord connector's tools
     deprecated = next(t for t in listed if t.name == "discord_get_invite_deprecated")
     assert deprecated.meta is not None
     assert deprecated.meta["tokenward/deprecated"] is True

@@ -8,10 +8,17 @@ from typing import Any
 import pytest
 
 from tokenward.clock import ManualClock, isoformat
-from tokenward.providers.discord.hooks import HOOKS, filter_entitlements, user_ref_route
+from tokenward.providers.discord.hooks import (
+    HOOKS,
+    ensure_nonce,
+    filter_entitlements,
+    permission_names,
+    user_ref_route,
+)
+from tokenward.providers.discord.permissions import PERMISSIONS, bitfield
 from tokenward.providers.hooks import HookContext
 from tokenward.tools.catalog import Catalog
-from tokenward.tools.results import ImageResult
+from tokenward.tools.results import ImageResult, TextResult
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -41,6 +48,21 @@ class TestUserRefRoute:
 
 
 class TestFilterEntitlements:
+    def test_user_guild_and_id_window_filters(self) -> None:
+        data = [
+            {"id": "10", "user_id": "7", "guild_id": None},
+            {"id": "20", "user_id": "8", "guild_id": "5"},
+            {"id": "30", "user_id": "7", "guild_id": "5"},
+            {"id": "x", "user_id": "7"},  # unreadable ID: outside any window
+        ]
+        ids = lambda args: [e["id"] for e in filter_entitlements(data, args, _ctx())]  # noqa: E731
+        assert ids({"user_id": "7"}) == ["10", "30", "x"]
+        assert ids({"guild_id": "5"}) == ["20", "30"]
+        assert ids({"after": "10"}) == ["20", "30"]
+        assert ids({"before": "30"}) == ["10", "20"]
+        assert ids({"after": "10", "before": "30", "user_id": "8"}) == ["20"]
+        assert ids({"user_id": "7", "limit": 1}) == ["10"]
+
     def test_no_flags_changes_nothing(self) -> None:
         data = [entitlement(1, deleted=True), entitlement(2, ends_at=isoformat(NOW - 1))]
         assert filter_entitlements(data, {}, _ctx()) == data
@@ -122,3 +144,47 @@ def test_image_result_round_trips(payload: bytes) -> None:
     assert base64.b64decode(as_dict["data"]) == payload
     mcp = image.to_mcp_content()
     assert mcp == {"type": "image", "data": as_dict["data"], "mimeType": "image/png"}
+
+
+def test_text_result_keeps_the_text_and_its_media_type() -> None:
+    text = TextResult.decode(b"user_id\n1100000000000000001\n\xff", "text/csv")
+    assert text.text == "user_id\n1100000000000000001\n\ufffd"
+    assert text.to_dict() == {"type": "text", "media_type": "text/csv", "text": text.text}
+    assert text.to_mcp_content() == {"type": "text", "text": text.text}
+
+
+class TestEnsureNonce:
+    def test_adds_a_fresh_nonce_with_enforce_nonce(self) -> None:
+        first, second = ensure_nonce({"content": "hi"}), ensure_nonce({"content": "hi"})
+        assert first["enforce_nonce"] is True
+        assert len(first["nonce"]) <= 25
+        assert first["nonce"] != second["nonce"]
+        assert first["content"] == "hi"
+
+    def test_keeps_the_callers_choice(self) -> None:
+        assert ensure_nonce({"nonce": "mine"}) == {"nonce": "mine"}
+        assert ensure_nonce({"enforce_nonce": False}) == {"enforce_nonce": False}
+        made = ensure_nonce({"enforce_nonce": True})
+        assert made["enforce_nonce"] is True
+        assert made["nonce"]
+
+    def test_registered(self) -> None:
+        assert HOOKS.input["ensure_nonce"] is ensure_nonce
+
+
+class TestPermissionNames:
+    def test_names_become_the_bitfield_and_win(self) -> None:
+        out = permission_names(
+            {"permissions": "8", "permissions_names": ["ADMINISTRATOR", "PIN_MESSAGES"]}
+        )
+        assert out["permissions"] == str(8 | (1 << 51))
+        out = permission_names({"allow_names": ["VIEW_CHANNEL"], "deny_names": []})
+        assert (out["allow"], out["deny"]) == ("1024", "0")
+        assert permission_names({"allow": "5"}) == {"allow": "5"}
+
+    def test_the_table_has_distinct_single_bits(self) -> None:
+        values = list(PERMISSIONS.values())
+        assert len(set(values)) == len(values)
+        assert all(v & (v - 1) == 0 for v in values)
+        assert bitfield([]) == "0"
+        assert HOOKS.input["permission_names"] is permission_names

@@ -19,6 +19,7 @@ from tokenward.tools.catalog import Catalog
 FOLDER = resources.files("tokenward.providers.discord")
 PROVIDER_TEXT = (FOLDER / "provider.yaml").read_text(encoding="utf-8")
 TOOLS_TEXT = (FOLDER / "tools.yaml").read_text(encoding="utf-8")
+SCHEMAS_TEXT = (FOLDER / "schemas.json").read_text(encoding="utf-8")
 
 
 def _tools() -> dict[str, Any]:
@@ -36,9 +37,17 @@ def _tool(data: dict[str, Any], name: str) -> dict[str, Any]:
     return found
 
 
+def _param(tool: dict[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(p for p in tool["params"] if p["name"] == name)
+    return found
+
+
 def _load(tools: dict[str, Any], provider: dict[str, Any] | None = None) -> None:
     load_provider_from_text(
-        yaml.safe_dump(provider or _provider()), yaml.safe_dump(tools, sort_keys=False), HOOKS
+        yaml.safe_dump(provider or _provider()),
+        yaml.safe_dump(tools, sort_keys=False),
+        HOOKS,
+        SCHEMAS_TEXT,
     )
 
 
@@ -116,20 +125,33 @@ def _typo_key(d: dict[str, Any]) -> None:
     tool["descripton"] = tool.pop("description")
 
 
-def _string_minimum(d: dict[str, Any]) -> None:
-    _tool(d, "discord_list_my_guilds")["params"][2]["minimum"] = "1"
+def _unknown_ref(d: dict[str, Any]) -> None:
+    tool = _tool(d, "discord_get_current_user_application_entitlements")
+    _param(tool, "limit")["schema"] = {"$ref": "#/$defs/Nope"}
 
 
 def _unknown_type(d: dict[str, Any]) -> None:
-    _tool(d, "discord_get_guild_widget")["params"][0]["type"] = "guild"
+    _tool(d, "discord_get_guild_widget")["params"][0]["schema"]["type"] = "guild"
 
 
-def _enum_without_values(d: dict[str, Any]) -> None:
-    del _tool(d, "discord_get_guild_widget_png")["params"][1]["enum"]
+def _schema_says_nothing(d: dict[str, Any]) -> None:
+    _param(_tool(d, "discord_get_guild_widget_png"), "style")["schema"] = {"description": "x"}
 
 
-def _bad_default(d: dict[str, Any]) -> None:
-    _tool(d, "discord_list_my_guilds")["params"][2]["default"] = 500
+def _required_with_default(d: dict[str, Any]) -> None:
+    _param(_tool(d, "discord_list_my_guilds"), "limit")["required"] = True
+
+
+def _ignored_without_note(d: dict[str, Any]) -> None:
+    del _param(_tool(d, "discord_resolve_invite"), "with_expiration")["note"]
+
+
+def _header_without_wire(d: dict[str, Any]) -> None:
+    _tool(d, "discord_list_my_guilds")["params"][0]["location"] = "header"
+
+
+def _body_on_a_get(d: dict[str, Any]) -> None:
+    _tool(d, "discord_list_my_guilds")["params"][0]["location"] = "body"
 
 
 def _optional_path_param(d: dict[str, Any]) -> None:
@@ -162,7 +184,7 @@ def _short_description(d: dict[str, Any]) -> None:
 
 def _duplicate_param(d: dict[str, Any]) -> None:
     params = _tool(d, "discord_list_my_guilds")["params"]
-    params.append(copy.deepcopy(params[0]))
+    params.append(copy.deepcopy(_param(_tool(d, "discord_list_my_guilds"), "after")))
 
 
 def _wrong_provider(d: dict[str, Any]) -> None:
@@ -179,13 +201,16 @@ def _wrong_provider(d: dict[str, Any]) -> None:
         (_replaced_by_missing, "replaced_by 'discord_nope' is not a tool"),
         (_undeclared_placeholder, "path placeholders without a path parameter: guild"),
         (_typo_key, "tools[discord_get_gateway].descripton: Extra inputs are not permitted"),
-        (_string_minimum, "params[limit].minimum: Input should be a valid integer"),
-        (_unknown_type, "params[guild_id].type: Input should be"),
-        (_enum_without_values, "needs a non-empty 'enum' list"),
-        (_bad_default, "default 500 does not fit"),
+        (_unknown_ref, "parameter limit refers to 'Nope', which is not a shared schema"),
+        (_unknown_type, "unknown JSON type(s): guild"),
+        (_schema_says_nothing, "a parameter schema needs"),
+        (_required_with_default, "a required parameter cannot have a default"),
+        (_ignored_without_note, "an ignored parameter needs a 'note'"),
+        (_header_without_wire, "a header parameter is a string with 'wire'"),
+        (_body_on_a_get, "body parameters need 'endpoint.body'"),
         (_optional_path_param, "a path parameter must be required"),
         (_image_without_media_type, "an image output needs an image/* media_type"),
-        (_gateway_param_without_hook, "need a result hook"),
+        (_gateway_param_without_hook, "need an input or result hook"),
         (_user_or_bot_without_route, "needs a route hook"),
         (_deprecated_without_target, "'deprecated: true' and 'replaced_by' go together"),
         (_read_only_post, "a read-only tool must use GET or HEAD"),
@@ -239,23 +264,23 @@ def test_duplicate_yaml_keys_are_refused() -> None:
     )
     assert text != TOOLS_TEXT
     with pytest.raises(ConfigError, match="duplicate key 'title'"):
-        load_provider_from_text(PROVIDER_TEXT, text, HOOKS)
+        load_provider_from_text(PROVIDER_TEXT, text, HOOKS, SCHEMAS_TEXT)
 
 
 def test_non_plain_yaml_values_are_refused() -> None:
     text = TOOLS_TEXT.replace("provider: discord\n", "provider: 2026-01-01\n", 1)
     with pytest.raises(ConfigError, match="not plain data"):
-        load_provider_from_text(PROVIDER_TEXT, text, HOOKS)
+        load_provider_from_text(PROVIDER_TEXT, text, HOOKS, SCHEMAS_TEXT)
 
 
 def test_broken_yaml_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"tools\.yaml: not valid YAML"):
-        load_provider_from_text(PROVIDER_TEXT, "tools: [", HOOKS)
+        load_provider_from_text(PROVIDER_TEXT, "tools: [", HOOKS, SCHEMAS_TEXT)
 
 
 def test_hooks_are_checked_against_the_given_registry() -> None:
     with pytest.raises(ConfigError) as info:
-        load_provider_from_text(PROVIDER_TEXT, TOOLS_TEXT, HookRegistry())
+        load_provider_from_text(PROVIDER_TEXT, TOOLS_TEXT, HookRegistry(), SCHEMAS_TEXT)
     problems = info.value.details["problems"]
     assert any("route hook 'user_ref_route'" in p for p in problems)
     assert any("result hook 'filter_entitlements'" in p for p in problems)
@@ -278,7 +303,7 @@ def test_a_new_read_tool_is_one_yaml_entry() -> None:
             "params": [
                 {
                     "name": "guild_id",
-                    "type": "snowflake",
+                    "schema": {"type": "string", "format": "snowflake"},
                     "required": True,
                     "location": "path",
                     "description": "ID of the server to preview.",
@@ -286,9 +311,62 @@ def test_a_new_read_tool_is_one_yaml_entry() -> None:
             ],
         }
     )
-    loaded = load_provider_from_text(PROVIDER_TEXT, yaml.safe_dump(data, sort_keys=False), HOOKS)
+    loaded = load_provider_from_text(
+        PROVIDER_TEXT, yaml.safe_dump(data, sort_keys=False), HOOKS, SCHEMAS_TEXT
+    )
     prepared = Catalog(loaded).prepare(
         "discord_get_guild_preview", {"guild_id": "42"}, bot_token_available=False
     )
     assert prepared.path == "/api/v10/guilds/42/preview"
     assert dict(prepared.major_parameters) == {"guild_id": "42"}
+
+
+def test_a_reference_missing_from_the_shared_schemas_is_reported() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_provider_from_text(PROVIDER_TEXT, TOOLS_TEXT, HOOKS, '{"$defs": {}}')
+    assert any(
+        "refers to 'ApplicationCommandPermission', which is not a shared schema" in p
+        for p in info.value.details["problems"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{", "schemas.json: not valid JSON"),
+        ('{"defs": {}}', "must be an object with '$defs'"),
+        ('{"$defs": {"A": {"$ref": "#/$defs/B"}}}', "A refers to 'B', which is not defined"),
+    ],
+)
+def test_broken_shared_schemas_are_refused(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_provider_from_text(PROVIDER_TEXT, TOOLS_TEXT, HOOKS, text)
+    assert any(expected in p for p in info.value.details["problems"])
+
+
+def test_each_tool_gets_the_shared_schemas_it_needs() -> None:
+    bot = load_provider("discordbot")
+    message = bot.tools["discordbot_create_message"]
+    assert "RichEmbed" in message.defs
+    assert "RichEmbedField" in message.defs  # through RichEmbed
+    assert "GithubRepository" not in message.defs
+    assert bot.tools["discordbot_get_gateway"].defs == {}
+    assert set(message.defs) <= set(bot.defs)
+
+
+def test_the_bot_provider_has_no_oauth_block() -> None:
+    bot = load_provider("discordbot")
+    assert bot.spec.credential == "bot_token"
+    assert bot.spec.oauth is None
+    assert bot.spec.default_scopes == ()
+    assert bot.spec.bot_auth_scheme == "Bot"
+    assert len(bot.tools) == 221
+    provider = _provider()
+    provider["credential"] = "bot_token"
+    with pytest.raises(ConfigError, match="a bot_token provider has no 'oauth' block"):
+        _load(_tools(), provider)
+    del provider["oauth"]
+    del provider["default_scopes"]
+    provider["credential"] = "oauth2"
+    with pytest.raises(ConfigError, match="an oauth2 provider needs an 'oauth' block"):
+        _load(_tools(), provider)

@@ -59,7 +59,12 @@ def test_list(cli: Cli) -> None:
     assert by_name["discord_list_my_guilds"]["scopes"] == ["guilds"]
     assert by_name["discord_get_invite_deprecated"]["annotations"]["deprecated"] is True
     assert by_name["discord_get_guild_widget_png"]["output"] == "image"
-    assert all(t["annotations"]["read_only"] for t in doc["tools"])
+    reads = [
+        t for t in doc["tools"] if t["name"] in ("discord_get_my_user", "discord_list_my_guilds")
+    ]
+    assert reads
+    assert all(t["annotations"]["read_only"] for t in reads)
+    assert by_name["discord_leave_lobby"]["annotations"]["destructive"] is True
 
 
 def test_show(cli: Cli) -> None:
@@ -70,6 +75,7 @@ def test_show(cli: Cli) -> None:
         "invite_code",
         "with_counts",
         "with_expiration",
+        "guild_scheduled_event_id",
     }
     assert doc["input_schema"]["additionalProperties"] is False
     assert doc["annotations"]["replaced_by"] == "discord_resolve_invite"

@@ -1,13 +1,15 @@
-"""Each export checked against its vendor's documented rules, written here as code.
+"""Each export checked against its vendor's documented rules, written here as code, for every
+tool of both connectors (34 ``discord_*`` and 221 ``discordbot_*``).
 
-- OpenAI function calling, strict mode (Structured Outputs "Supported schemas"): root is an
-  object and not ``anyOf``; every object has ``additionalProperties: false`` and lists every
-  property in ``required``; optional values are expressed as a union with ``null``; only the
-  supported types and keywords (string: pattern, format; number: multipleOf, (exclusive)
-  minimum/maximum; array: minItems, maxItems; plus anyOf, enum, const, description, $defs/$ref);
-  at most 5000 properties and 10 levels of nesting (we hold ourselves to the older 100 / 5);
-  at most 1000 enum values; total length of property names, enum values and consts at most
-  120,000 characters (older: 15,000); function names ``^[a-zA-Z0-9_-]{1,64}$``.
+- OpenAI function calling, strict mode (Structured Outputs "Supported schemas", current limits):
+  root is an object and not ``anyOf``; every object has ``additionalProperties: false`` and lists
+  every property in ``required``; optional values are expressed as a union with ``null``; only
+  the supported types and keywords (string: pattern, format; number: multipleOf, (exclusive)
+  minimum/maximum; array: minItems, maxItems; plus anyOf, enum, const, description, title,
+  $defs/$ref, recursion allowed); a ``$ref`` has no sibling keywords; at most 5,000 object
+  properties and 10 levels of nesting; at most 1,000 enum values, and an enum of more than 250
+  values at most 15,000 characters; total length of property names, definition names, enum
+  values and consts at most 120,000 characters; function names ``^[a-zA-Z0-9_-]{1,64}$``.
 - Anthropic tools: ``name`` matching ``^[a-zA-Z0-9_-]{1,64}$``, a ``description``, and an
   ``input_schema`` that is a JSON Schema with ``type: object``.
 - MCP (2025-11-25 schema): ``Tool`` has ``name`` (1-128 of ``[A-Za-z0-9_.-]``), optional
@@ -36,10 +38,13 @@ from tokenward.tools.schemas import (
     mcp_tools,
     openai_tool,
     openai_tools,
+    strip_nulls,
 )
+from tokenward.tools.validation import validate_input
 
 CATALOG = Catalog.load()
-TOOLS = CATALOG.tools()
+ALL = Catalog.load_all()
+TOOLS = ALL.tools()
 
 # --------------------------------------------------------------------------- OpenAI strict
 
@@ -63,24 +68,51 @@ OPENAI_KEYWORDS = {
     "multipleOf", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
     "minItems", "maxItems",
 }  # fmt: skip
-MAX_PROPERTIES = 100
-MAX_DEPTH = 5
+MAX_PROPERTIES = 5000
+MAX_DEPTH = 10
 MAX_ENUM_VALUES = 1000
-MAX_STRING_BUDGET = 15_000
+MAX_STRING_BUDGET = 120_000
+LARGE_ENUM = 250
+LARGE_ENUM_BUDGET = 15_000
 # Regex features the strict-mode grammar does not take (lookaround, backreferences).
 UNSUPPORTED_REGEX = re.compile(r"\(\?[=!<]|\\[1-9]|\(\?P")
 
 
 class StrictWalk:
-    def __init__(self) -> None:
+    """Checks one strict-mode schema and counts what the limits count. Each definition is walked
+    once; nesting depth follows references (a recursive one counts once)."""
+
+    def __init__(self, defs: dict[str, Any] | None = None) -> None:
+        self.defs = defs or {}
         self.properties = 0
-        self.budget = 0
+        self.budget = sum(len(name) for name in self.defs)
+        self.enum_values = 0
         self.max_depth = 0
 
-    def walk(self, schema: dict[str, Any], depth: int, where: str) -> None:
+    def check(self, root: dict[str, Any], where: str) -> None:
+        self.walk(root, 1, where, frozenset())
+        for name, schema in self.defs.items():
+            self.walk(schema, 1, f"$defs.{name}", frozenset({name}), count_only=True)
+
+    def walk(
+        self,
+        schema: dict[str, Any],
+        depth: int,
+        where: str,
+        refs: frozenset[str],
+        *,
+        count_only: bool = False,
+    ) -> None:
         assert isinstance(schema, dict), where
         unknown = set(schema) - OPENAI_KEYWORDS
         assert not unknown, f"{where}: keywords strict mode does not support: {unknown}"
+        if "$ref" in schema:
+            assert set(schema) == {"$ref"}, f"{where}: a $ref cannot have sibling keywords"
+            name = schema["$ref"].removeprefix("#/$defs/")
+            assert name in self.defs, f"{where}: unknown reference {schema['$ref']}"
+            if name not in refs:  # follow for depth; recursion counts once
+                self._depth_only(self.defs[name], depth, refs | {name})
+            return
         types = schema.get("type")
         if types is not None:
             as_list = types if isinstance(types, list) else [types]
@@ -92,15 +124,21 @@ class StrictWalk:
             re.compile(schema["pattern"])
             assert not UNSUPPORTED_REGEX.search(schema["pattern"]), where
         if "enum" in schema:
-            assert 0 < len(schema["enum"]) <= MAX_ENUM_VALUES, where
-            self.budget += sum(len(str(v)) for v in schema["enum"] if v is not None)
+            values = schema["enum"]
+            assert values, where
+            self.enum_values += len(values)
+            chars = sum(len(str(v)) for v in values if v is not None)
+            if len(values) > LARGE_ENUM:
+                assert chars <= LARGE_ENUM_BUDGET, where
+            if not count_only:
+                self.budget += chars
         if "const" in schema:
             self.budget += len(str(schema["const"]))
         if "anyOf" in schema:
             assert isinstance(schema["anyOf"], list)
             assert schema["anyOf"], where
             for i, branch in enumerate(schema["anyOf"]):
-                self.walk(branch, depth, f"{where}.anyOf[{i}]")
+                self.walk(branch, depth, f"{where}.anyOf[{i}]", refs, count_only=count_only)
         is_object = types == "object" or (isinstance(types, list) and "object" in types)
         if is_object or "properties" in schema:
             self.max_depth = max(self.max_depth, depth)
@@ -115,9 +153,15 @@ class StrictWalk:
             self.properties += len(props)
             for name, sub in props.items():
                 self.budget += len(name)
-                self.walk(sub, depth + 1, f"{where}.{name}")
+                self.walk(sub, depth + 1, f"{where}.{name}", refs, count_only=count_only)
         if "items" in schema:
-            self.walk(schema["items"], depth + 1, f"{where}[]")
+            self.walk(schema["items"], depth + 1, f"{where}[]", refs, count_only=count_only)
+
+    def _depth_only(self, schema: dict[str, Any], depth: int, refs: frozenset[str]) -> None:
+        probe = StrictWalk(self.defs)
+        probe.walk(schema, depth, "(depth)", refs, count_only=True)
+        self.max_depth = max(self.max_depth, probe.max_depth)
+        assert self.max_depth <= MAX_DEPTH
 
 
 def accepts_null(schema: dict[str, Any]) -> bool:
@@ -141,14 +185,16 @@ def test_openai_strict_rules(spec: ToolSpec) -> None:
     params = fn["parameters"]
     assert params["type"] == "object"
     assert "anyOf" not in params
-    walker = StrictWalk()
-    walker.walk(params, 1, fn["name"])
+    walker = StrictWalk(params.get("$defs"))
+    walker.check({k: v for k, v in params.items() if k != "$defs"}, fn["name"])
     assert walker.properties <= MAX_PROPERTIES
     assert walker.budget <= MAX_STRING_BUDGET
+    assert walker.enum_values <= MAX_ENUM_VALUES
     Draft202012Validator.check_schema(params)
     # Optional parameters are the nullable ones; required ones never accept null.
     for p in spec.params:
         assert accepts_null(params["properties"][p.name]) == (not p.required), p.name
+    json.dumps(exported)
 
 
 def test_openai_optional_forms() -> None:
@@ -167,7 +213,7 @@ def test_openai_optional_forms() -> None:
         200,
     )
     assert "default" not in json.dumps(guilds).replace("default 200", "")
-    assert guilds["required"] == ["after", "before", "limit", "with_counts"]
+    assert sorted(guilds["required"]) == ["after", "before", "limit", "with_counts"]
 
 
 def test_openai_walker_catches_violations() -> None:
@@ -189,15 +235,94 @@ def test_openai_walker_catches_violations() -> None:
     lookahead = json.loads(json.dumps(good))
     lookahead["properties"]["after"]["pattern"] = "^(?=1)[0-9]+$"
     broken_cases.append(lookahead)
+    ref_with_sibling = json.loads(json.dumps(good))
+    ref_with_sibling["properties"]["after"] = {"$ref": "#/$defs/X", "description": "x"}
+    broken_cases.append(ref_with_sibling)
     for broken in broken_cases:
         with pytest.raises(AssertionError):
-            StrictWalk().walk(broken, 1, "broken")
+            StrictWalk({"X": {"type": "string"}}).check(broken, "broken")
+    deep: dict[str, Any] = {"type": "string"}
+    for _ in range(MAX_DEPTH + 1):
+        deep = {
+            "type": "object",
+            "properties": {"x": deep},
+            "required": ["x"],
+            "additionalProperties": False,
+        }
+    with pytest.raises(AssertionError, match="nested deeper"):
+        StrictWalk().check(deep, "deep")
+    huge_enum = {"type": "string", "enum": ["v" * 70 + str(i) for i in range(LARGE_ENUM + 1)]}
+    with pytest.raises(AssertionError):
+        StrictWalk().check(huge_enum, "enum")
 
 
 def test_openai_tools_lists_every_tool() -> None:
-    names = [t["function"]["name"] for t in openai_tools(CATALOG)]
-    assert names == CATALOG.names()
-    assert len(set(names)) == len(names)
+    names = [t["function"]["name"] for t in openai_tools(ALL)]
+    assert names == ALL.names()
+    assert len(set(names)) == len(names) == 255
+
+
+def test_strict_stand_ins_for_maps_and_free_form_objects_convert_back() -> None:
+    """Strict mode cannot say "any keys": a map is a list of {key, value} pairs and a free-form
+    object a JSON string; strip_nulls turns both back before validation and sending."""
+    lobby = ALL.get("discordbot_create_lobby")
+    strict = openai_tool(lobby)["function"]["parameters"]
+    metadata = strict["properties"]["metadata"]
+    assert metadata["type"] == ["array", "null"]
+    assert metadata["items"]["required"] == ["key", "value"]
+    assert "list of {key, value} pairs" in metadata["description"]
+    written = {
+        "metadata": [{"key": "map", "value": "dust2"}, {"key": "mode", "value": "ranked"}],
+        "members": None,
+        "idle_timeout_seconds": None,
+        "flags": None,
+        "override_event_webhooks_url": None,
+    }
+    assert Draft202012Validator(strict).is_valid(written)
+    back = strip_nulls(lobby, written)
+    assert back == {"metadata": {"map": "dust2", "mode": "ranked"}}
+    assert validate_input(lobby, back) == back
+    github = ALL.get("discordbot_execute_github_compatible_webhook")
+    repo = openai_tool(github)["function"]["parameters"]
+    # Objects the spec describes stay objects, through $defs.
+    assert "$defs" in repo
+    assert "GithubRepository" in repo["$defs"]
+    # Already-native values pass unchanged (Anthropic and MCP clients send those).
+    native = {"metadata": {"map": "dust2"}}
+    assert strip_nulls(lobby, native) == native
+
+
+def test_strict_nulls_inside_objects_are_dropped() -> None:
+    tool = ALL.get("discordbot_create_message")
+    written = {
+        "channel_id": "1",
+        "content": None,
+        "embeds": [{"title": "Hi", "description": None, "color": None, "fields": None}],
+        "poll": None,
+    }
+    back = strip_nulls(tool, written)
+    assert back == {"channel_id": "1", "embeds": [{"title": "Hi"}]}
+    validate_input(tool, back)
+
+
+def test_a_free_form_object_is_a_json_string_in_strict_mode() -> None:
+    from tokenward.providers.models import ParamSpec
+
+    base = ALL.get("discordbot_create_lobby")
+    free = ParamSpec(
+        name="extra",
+        location="body",
+        description="Anything at all, as an object.",
+        schema={"type": "object"},
+    )
+    tool = base.model_copy(update={"params": (*base.params, free)})
+    strict = openai_tool(tool)["function"]["parameters"]["properties"]["extra"]
+    assert strict["type"] == ["string", "null"]
+    assert "JSON string" in strict["description"]
+    assert strip_nulls(tool, {"extra": '{"a": [1, 2]}'}) == {"extra": {"a": [1, 2]}}
+    assert strip_nulls(tool, {"extra": "not json"}) == {"extra": "not json"}
+    with pytest.raises(Exception, match="extra"):
+        validate_input(tool, strip_nulls(tool, {"extra": "not json"}))
 
 
 # --------------------------------------------------------------------------- Anthropic
@@ -221,7 +346,7 @@ def test_anthropic_rules(spec: ToolSpec) -> None:
 
 
 def test_anthropic_tools_lists_every_tool() -> None:
-    assert [t["name"] for t in anthropic_tools(CATALOG)] == CATALOG.names()
+    assert [t["name"] for t in anthropic_tools(ALL)] == ALL.names()
 
 
 # --------------------------------------------------------------------------- MCP
@@ -266,9 +391,9 @@ def test_mcp_rules(spec: ToolSpec) -> None:
     assert set(annotations) <= MCP_ANNOTATION_KEYS
     for key in MCP_ANNOTATION_KEYS - {"title"}:
         assert isinstance(annotations[key], bool)
-    assert annotations["readOnlyHint"] is True
-    assert annotations["destructiveHint"] is False
-    assert annotations["idempotentHint"] is True
+    assert annotations["readOnlyHint"] is spec.annotations.read_only
+    assert annotations["destructiveHint"] is spec.annotations.destructive
+    assert annotations["idempotentHint"] is spec.annotations.idempotent
     assert annotations["openWorldHint"] is True
     for key in exported["_meta"]:
         assert _meta_key_ok(key), key
@@ -284,7 +409,7 @@ def test_mcp_meta_key_rule_can_fail() -> None:
 
 
 def test_mcp_marks_the_deprecated_tool() -> None:
-    tools = {t["name"]: t for t in mcp_tools(CATALOG)}
+    tools = {t["name"]: t for t in mcp_tools(ALL)}
     old = tools["discord_get_invite_deprecated"]
     assert old["description"].startswith("DEPRECATED: use discord_resolve_invite instead.")
     assert old["title"].endswith("(deprecated)")
@@ -306,15 +431,39 @@ def test_mcp_marks_the_image_tool() -> None:
 
 def test_default_catalog_is_used_when_none_is_given() -> None:
     assert [t["name"] for t in mcp_tools()] == CATALOG.names()
-    assert len(openai_tools()) == len(anthropic_tools()) == 16
+    assert len(openai_tools()) == len(anthropic_tools()) == 34
 
 
 def test_default_moves_into_the_openai_description() -> None:
     """Strict mode has no ``default`` keyword: the value is stated in the description instead."""
     base = CATALOG.get("discord_list_my_guilds")
-    limit = base.params[2].model_copy(update={"description": "Maximum number of servers."})
+    limit = base.param("limit")
+    assert limit is not None
+    limit = limit.model_copy(update={"description": "Maximum number of servers."})
     spec = base.model_copy(update={"params": (limit,)})
     prop = openai_tool(spec)["function"]["parameters"]["properties"]["limit"]
     assert "default" not in prop
     assert prop["description"] == "Maximum number of servers. Default: 200."
     assert input_schema(spec)["properties"]["limit"]["default"] == 200
+
+
+def test_values_nested_too_deeply_are_json_strings_in_strict_mode() -> None:
+    """Command options (subcommand groups of subcommands of options with localized choices) nest
+    deeper than strict mode's 10 levels: the strict form takes them as a JSON string, and
+    strip_nulls parses it back into the value the tool sends."""
+    tool = ALL.get("discordbot_create_global_application_command")
+    strict = openai_tool(tool)["function"]["parameters"]
+    options = strict["properties"]["options"]
+    assert options["type"] == ["string", "null"]
+    assert "JSON string" in options["description"]
+    assert "ApplicationCommandSubcommandGroupOption" not in strict.get("$defs", {})
+    value = [{"type": 3, "name": "city", "description": "Which city", "required": True}]
+    written = {p.name: None for p in tool.params}
+    written.update(application_id="1", name="weather", type=1, options=json.dumps(value))
+    assert Draft202012Validator(strict).is_valid(written)
+    back = strip_nulls(tool, written)
+    assert back == {"application_id": "1", "name": "weather", "type": 1, "options": value}
+    assert validate_input(tool, back)["options"] == value
+    # Shallow values keep their structure: the message tools' embeds and components.
+    message = openai_tool(ALL.get("discordbot_create_message"))["function"]["parameters"]
+    assert message["properties"]["embeds"]["type"] == ["array", "null"]

@@ -3,7 +3,9 @@ the exported JSON Schemas."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +18,9 @@ from tokenward.providers.models import ParamSpec, ToolSpec
 from tokenward.tools.catalog import Catalog
 from tokenward.tools.schemas import input_schema, openai_tool
 from tokenward.tools.validation import (
+    FORMATS,
     INVITE_INPUT_PATTERN,
+    MESSAGE_PARTS,
     SNOWFLAKE_MAX,
     SNOWFLAKE_PATTERN,
     TEMPLATE_INPUT_PATTERN,
@@ -59,7 +63,7 @@ def test_every_bad_field_is_reported_at_once() -> None:
     assert fields["limit"] == "must be between 1 and 200"
     assert fields["with_counts"] == "must be true or false, got a string"
     assert fields["page"].startswith("unknown parameter")
-    assert "after, before, limit, with_counts" in fields["page"]
+    assert "before, after, limit, with_counts" in fields["page"]
 
 
 def test_message_names_the_tool() -> None:
@@ -160,10 +164,9 @@ def test_one_sided_ranges_say_which_side() -> None:
             "params": (
                 ParamSpec(
                     name="n",
-                    type="integer",
                     location="query",
                     description="a count, at least one",
-                    minimum=1,
+                    schema={"type": "integer", "minimum": 1},
                 ),
             )
         }
@@ -173,10 +176,9 @@ def test_one_sided_ranges_say_which_side() -> None:
             "params": (
                 ParamSpec(
                     name="n",
-                    type="integer",
                     location="query",
                     description="a count, at most ten",
-                    maximum=10,
+                    schema={"type": "integer", "maximum": 10},
                 ),
             )
         }
@@ -431,10 +433,26 @@ SAMPLES: dict[str, list[Any]] = {
     "boolean": [True, False, "true", 1, 0, None],
     "invite_code": ["abc", "https://discord.gg/abc?x=1", "a", "https://evil.example/x", 5, None],
     "template_code": ["hgM48av5Q69A", "discord.new/abc", "discord.gg/abc", "a", None],
-    "enum": ["shield", "banner4", "Shield", "", None, 0],
-    "integer": [1, 50, 100, 200, 0, 201, 101, "5", 5.0, 5.5, True, None],
-    "string": ["x", "", 5, None],
+    "emoji": ["👍", "party:42", "<a:x:1>", "thumbsup", "", None, 1],
+    "enum": ["shield", "banner4", "Shield", "", None, 0, 1, 4, 99],
+    "integer": [1, 50, 100, 200, 0, 201, 101, -1, "5", 5.0, 5.5, True, None, 2**70],
+    "number": [0, 0.5, 1, 2, -1, "1", None, True],
+    "string": ["x", "", "1", "x" * 3000, 5, None],
+    "array": [[], ["1"], ["1", "1"], [1], "x", None, [None], [{}]],
+    "object": [{}, {"x": 1}, {"x": "y"}, "x", [], None],
+    "base64_file": ["AAAA", "iVBORw0KGgoAAAAA", "not base64", "", None],
 }
+VALIDATING = Catalog.load_all()
+
+
+def semantic_type(param: ParamSpec) -> str:
+    if param.kind is not None:
+        return param.kind
+    if param.schema_.get("format") == "snowflake":
+        return "snowflake"
+    if "enum" in param.schema_:
+        return "enum"
+    return param.type or "object"
 
 
 def _validates(t: ToolSpec, tool_input: object) -> bool:
@@ -445,34 +463,218 @@ def _validates(t: ToolSpec, tool_input: object) -> bool:
     return True
 
 
-def _base_input(t: ToolSpec) -> dict[str, Any]:
-    base: dict[str, Any] = {}
-    for p in t.params:
-        if p.required:
-            base[p.name] = {"user_ref": "@me", "invite_code": "abc", "template_code": "abc"}.get(
-                p.type, "1"
-            )
-    return base
+def _load_examples() -> Any:
+    path = Path(__file__).resolve().parents[1] / "specs" / "examples.py"
+    spec = importlib.util.spec_from_file_location("catalog_examples", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-@pytest.mark.parametrize("t", CATALOG.tools(), ids=lambda t: t.name)
+EXAMPLES = _load_examples()
+SCALARS = ("string", "integer", "number", "boolean")
+
+
+def _cross_field(t: ToolSpec, name: str) -> bool:
+    """Parameters whose validity also depends on other fields (Discord's message rules and the
+    two names of the audit-log reason), where the schema alone cannot agree."""
+    message = t.message is not None and (
+        (t.message.at is None and name in MESSAGE_PARTS) or name == t.message.at
+    )
+    return message or name in ("reason", "audit_log_reason")
+
+
+@pytest.mark.parametrize("t", VALIDATING.tools(), ids=lambda t: t.name)
 def test_schema_and_validation_agree_on_every_parameter(t: ToolSpec) -> None:
-    plain = Draft202012Validator(input_schema(t))
-    strict = Draft202012Validator(openai_tool(t)["function"]["parameters"])
-    base = _base_input(t)
+    plain = Draft202012Validator(input_schema(t), format_checker=FORMATS)
+    strict = Draft202012Validator(openai_tool(t)["function"]["parameters"], format_checker=FORMATS)
+    base = EXAMPLES.minimal_input(t)
     assert plain.is_valid(base)
     assert _validates(t, base)
-    checked = 0
+    # The strict form writes the same JSON for scalars; compare it when nothing else is given.
+    comparable = all(t.param_type(q) in SCALARS for q in t.params if q.required)
     for p in t.params:
-        for value in SAMPLES[p.type]:
+        if _cross_field(t, p.name):
+            continue
+        for value in SAMPLES[semantic_type(p)]:
             candidate = {**base, p.name: value}
             expected = _validates(t, candidate)
-            assert plain.is_valid(candidate) == expected, (p.name, value)
-            # OpenAI strict: every key present, optional ones null when not given.
-            full = {q.name: candidate.get(q.name) for q in t.params}
-            strict_ok = _validates(t, strip_nulls(t, full))
-            assert strict.is_valid(full) == strict_ok, (p.name, value)
-            checked += 1
-    assert checked == sum(len(SAMPLES[p.type]) for p in t.params)
+            if p.kind == "base64_file":
+                # The schema checks base64 syntax; validation also the file's type and size.
+                assert plain.is_valid(candidate) or not expected, (p.name, value)
+            else:
+                assert plain.is_valid(candidate) == expected, (p.name, value)
+            if comparable and t.param_type(p) in SCALARS:
+                # OpenAI strict: every key present, optional ones null when not given.
+                full = {q.name: candidate.get(q.name) for q in t.params}
+                # Strict mode cannot say lengths (minLength/maxLength are dropped), so it may
+                # accept what validation then refuses with a reason; never the reverse.
+                if _validates(t, strip_nulls(t, full)):
+                    assert strict.is_valid(full), (p.name, value)
     assert not plain.is_valid({**base, "unknown": 1})
     assert not _validates(t, {**base, "unknown": 1})
+
+
+# ---------------------------------------------- Discord's own limits, on the catalog's tools
+
+CHANNEL = "1100000000000000001"
+
+
+def bot_fields(name: str, tool_input: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(ValidationError) as info:
+        validate_input(VALIDATING.get(name), tool_input)
+    for field, reason in info.value.fields.items():
+        assert f"{field}: {reason}" in info.value.message
+    return info.value.fields
+
+
+def test_a_new_message_needs_something_to_show() -> None:
+    fields = bot_fields("discordbot_create_message", {"channel_id": CHANNEL})
+    assert fields == {
+        "content": "a message needs at least one of content, embeds, sticker_ids, components, "
+        "poll, attachments (Discord refuses an empty message)"
+    }
+    fields = bot_fields(
+        "discordbot_execute_webhook", {"webhook_id": CHANNEL, "webhook_token": "t", "content": ""}
+    )
+    assert "at least one of content, embeds, components, poll" in fields["content"]
+    forum = {"channel_id": CHANNEL, "name": "Release notes"}
+    assert (
+        "content, embeds, sticker_ids"
+        in bot_fields("discordbot_start_thread_in_forum_channel", forum)["content"]
+    )
+    # An edit may change a single field, or none of the message parts (flags only).
+    edit = VALIDATING.get("discordbot_edit_message")
+    assert validate_input(edit, {"channel_id": CHANNEL, "message_id": CHANNEL, "flags": 4})
+
+
+@pytest.mark.parametrize(
+    "tool",
+    [
+        "discordbot_create_message",
+        "discordbot_edit_message",
+        "discordbot_execute_webhook",
+        "discordbot_edit_webhook_message",
+        "discordbot_edit_original_interaction_response",
+        "discordbot_start_thread_in_forum_channel",
+    ],
+)
+def test_message_content_is_at_most_2000_characters(tool: str) -> None:
+    t = VALIDATING.get(tool)
+    base = {p.name: EXAMPLES.param_example(t, p) for p in t.params if p.required}
+    assert validate_input(t, {**base, "content": "x" * 2000})["content"] == "x" * 2000
+    fields = bot_fields(tool, {**base, "content": "x" * 2001})
+    assert fields == {"content": "must be at most 2000 characters, got 2001"}
+
+
+def test_embed_limits_each_part_and_all_together() -> None:
+    tool = "discordbot_create_message"
+    embed = {
+        "title": "t" * 257,
+        "color": 2**24,
+        "fields": [{"name": "n", "value": "v" * 1025}],
+        "footer": {"text": "f" * 2049},
+        "author": {"name": "a" * 257},
+    }
+    assert bot_fields(tool, {"channel_id": CHANNEL, "embeds": [embed]}) == {
+        "embeds[0].title": "must be at most 256 characters, got 257",
+        "embeds[0].color": "must be between 0 and 16777215",
+        "embeds[0].author.name": "must be at most 256 characters, got 257",
+        "embeds[0].footer.text": "must be at most 2048 characters, got 2049",
+        "embeds[0].fields[0].value": "must be at most 1024 characters, got 1025",
+    }
+    assert bot_fields(tool, {"channel_id": CHANNEL, "embeds": [{}] * 11}) == {
+        "embeds": "must have at most 10 items, got 11"
+    }
+    together = [{"description": "d" * 4096}, {"title": "t" * 256, "description": "d" * 1649}]
+    assert (
+        "6001 characters" in bot_fields(tool, {"channel_id": CHANNEL, "embeds": together})["embeds"]
+    )
+    together[1]["description"] = "d" * 1648
+    validate_input(VALIDATING.get(tool), {"channel_id": CHANNEL, "embeds": together})
+
+
+def test_nested_message_fields_are_named_by_their_path() -> None:
+    tool = "discordbot_create_message"
+    fields = bot_fields(
+        tool,
+        {
+            "channel_id": CHANNEL,
+            "content": "x",
+            "nonce": "n" * 26,
+            "sticker_ids": ["12a"],
+            "allowed_mentions": {"parse": ["users", "nobody"]},
+            "message_reference": {},
+            "embeds": [{"timestamp": "yesterday", "url": "not a url"}],
+            "components": [{"type": 1, "components": [{"type": 2, "style": 9, "custom_id": "a"}]}],
+        },
+    )
+    assert fields == {
+        "nonce": "must be at most 25 characters, got 26",
+        "sticker_ids[0]": "must be a Discord ID (snowflake): a string of 1 to 20 digits",
+        "allowed_mentions.parse[1]": "must be one of users, roles, everyone",
+        "message_reference.message_id": "is required",
+        "embeds[0].url": "must be an absolute URL",
+        "embeds[0].timestamp": "must be an ISO 8601 date and time, e.g. 2026-01-31T18:00:00Z",
+        "components[0].components[0].style": "must be one of 1, 2, 3, 4, 5, 6",
+    }
+    unknown_kind = bot_fields(tool, {"channel_id": CHANNEL, "components": [{"type": 99}]})
+    assert unknown_kind == {"components[0].type": "must be one of 1, 9, 10, 12, 13, 14, 17"}
+
+
+def test_a_union_is_explained_by_the_branch_the_value_fits() -> None:
+    tool = "discordbot_create_interaction_response"
+    base = {"interaction_id": CHANNEL, "interaction_token": "t", "type": 4}
+    assert bot_fields(tool, {**base, "data": {"content": "x" * 2001}}) == {
+        "data.content": "must be at most 2000 characters, got 2001"
+    }
+    assert bot_fields(tool, {**base, "data": {"content": "x", "embeds": [{"title": 5}]}}) == {
+        "data.embeds[0].title": "must be a string or null, got a number"
+    }
+    assert bot_fields(tool, {**base, "type": 3, "data": {}}) == {
+        "type": "must be one of 1, 4, 5, 6, 7, 8, 9, 12, 13"
+    }
+
+
+def test_unknown_parameters_are_refused_but_dropped_ones_are_accepted() -> None:
+    invite = VALIDATING.get("discordbot_resolve_invite")
+    assert validate_input(invite, {"invite_code": "abc", "with_expiration": False}) == {
+        "invite_code": "abc",
+        "with_expiration": False,
+    }
+    fields = bot_fields(
+        "discordbot_create_guild_ban", {"guild_id": CHANNEL, "user_id": CHANNEL, "reason": "x"}
+    )
+    assert fields["reason"].startswith("unknown parameter (this tool accepts: guild_id, user_id")
+
+
+def test_null_clears_a_nullable_field_but_never_a_required_one() -> None:
+    member = VALIDATING.get("discordbot_modify_guild_member")
+    lifted = validate_input(
+        member, {"guild_id": CHANNEL, "user_id": CHANNEL, "communication_disabled_until": None}
+    )
+    assert lifted["communication_disabled_until"] is None
+    assert bot_fields(
+        "discordbot_modify_guild_member",
+        {"guild_id": CHANNEL, "user_id": CHANNEL, "communication_disabled_until": "tomorrow"},
+    ) == {
+        "communication_disabled_until": "must be an ISO 8601 date and time, e.g. "
+        "2026-01-31T18:00:00Z"
+    }
+    assert bot_fields("discordbot_create_dm", {"recipient_id": None}) == {
+        "recipient_id": "is required (got null)"
+    }
+
+
+def test_reasons_never_repeat_the_value() -> None:
+    """A value can be a secret (a webhook token): reasons say what is wrong, not what was sent."""
+    secret = "s3cr3t-" * 100
+    with pytest.raises(ValidationError) as info:
+        validate_input(
+            VALIDATING.get("discordbot_execute_webhook"),
+            {"webhook_id": secret, "webhook_token": secret, "content": secret},
+        )
+    assert secret[:20] not in info.value.message
+    assert all(secret[:20] not in reason for reason in info.value.fields.values())

@@ -1,13 +1,17 @@
-"""Load a provider's YAML files, check them against each other and the hooks, and cache them.
+"""Load a provider's files, check them against each other and the hooks, and cache them.
 
-Each file is validated by its model (strict, unknown keys refused); then the cross-checks:
-tool names are unique and start with the provider's name, every hook a tool names is
-registered, every scope is one the provider knows, and ``replaced_by`` points at a live tool.
-Every problem found is reported at once, in a :class:`~tokenward.errors.ConfigError`.
+A provider package holds ``provider.yaml``, ``tools.yaml``, ``schemas.json`` (the ``$defs`` its
+tools share; optional) and a ``hooks`` module. Each file is validated by its model (strict,
+unknown keys refused); then the cross-checks: tool names are unique and start with the
+provider's name, every hook a tool names is registered, every scope is one the provider knows,
+every ``$ref`` resolves to a shared schema, and ``replaced_by`` points at a live tool. Every
+problem found is reported at once, in a :class:`~tokenward.errors.ConfigError`. Each tool gets
+the shared schemas it refers to (directly or through other schemas) as ``ToolSpec.defs``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import json
@@ -22,9 +26,10 @@ import yaml
 
 from tokenward.errors import ConfigError
 from tokenward.providers.hooks import HookRegistry
-from tokenward.providers.models import ProviderSpec, ToolsFileSpec, ToolSpec
+from tokenward.providers.models import ProviderSpec, ToolsFileSpec, ToolSpec, ref_name
 
 TOOL_NAME_MAX = 64
+SCHEMAS_FILE = "schemas.json"
 
 
 @dataclass(frozen=True)
@@ -34,9 +39,11 @@ class LoadedProvider:
     spec: ProviderSpec
     tools: Mapping[str, ToolSpec]
     hooks: HookRegistry
+    defs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Every shared schema of the provider (``schemas.json`` ``$defs``)."""
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """A safe loader that refuses duplicate mapping keys (PyYAML keeps the last one silently)."""
 
 
@@ -108,9 +115,18 @@ def _raise(problems: list[str]) -> None:
         )
 
 
-def cross_check(spec: ProviderSpec, tools: ToolsFileSpec, hooks: HookRegistry) -> list[str]:
-    """Every inconsistency between the provider, its tools and its hooks."""
+def cross_check(
+    spec: ProviderSpec,
+    tools: ToolsFileSpec,
+    hooks: HookRegistry,
+    defs: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Every inconsistency between the provider, its tools, its shared schemas and hooks."""
     problems: list[str] = []
+    defs = defs or {}
+    for name, schema in defs.items():
+        for missing in sorted(_refs(schema) - set(defs)):
+            problems.append(f"{SCHEMAS_FILE}: {name} refers to {missing!r}, which is not defined")
     if tools.provider != spec.name:
         problems.append(f"tools.yaml: provider {tools.provider!r} is not {spec.name!r}")
     name_rule = re.compile(rf"^{re.escape(spec.name)}_[a-z0-9_]+$")
@@ -125,17 +141,24 @@ def cross_check(spec: ProviderSpec, tools: ToolsFileSpec, hooks: HookRegistry) -
                 f"{where}: name must match {name_rule.pattern} and be at most "
                 f"{TOOL_NAME_MAX} characters"
             )
-        for kind, name in (
-            ("input", tool.hooks.input),
+        named: list[tuple[str, str | None]] = [
+            *(("input", n) for n in tool.hooks.input),
             ("route", tool.hooks.route),
             ("result", tool.hooks.result),
-        ):
+        ]
+        for kind, hook in named:
             registry: Mapping[str, object] = getattr(hooks, kind)
-            if name is not None and name not in registry:
-                problems.append(f"{where}: {kind} hook {name!r} is not registered")
+            if hook is not None and hook not in registry:
+                problems.append(f"{where}: {kind} hook {hook!r} is not registered")
         for scope in tool.scopes:
             if scope not in spec.known_scopes:
                 problems.append(f"{where}: scope {scope!r} is not a known {spec.name} scope")
+        for param in tool.params:
+            for missing in sorted(_refs(param.schema_) - set(defs)):
+                problems.append(
+                    f"{where}: parameter {param.name} refers to {missing!r}, which is not a "
+                    f"shared schema of {spec.name}"
+                )
         target = tool.annotations.replaced_by
         if target is not None:
             if target not in by_name:
@@ -145,11 +168,56 @@ def cross_check(spec: ProviderSpec, tools: ToolsFileSpec, hooks: HookRegistry) -
     return problems
 
 
+def _refs(schema: Any) -> set[str]:
+    """The shared-schema names a schema refers to directly (``#/$defs/<name>``)."""
+    found: set[str] = set()
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            name = ref_name(node)
+            if name is not None:
+                found.add(name)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
+
+
+def closure(names: set[str], defs: Mapping[str, Any]) -> dict[str, Any]:
+    """The shared schemas ``names`` need, with everything they refer to in turn."""
+    needed: dict[str, Any] = {}
+    pending = sorted(names)
+    while pending:
+        name = pending.pop()
+        if name in needed or name not in defs:
+            continue
+        needed[name] = defs[name]
+        pending.extend(sorted(_refs(defs[name]) - set(needed)))
+    return {name: needed[name] for name in sorted(needed)}
+
+
+def _parse_defs(text: str | None) -> tuple[dict[str, Any], list[str]]:
+    if text is None:
+        return {}, []
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return {}, [f"{SCHEMAS_FILE}: not valid JSON: {exc}"]
+    defs = data.get("$defs") if isinstance(data, dict) else None
+    if not isinstance(defs, dict) or not all(isinstance(v, dict) for v in defs.values()):
+        return {}, [f"{SCHEMAS_FILE}: must be an object with '$defs' mapping names to schemas"]
+    return defs, []
+
+
 def load_provider_from_text(
-    provider_yaml: str, tools_yaml: str, hooks: HookRegistry
+    provider_yaml: str,
+    tools_yaml: str,
+    hooks: HookRegistry,
+    schemas_json: str | None = None,
 ) -> LoadedProvider:
-    """Validate and cross-check a provider from its two files' text (not cached)."""
-    problems: list[str] = []
+    """Validate and cross-check a provider from its files' text (not cached)."""
+    defs, problems = _parse_defs(schemas_json)
     spec: ProviderSpec | None = None
     tools: ToolsFileSpec | None = None
     provider_raw = _parse_yaml(provider_yaml, "provider.yaml")
@@ -165,13 +233,19 @@ def load_provider_from_text(
     _raise(problems)
     assert spec is not None
     assert tools is not None
-    _raise(cross_check(spec, tools, hooks))
-    return LoadedProvider(spec=spec, tools={t.name: t for t in tools.tools}, hooks=hooks)
+    _raise(cross_check(spec, tools, hooks, defs))
+    attached: dict[str, ToolSpec] = {}
+    for tool in tools.tools:
+        used = set().union(*(_refs(p.schema_) for p in tool.params)) if tool.params else set()
+        attached[tool.name] = (
+            tool.model_copy(update={"defs": closure(used, defs)}) if used else tool
+        )
+    return LoadedProvider(spec=spec, tools=attached, hooks=hooks, defs=defs)
 
 
 @functools.cache
 def load_provider(name: str = "discord") -> LoadedProvider:
-    """The packaged provider ``name`` (``providers/<name>/*.yaml`` + ``<name>.hooks.HOOKS``).
+    """The packaged provider ``name`` (``providers/<name>/`` files + ``<name>.hooks.HOOKS``).
 
     Cached: the files are read and checked once per process.
     """
@@ -182,10 +256,12 @@ def load_provider(name: str = "discord") -> LoadedProvider:
         folder = resources.files(package)
         provider_yaml = (folder / "provider.yaml").read_text(encoding="utf-8")
         tools_yaml = (folder / "tools.yaml").read_text(encoding="utf-8")
+        schemas = folder / SCHEMAS_FILE
+        schemas_json = schemas.read_text(encoding="utf-8") if schemas.is_file() else None
         hooks_module = importlib.import_module(f"{package}.hooks")
     except (ModuleNotFoundError, FileNotFoundError) as exc:
         raise ConfigError(f"provider {name!r} is not installed: {exc}") from exc
     hooks = getattr(hooks_module, "HOOKS", None)
     if not isinstance(hooks, HookRegistry):
         raise ConfigError(f"{package}.hooks must define HOOKS as a HookRegistry")
-    return load_provider_from_text(provider_yaml, tools_yaml, hooks)
+    return load_provider_from_text(provider_yaml, tools_yaml, hooks, schemas_json)

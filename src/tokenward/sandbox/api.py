@@ -13,8 +13,7 @@ bodies (``{"message", "code", "errors"?}``).
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -27,13 +26,17 @@ from starlette.routing import BaseRoute, Route
 
 from tokenward.clock import isoformat
 from tokenward.sandbox import fixtures
+from tokenward.sandbox.errors import (
+    DiscordError,
+    FormErrors,
+    missing_scope,
+    not_authorized_for_application,
+    unauthorized,
+    unknown,
+)
 from tokenward.sandbox.fixtures import (
     CONNECTIONS,
-    ENTITLEMENTS,
-    INVITES_BY_CODE,
     STICKER_PACKS,
-    TEMPLATES_BY_CODE,
-    Entitlement,
     FakeUser,
     Guild,
     avatar_url,
@@ -44,106 +47,10 @@ from tokenward.sandbox.fixtures import (
 )
 from tokenward.sandbox.png import WIDGET_STYLES, widget_png
 from tokenward.sandbox.ratelimit import RouteLimit
+from tokenward.sandbox.routing import RouteTable
 from tokenward.sandbox.state import AccessToken, Application, SandboxState
 
 API_PREFIXES: tuple[str, ...] = ("/api/v10", "/api/v9", "/api")
-MAX_SNOWFLAKE = 2**64 - 1
-_DIGITS = re.compile(r"[0-9]{1,20}")
-
-
-# -- errors -----------------------------------------------------------------------------------
-
-
-class DiscordError(Exception):
-    """An error answered with Discord's JSON error body."""
-
-    def __init__(
-        self, status: int, code: int, message: str, errors: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.errors = errors
-
-    def response(self) -> JSONResponse:
-        body: dict[str, Any] = {"message": self.message, "code": self.code}
-        if self.errors is not None:
-            body["errors"] = self.errors
-        return JSONResponse(body, status_code=self.status)
-
-
-def unauthorized() -> DiscordError:
-    return DiscordError(401, 0, "401: Unauthorized")
-
-
-def missing_scope() -> DiscordError:
-    return DiscordError(403, 50026, "Missing required OAuth2 scope")
-
-
-def not_authorized_for_application() -> DiscordError:
-    return DiscordError(
-        403, 20012, "You are not authorized to perform this action on this application"
-    )
-
-
-def unknown(code: int, what: str) -> DiscordError:
-    return DiscordError(404, code, f"Unknown {what}")
-
-
-class FormErrors:
-    """Collects field errors into Discord's ``errors`` tree, then raises one 50035."""
-
-    def __init__(self) -> None:
-        self.tree: dict[str, Any] = {}
-
-    def add(self, field: str, code: str, message: str) -> None:
-        leaf = self.tree.setdefault(field, {"_errors": []})
-        leaf["_errors"].append({"code": code, "message": message})
-
-    def raise_if_any(self) -> None:
-        if self.tree:
-            raise DiscordError(400, 50035, "Invalid Form Body", self.tree)
-
-    # Parsers: each returns the parsed value, or None after recording an error.
-    def snowflake(self, field: str, value: str) -> int | None:
-        if _DIGITS.fullmatch(value) and int(value) <= MAX_SNOWFLAKE:
-            return int(value)
-        self.add(field, "NUMBER_TYPE_COERCE", f'Value "{value}" is not snowflake.')
-        return None
-
-    def integer(self, field: str, value: str, low: int, high: int) -> int | None:
-        try:
-            number = int(value.strip())
-        except ValueError:
-            self.add(field, "NUMBER_TYPE_COERCE", f'Value "{value}" is not int.')
-            return None
-        if number < low:
-            self.add(
-                field, "NUMBER_TYPE_MIN", f"int value should be greater than or equal to {low}."
-            )
-            return None
-        if number > high:
-            self.add(field, "NUMBER_TYPE_MAX", f"int value should be less than or equal to {high}.")
-            return None
-        return number
-
-    def boolean(self, field: str, value: str) -> bool | None:
-        # Discord's query-string booleans: true/True/1 and false/False/0 (reference §0).
-        if value in ("true", "True", "1"):
-            return True
-        if value in ("false", "False", "0"):
-            return False
-        self.add(field, "BOOLEAN_TYPE_COERCE", f'Value "{value}" is not bool.')
-        return None
-
-    def choice(self, field: str, value: str, choices: Iterable[str]) -> str | None:
-        options = tuple(choices)
-        if value in options:
-            return value
-        listed = ", ".join(f"'{option}'" for option in options)
-        self.add(field, "BASE_TYPE_CHOICES", f"Value must be one of ({listed}).")
-        return None
 
 
 def _query_bool(request: Request, errors: FormErrors, name: str, default: bool) -> bool:
@@ -281,6 +188,7 @@ def application_object(app: Application) -> dict[str, Any]:
         "bot_require_code_grant": False,
         "verify_key": hashlib.sha256(f"verify:{app.client_id}".encode()).hexdigest(),
         "flags": 0,
+        "flags_new": "0",
     }
 
 
@@ -355,26 +263,40 @@ def get_gateway(state: SandboxState, request: Request, caller: Caller) -> Any:
 
 
 def get_template(state: SandboxState, request: Request, caller: Caller) -> Any:
-    template = TEMPLATES_BY_CODE.get(request.path_params["code"])
+    template = state.world.templates.get(request.path_params["code"])
     if template is None:
         raise unknown(10057, "Guild Template")
-    return template.as_dict()
+    return template
+
+
+def _widget_target(state: SandboxState, request: Request) -> tuple[Guild, str]:
+    """The fixture guild behind a widget route and its current name, if the widget is on."""
+    guild = _known_guild(_path_snowflake(request, "guild_id"))
+    live = state.world.guilds[guild.id]
+    if not live.widget["enabled"]:
+        raise DiscordError(403, 50004, "Widget Disabled")
+    return guild, str(live.data["name"])
 
 
 def get_widget_json(state: SandboxState, request: Request, caller: Caller) -> Any:
-    guild = _widget_guild(request)
+    guild, name = _widget_target(state, request)
+    voice = [
+        channel
+        for channel in state.world.channels.values()
+        if channel.get("guild_id") == guild.id and channel.get("type") in (2, 13)
+    ]
+    voice.sort(key=lambda c: (int(c.get("position", 0)), int(c["id"])))
     return {
         "id": guild.id,
-        "name": guild.name,
+        "name": name,
         "instant_invite": (
             f"https://discord.com/invite/{guild.widget_invite_code}"
             if guild.widget_invite_code
             else None
         ),
         "channels": [
-            {"id": channel.id, "name": channel.name, "position": channel.position}
-            for channel in guild.channels
-            if channel.type in (2, 13)
+            {"id": channel["id"], "name": channel["name"], "position": channel["position"]}
+            for channel in voice
         ],
         "members": [_widget_member(i, entry) for i, entry in enumerate(guild.widget_members[:100])],
         "presence_count": guild.presence_count,
@@ -385,9 +307,9 @@ def get_widget_png(state: SandboxState, request: Request, caller: Caller) -> Any
     errors = FormErrors()
     style = errors.choice("style", request.query_params.get("style", "shield"), WIDGET_STYLES)
     errors.raise_if_any()
-    guild = _widget_guild(request)
+    guild, name = _widget_target(state, request)
     assert style is not None
-    return Response(widget_png(style, guild.name, guild.presence_count), media_type="image/png")
+    return Response(widget_png(style, name, guild.presence_count), media_type="image/png")
 
 
 def get_invite(state: SandboxState, request: Request, caller: Caller) -> Any:
@@ -395,31 +317,49 @@ def get_invite(state: SandboxState, request: Request, caller: Caller) -> Any:
     with_counts = _query_bool(request, errors, "with_counts", False)
     event_id = _query_snowflake(request, errors, "guild_scheduled_event_id")
     errors.raise_if_any()
-    invite = INVITES_BY_CODE.get(request.path_params["code"])
-    if invite is None or (
-        invite.expires_at is not None and epoch(invite.expires_at) <= state.clock.time()
-    ):
+    world = state.world
+    invite = world.invites.get(request.path_params["code"])
+    expires_at = invite.get("expires_at") if invite else None
+    if invite is None or (expires_at is not None and epoch(expires_at) <= state.clock.time()):
         raise unknown(10006, "Invite")
-    guild = _known_guild(invite.guild_id)
-    channel = next(c for c in guild.channels if c.id == invite.channel_id)
+    live = world.guilds.get(str(invite["guild_id"]))
+    channel = world.channels.get(str(invite["channel_id"]))
+    if live is None or channel is None:
+        raise unknown(10006, "Invite")
+    data = live.data
     body: dict[str, Any] = {
         "type": 0,
-        "code": invite.code,
-        "guild": guild.invite_guild(),
-        "guild_id": guild.id,
-        "channel": {"id": channel.id, "type": channel.type, "name": channel.name},
-        "expires_at": invite.expires_at,
+        "code": invite["code"],
+        "guild": {
+            key: data.get(key)
+            for key in (
+                "id",
+                "name",
+                "splash",
+                "banner",
+                "description",
+                "icon",
+                "features",
+                "verification_level",
+                "vanity_url_code",
+                "nsfw_level",
+                "nsfw",
+                "premium_subscription_count",
+            )
+        },
+        "guild_id": live.id,
+        "channel": {"id": channel["id"], "type": channel["type"], "name": channel["name"]},
+        "expires_at": expires_at,
     }
-    inviter = user_by_id(invite.inviter_id) if invite.inviter_id else None
-    if inviter is not None:
-        body["inviter"] = public_user(inviter)
+    if invite.get("inviter_id"):
+        body["inviter"] = world.user_object(str(invite["inviter_id"]))
     if with_counts:
-        body["approximate_member_count"] = guild.member_count
-        body["approximate_presence_count"] = guild.presence_count
+        body["approximate_member_count"] = data["approximate_member_count"]
+        body["approximate_presence_count"] = data["approximate_presence_count"]
     if event_id is not None:
-        for event in guild.events:
-            if int(event.id) == event_id:
-                body["guild_scheduled_event"] = event.as_dict()
+        event = live.events.get(str(event_id))
+        if event is not None:
+            body["guild_scheduled_event"] = event
     return body
 
 
@@ -427,26 +367,10 @@ def get_my_guild_member(state: SandboxState, request: Request, caller: Caller) -
     assert caller.token is not None
     guild_id = _path_snowflake(request, "guild_id")
     user = _require_user(caller.token)
-    guild = guild_by_id(guild_id)
-    item = fixtures.membership(user.id, guild_id) if guild else None
-    if guild is None or item is None:
+    live = state.world.guilds.get(guild_id)
+    if live is None or user.id not in live.members:
         raise unknown(10004, "Guild")
-    return {
-        "user": public_user(user),
-        "nick": item.nick,
-        "avatar": None,
-        "banner": None,
-        "roles": list(item.roles),
-        "joined_at": item.joined_at,
-        "premium_since": item.premium_since,
-        "deaf": False,
-        "mute": False,
-        "flags": 0,
-        "pending": False,
-        "communication_disabled_until": None,
-        "avatar_decoration_data": None,
-        "collectibles": None,
-    }
+    return state.world.member_object(live, user.id)
 
 
 def get_oauth2_me(state: SandboxState, request: Request, caller: Caller) -> Any:
@@ -497,12 +421,12 @@ def get_userinfo(state: SandboxState, request: Request, caller: Caller) -> Any:
 
 def get_user(state: SandboxState, request: Request, caller: Caller) -> Any:
     user_id = _path_snowflake(request, "user_id")
-    user = user_by_id(user_id)
+    user = fixtures.any_user_by_id(user_id)
     if user is not None:
-        return public_user(user)
+        return {**public_user(user), **state.world.user_edits.get(user_id, {})}
     for app in state.applications.values():
         if app.bot_user_id == user_id:
-            body = bot_user(app)
+            body = {**bot_user(app), **state.world.user_edits.get(user_id, {})}
             for private in ("email", "verified", "locale", "mfa_enabled", "flags", "premium_type"):
                 del body[private]
             return body
@@ -517,26 +441,29 @@ def list_my_guilds(state: SandboxState, request: Request, caller: Caller) -> Any
     limit = errors.integer("limit", raw_limit, 1, 200) if raw_limit is not None else 200
     with_counts = _query_bool(request, errors, "with_counts", False)
     errors.raise_if_any()
-    if caller.token is None:  # a bot token: the sandbox's bots are in no guild
-        return []
-    user = _require_user(caller.token)
+    world = state.world
+    if caller.bot is not None:
+        user_id = caller.bot.bot_user_id
+    else:
+        assert caller.token is not None
+        user_id = _require_user(caller.token).id
     rows: list[dict[str, Any]] = []
-    for item in fixtures.memberships_of(user.id):
-        guild = guild_by_id(item.guild_id)
-        if guild is None:
+    for live in world.guilds.values():
+        if user_id not in live.members:
             continue
+        data = live.data
         row: dict[str, Any] = {
-            "id": guild.id,
-            "name": guild.name,
-            "icon": guild.icon,
-            "banner": guild.banner,
-            "owner": guild.owner_id == user.id,
-            "permissions": str(fixtures.member_permissions(guild, item)),
-            "features": list(guild.features),
+            "id": live.id,
+            "name": data["name"],
+            "icon": data.get("icon"),
+            "banner": data.get("banner"),
+            "owner": live.owner_id == user_id,
+            "permissions": str(world.base_permissions(live, user_id)),
+            "features": list(data.get("features", ())),
         }
         if with_counts:
-            row["approximate_member_count"] = guild.member_count
-            row["approximate_presence_count"] = guild.presence_count
+            row["approximate_member_count"] = data["approximate_member_count"]
+            row["approximate_presence_count"] = data["approximate_presence_count"]
         rows.append(row)
     return _paginate(rows, lambda row: int(row["id"]), before, after, limit or 200)
 
@@ -568,13 +495,27 @@ def list_my_entitlements(state: SandboxState, request: Request, caller: Caller) 
     application_id = _known_application(state, request)
     user_id = caller.token.user_id
     return [
-        entitlement.as_dict()
-        for entitlement in ENTITLEMENTS
-        if entitlement.application_id == application_id
-        and entitlement.user_id == user_id
-        and (sku_ids is None or entitlement.sku_id in sku_ids)
-        and not (exclude_consumed and entitlement.consumed)
+        entitlement_public(entitlement)
+        for entitlement in state.world.entitlements.values()
+        if entitlement["application_id"] == application_id
+        and entitlement.get("user_id") == user_id
+        and (sku_ids is None or entitlement["sku_id"] in sku_ids)
+        and not (exclude_consumed and entitlement.get("consumed"))
     ]
+
+
+def entitlement_public(entitlement: dict[str, Any]) -> dict[str, Any]:
+    """An entitlement as answered: no ``user_id`` (guild's) or ``guild_id`` (user's) when unset."""
+    return {
+        key: value
+        for key, value in entitlement.items()
+        if not (key in ("user_id", "guild_id") and value is None)
+    }
+
+
+def _ended(entitlement: dict[str, Any], now: float) -> bool:
+    ends_at = entitlement.get("ends_at")
+    return ends_at is not None and epoch(ends_at) <= now
 
 
 def list_app_entitlements(state: SandboxState, request: Request, caller: Caller) -> Any:
@@ -605,24 +546,24 @@ def list_app_entitlements(state: SandboxState, request: Request, caller: Caller)
     errors.raise_if_any()
     now = state.clock.time()
 
-    def keep(entitlement: Entitlement) -> bool:
-        if entitlement.application_id != application_id:
+    def keep(entitlement: dict[str, Any]) -> bool:
+        if entitlement["application_id"] != application_id:
             return False
-        if user_id is not None and entitlement.user_id != str(user_id):
+        if user_id is not None and entitlement.get("user_id") != str(user_id):
             return False
-        if guild_id is not None and entitlement.guild_id != str(guild_id):
+        if guild_id is not None and entitlement.get("guild_id") != str(guild_id):
             return False
-        if sku_ids is not None and entitlement.sku_id not in sku_ids:
+        if sku_ids is not None and entitlement["sku_id"] not in sku_ids:
             return False
-        if (exclude_ended or only_active) and entitlement.ended(now):
+        if (exclude_ended or only_active) and _ended(entitlement, now):
             return False
-        if (exclude_deleted or only_active) and entitlement.deleted:
+        if (exclude_deleted or only_active) and entitlement.get("deleted"):
             return False
-        return not (only_active and entitlement.consumed)
+        return not (only_active and entitlement.get("consumed"))
 
-    selected = [entitlement for entitlement in ENTITLEMENTS if keep(entitlement)]
-    page = _paginate(selected, lambda e: int(e.id), before, after, limit or 100)
-    return [entitlement.as_dict() for entitlement in page]
+    selected = [e for e in state.world.entitlements.values() if keep(e)]
+    page = _paginate(selected, lambda e: int(e["id"]), before, after, limit or 100)
+    return [entitlement_public(entitlement) for entitlement in page]
 
 
 # -- the route table --------------------------------------------------------------------------
@@ -707,35 +648,13 @@ EXTRA_LIMITED_ROUTES: tuple[tuple[str, str, RouteLimit], ...] = (
 )
 
 
-def _endpoint(state: SandboxState, route: ApiRoute) -> Callable[[Request], Any]:
-    handler, policy, scope = route.handler, route.auth, route.scope
-
-    async def endpoint(request: Request) -> Response:
-        try:
-            caller = authenticate(state, request.headers.get("authorization"), policy, scope)
-            result = handler(state, request, caller)
-        except DiscordError as exc:
-            return exc.response()
-        if isinstance(result, Response):
-            return result
-        return JSONResponse(result)
-
-    return endpoint
-
-
 def routes(state: SandboxState) -> list[BaseRoute]:
-    result: list[BaseRoute] = []
-    for prefix in API_PREFIXES:
-        for route in API_ROUTES:
-            result.append(
-                Route(prefix + route.template, _endpoint(state, route), methods=[route.method])
-            )
+    """The control route that lists the fake data (the REST routes are ``rest.py``'s)."""
 
     async def fixtures_endpoint(request: Request) -> Response:
-        return JSONResponse(fixtures.fixtures_document())
+        return JSONResponse({**fixtures.fixtures_document(), **state.world.fixtures_extra()})
 
-    result.append(Route("/_sandbox/fixtures", fixtures_endpoint, methods=["GET"]))
-    return result
+    return [Route("/_sandbox/fixtures", fixtures_endpoint, methods=["GET"])]
 
 
 # -- composition ------------------------------------------------------------------------------
@@ -750,11 +669,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def wrap(app: Starlette, state: SandboxState) -> Starlette:
+def wrap(app: Starlette, state: SandboxState, table: RouteTable) -> Starlette:
     """Discord-shaped 404/405 bodies, then the request-accounting/fault/rate-limit middleware."""
     from tokenward.sandbox.middleware import SandboxMiddleware
 
     app.add_exception_handler(404, _http_error)
     app.add_exception_handler(405, _http_error)
-    app.add_middleware(SandboxMiddleware, state=state)
+    app.add_middleware(SandboxMiddleware, state=state, table=table)
     return app

@@ -6,7 +6,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from tokenward.clock import Clock
-from tokenward.sandbox import api, control, oauth
+from tokenward.sandbox import api, control, oauth, rest
 from tokenward.sandbox.settings import SandboxSettings
 from tokenward.sandbox.state import SandboxState
 
@@ -15,7 +15,13 @@ def create_sandbox_app(
     settings: SandboxSettings | None = None, clock: Clock | None = None
 ) -> Starlette:
     state = SandboxState(settings, clock)
-    routes: list[BaseRoute] = [*oauth.routes(state), *control.routes(state), *api.routes(state)]
+    table = rest.build_table()
+    routes: list[BaseRoute] = [
+        *oauth.routes(state),
+        *control.routes(state),
+        *api.routes(state),
+        *rest.routes(state, table),
+    ]
     app = Starlette(routes=routes)
     app.state.sandbox = state
-    return api.wrap(app, state)
+    return api.wrap(app, state, table)

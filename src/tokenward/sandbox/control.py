@@ -168,7 +168,17 @@ def parse_fault(data: dict[str, Any]) -> FaultRule:
     """A :class:`FaultRule` from the body of ``POST /_sandbox/faults``."""
     _reject_unknown(
         data,
-        {"route", "status", "statuses", "probability", "latency_ms", "drop_connection", "count"},
+        {
+            "route",
+            "status",
+            "statuses",
+            "probability",
+            "latency_ms",
+            "drop_connection",
+            "count",
+            "method",
+            "after_handler",
+        },
     )
     route = data.get("route")
     if not isinstance(route, str) or not (route == "*" or route.startswith("/")):
@@ -192,6 +202,22 @@ def parse_fault(data: dict[str, Any]) -> FaultRule:
             "drop_connection must be true or false",
             fields={"drop_connection": "expected a boolean"},
         )
+    method = data.get("method")
+    if method is not None and method not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        raise ValidationError(
+            "method must be an HTTP method",
+            fields={"method": "one of GET, POST, PUT, PATCH, DELETE (or omit for any)"},
+        )
+    after_handler = data.get("after_handler", False)
+    if not isinstance(after_handler, bool):
+        raise ValidationError(
+            "after_handler must be true or false", fields={"after_handler": "expected a boolean"}
+        )
+    if after_handler and status is None and not statuses and not drop:
+        raise ValidationError(
+            "after_handler needs status, statuses or drop_connection",
+            fields={"after_handler": "give drop_connection: true, status or statuses with it"},
+        )
     if status is None and not statuses and not latency_ms and not drop:
         raise ValidationError(
             "a fault needs status, statuses, latency_ms or drop_connection",
@@ -205,7 +231,57 @@ def parse_fault(data: dict[str, Any]) -> FaultRule:
         latency_ms=latency_ms or 0.0,
         drop_connection=drop,
         remaining=count,
+        method=method,
+        after_handler=after_handler,
     )
+
+
+_SNOWFLAKE = re.compile(r"[0-9]{1,20}")
+
+
+def _snowflake_field(data: dict[str, Any], key: str, default: str | None) -> str | None:
+    value = data.get(key, default)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _SNOWFLAKE.fullmatch(value):
+        raise ValidationError(
+            f"{key} must be a snowflake string", fields={key: "expected a snowflake string"}
+        )
+    return value
+
+
+def parse_interaction(state: SandboxState, data: dict[str, Any]) -> dict[str, Any]:
+    """Make an interaction as if a user had run a command (``POST /_sandbox/interactions``)."""
+    from tokenward.sandbox import fixtures as fx
+
+    _reject_unknown(data, {"application_id", "guild_id", "channel_id", "user_id", "type", "data"})
+    application_id = _snowflake_field(data, "application_id", fx.DEFAULT_APPLICATION_ID)
+    guild_id = _snowflake_field(data, "guild_id", fx.HUB_ID)
+    channel_id = _snowflake_field(data, "channel_id", fx.HUB_GENERAL)
+    user_id = _snowflake_field(data, "user_id", fx.ADA_ID)
+    kind = _integer(data, "type", 1, 5) or 2
+    payload = data.get("data", {"id": fx.GLOBAL_COMMAND_ID, "name": "ping", "type": 1})
+    if not isinstance(payload, dict):
+        raise ValidationError("data must be an object", fields={"data": "expected an object"})
+    world = state.world
+    assert application_id is not None
+    assert channel_id is not None
+    assert user_id is not None
+    if application_id not in state.applications:
+        raise NotFoundError(
+            "no application with this id", details={"application_id": "unknown application"}
+        )
+    channel = world.channels.get(channel_id)
+    if channel is None or (guild_id is not None and channel.get("guild_id") != guild_id):
+        raise NotFoundError(
+            "no such channel in that guild", details={"channel_id": "unknown channel"}
+        )
+    if not world.user_exists(user_id):
+        raise NotFoundError("no user with this id", details={"user_id": "unknown user"})
+    interaction = world.new_interaction(
+        application_id, guild_id, channel_id, user_id, kind, payload
+    )
+    return interaction.public()
 
 
 def token_details(state: SandboxState) -> dict[str, list[dict[str, Any]]]:
@@ -350,6 +426,33 @@ def routes(state: SandboxState) -> list[BaseRoute]:
     async def list_tokens(request: Request) -> Response:
         return JSONResponse({**state.all_token_values(), "details": token_details(state)})
 
+    async def create_interaction(request: Request) -> Response:
+        try:
+            data = await _json_object(request, optional=True)
+            interaction = parse_interaction(state, data)
+        except (ValidationError, NotFoundError) as exc:
+            return _error(exc)
+        return JSONResponse(interaction, status_code=201)
+
+    async def list_messages(request: Request) -> Response:
+        channel_id = request.query_params.get("channel_id")
+        world = state.world
+        if channel_id is not None and channel_id not in world.messages:
+            return _error(
+                NotFoundError(
+                    "no channel with this id has messages",
+                    details={"channel_id": "unknown; GET /_sandbox/fixtures lists channels"},
+                )
+            )
+        channels = [channel_id] if channel_id is not None else list(world.messages)
+        items = [
+            world.render_message(message)
+            for cid in channels
+            for message in world.messages[cid].values()
+        ]
+        items.sort(key=lambda m: int(m["id"]))
+        return JSONResponse({"messages": items, "created": world.messages_created})
+
     return [
         Route("/_sandbox/callback", landing, methods=["GET"]),
         Route("/_sandbox/applications", list_applications, methods=["GET"]),
@@ -362,4 +465,6 @@ def routes(state: SandboxState) -> list[BaseRoute]:
         Route("/_sandbox/faults", delete_faults, methods=["DELETE"]),
         Route("/_sandbox/tokens/expire", expire_tokens, methods=["POST"]),
         Route("/_sandbox/tokens", list_tokens, methods=["GET"]),
+        Route("/_sandbox/interactions", create_interaction, methods=["POST"]),
+        Route("/_sandbox/messages", list_messages, methods=["GET"]),
     ]

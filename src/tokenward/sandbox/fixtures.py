@@ -107,21 +107,44 @@ def avatar_url(user: FakeUser) -> str:
     return f"{CDN}/embed/avatars/{(int(user.id) >> 22) % 6}.png"
 
 
-# Permission bits (Discord's bitfield), enough to compute realistic ``permissions`` strings.
+# Permission bits (Discord's bitfield, resources/permissions).
 CREATE_INSTANT_INVITE = 1 << 0
 KICK_MEMBERS = 1 << 1
 BAN_MEMBERS = 1 << 2
 ADMINISTRATOR = 1 << 3
+MANAGE_CHANNELS = 1 << 4
+MANAGE_GUILD = 1 << 5
 ADD_REACTIONS = 1 << 6
+VIEW_AUDIT_LOG = 1 << 7
 VIEW_CHANNEL = 1 << 10
 SEND_MESSAGES = 1 << 11
 MANAGE_MESSAGES = 1 << 13
 EMBED_LINKS = 1 << 14
 ATTACH_FILES = 1 << 15
 READ_MESSAGE_HISTORY = 1 << 16
+MENTION_EVERYONE = 1 << 17
 CONNECT = 1 << 20
 SPEAK = 1 << 21
+MUTE_MEMBERS = 1 << 22
+DEAFEN_MEMBERS = 1 << 23
+MOVE_MEMBERS = 1 << 24
 CHANGE_NICKNAME = 1 << 26
+MANAGE_NICKNAMES = 1 << 27
+MANAGE_ROLES = 1 << 28
+MANAGE_WEBHOOKS = 1 << 29
+MANAGE_GUILD_EXPRESSIONS = 1 << 30
+USE_APPLICATION_COMMANDS = 1 << 31
+REQUEST_TO_SPEAK = 1 << 32
+MANAGE_EVENTS = 1 << 33
+MANAGE_THREADS = 1 << 34
+CREATE_PUBLIC_THREADS = 1 << 35
+CREATE_PRIVATE_THREADS = 1 << 36
+SEND_MESSAGES_IN_THREADS = 1 << 38
+MODERATE_MEMBERS = 1 << 40
+CREATE_GUILD_EXPRESSIONS = 1 << 43
+CREATE_EVENTS = 1 << 44
+SEND_POLLS = 1 << 49
+PIN_MESSAGES = 1 << 51
 ALL_PERMISSIONS = (1 << 51) - 1
 EVERYONE_PERMISSIONS = (
     CREATE_INSTANT_INVITE
@@ -136,6 +159,15 @@ EVERYONE_PERMISSIONS = (
     | CHANGE_NICKNAME
 )
 
+# The default application's bot (``state.DEFAULT_CLIENT_ID``'s bot user): a member of Sandbox
+# Hub with every permission but Administrator (its role is the highest), a member of Compiler
+# Crew with only reading, sending and reacting, and no member of the other two guilds.
+SANDBOX_BOT_ID = "1300000000000000901"
+BOT_HUB_PERMISSIONS = ALL_PERMISSIONS & ~ADMINISTRATOR
+BOT_CREW_PERMISSIONS = (
+    VIEW_CHANNEL | SEND_MESSAGES | READ_MESSAGE_HISTORY | ADD_REACTIONS | EMBED_LINKS
+)
+
 
 # -- guilds -----------------------------------------------------------------------------------
 
@@ -147,6 +179,7 @@ class Role:
     permissions: int
     position: int = 0
     color: int = 0
+    bot_id: str | None = None  # a bot's managed role (``tags.bot_id``)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -159,11 +192,23 @@ class Role:
 
 
 @dataclass(frozen=True)
+class Overwrite:
+    """A channel permission overwrite: ``type`` 0 role, 1 member."""
+
+    id: str
+    type: int
+    allow: int = 0
+    deny: int = 0
+
+
+@dataclass(frozen=True)
 class Channel:
     id: str
     name: str
-    type: int  # 0 text, 2 voice, 13 stage
+    type: int  # 0 text, 2 voice, 5 announcement, 13 stage, 15 forum
     position: int
+    overwrites: tuple[Overwrite, ...] = ()
+    topic: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "type": self.type, "position": self.position}
@@ -265,9 +310,10 @@ class Guild:
         }
 
 
-def _roles(guild_id: str, base: int) -> tuple[Role, ...]:
-    """@everyone (whose id is the guild's), an admin role and a moderator role."""
-    return (
+def _roles(guild_id: str, base: int, bot_permissions: int | None = None) -> tuple[Role, ...]:
+    """@everyone (whose id is the guild's), an admin role and a moderator role; with
+    ``bot_permissions``, the sandbox bot's managed role (id ``base + 3``, the highest)."""
+    roles = (
         Role(guild_id, "@everyone", EVERYONE_PERMISSIONS, 0),
         Role(str(base + 1), "Admin", EVERYONE_PERMISSIONS | ADMINISTRATOR, 2, 0xE67E22),
         Role(
@@ -278,6 +324,24 @@ def _roles(guild_id: str, base: int) -> tuple[Role, ...]:
             0x3498DB,
         ),
     )
+    if bot_permissions is None:
+        return roles
+    return (*roles, Role(str(base + 3), "Sandbox App", bot_permissions, 3, 0, SANDBOX_BOT_ID))
+
+
+# Roles and channels the fixtures refer to by name.
+HUB_ID = "1200000000000000001"
+CREW_ID = "1200000000000000003"
+HUB_ADMIN_ROLE = "1700000000000000101"
+HUB_MODERATOR_ROLE = "1700000000000000102"
+HUB_BOT_ROLE = "1700000000000000103"
+CREW_BOT_ROLE = "1700000000000000303"
+HUB_GENERAL = "1600000000000000102"
+HUB_STAFF_ONLY = "1600000000000000106"  # the bot cannot see it: 50001
+HUB_READ_ONLY = "1600000000000000107"  # the bot may read but not send or react: 50013
+HUB_NEWS = "1600000000000000108"  # an announcement channel (crosspost, follow)
+HUB_FORUM = "1600000000000000109"  # a forum channel (threads with a first message)
+CREW_ANNOUNCEMENTS = "1600000000000000301"
 
 
 GUILDS: tuple[Guild, ...] = (
@@ -290,13 +354,34 @@ GUILDS: tuple[Guild, ...] = (
         features=("COMMUNITY", "NEWS", "INVITE_SPLASH", "VANITY_URL"),
         member_count=1284,
         presence_count=312,
-        roles=_roles("1200000000000000001", 1700000000000000100),
+        roles=_roles("1200000000000000001", 1700000000000000100, BOT_HUB_PERMISSIONS),
         channels=(
             Channel("1600000000000000101", "welcome", 0, 0),
-            Channel("1600000000000000102", "general", 0, 1),
+            Channel("1600000000000000102", "general", 0, 1, topic="Anything goes."),
             Channel("1600000000000000103", "General Voice", 2, 2),
             Channel("1600000000000000104", "Music", 2, 3),
             Channel("1600000000000000105", "Town Hall", 13, 4),
+            Channel(
+                HUB_STAFF_ONLY,
+                "staff-only",
+                0,
+                5,
+                (
+                    Overwrite("1200000000000000001", 0, deny=VIEW_CHANNEL),
+                    Overwrite(HUB_ADMIN_ROLE, 0, allow=VIEW_CHANNEL),
+                    Overwrite(HUB_BOT_ROLE, 0, deny=VIEW_CHANNEL),
+                ),
+            ),
+            Channel(
+                HUB_READ_ONLY,
+                "read-only",
+                0,
+                6,
+                (Overwrite(HUB_BOT_ROLE, 0, deny=SEND_MESSAGES | ADD_REACTIONS),),
+                topic="Announcements from people; the bot only reads here.",
+            ),
+            Channel(HUB_NEWS, "news", 5, 7, topic="Follow this channel from other servers."),
+            Channel(HUB_FORUM, "help-forum", 15, 8, topic="One thread per question."),
         ),
         widget_enabled=True,
         widget_invite_code="Wdg3tHub",
@@ -335,7 +420,7 @@ GUILDS: tuple[Guild, ...] = (
         features=("COMMUNITY",),
         member_count=268,
         presence_count=51,
-        roles=_roles("1200000000000000003", 1700000000000000300),
+        roles=_roles("1200000000000000003", 1700000000000000300, BOT_CREW_PERMISSIONS),
         channels=(
             Channel("1600000000000000301", "announcements", 0, 0),
             Channel("1600000000000000302", "events", 0, 1),
@@ -416,7 +501,40 @@ MEMBERSHIPS: tuple[Membership, ...] = (
         "Amazing Grace",
         "2021-04-12T15:45:00.000000+00:00",
     ),
+    # Members only bots see (not OAuth users): wumpus, and the sandbox bot itself.
+    Membership("1100000000000000010", HUB_ID, (), None, "2022-02-02T02:02:02.000000+00:00"),
+    Membership(SANDBOX_BOT_ID, HUB_ID, (HUB_BOT_ROLE,), None, "2025-01-01T00:00:00.000000+00:00"),
+    Membership(SANDBOX_BOT_ID, CREW_ID, (CREW_BOT_ROLE,), None, "2025-01-02T00:00:00.000000+00:00"),
 )
+
+# Users a bot meets in guilds but who never sign in through OAuth (not on the consent page).
+EXTRA_USERS: tuple[FakeUser, ...] = (
+    FakeUser(
+        id="1100000000000000010",
+        username="wumpus",
+        global_name="Wumpus",
+        email="wumpus@example.com",
+        guild_ids=(HUB_ID,),
+    ),
+    FakeUser(
+        id="1100000000000000011",
+        username="spammer",
+        global_name=None,
+        email="spammer@example.net",
+        verified=False,
+    ),
+)
+
+
+def any_user_by_id(user_id: str) -> FakeUser | None:
+    """A fake user of the consent page or one of :data:`EXTRA_USERS`."""
+    found = user_by_id(user_id)
+    if found is not None:
+        return found
+    for user in EXTRA_USERS:
+        if user.id == user_id:
+            return user
+    return None
 
 
 def membership(user_id: str, guild_id: str) -> Membership | None:
@@ -459,6 +577,7 @@ def public_user(user: FakeUser) -> dict[str, Any]:
             "banner",
             "accent_color",
             "public_flags",
+            "flags",
             "avatar_decoration_data",
             "collectibles",
             "primary_guild",
@@ -556,6 +675,11 @@ def _serialized_guild(guild: Guild) -> dict[str, Any]:
             "name": role.name,
             "permissions": str(role.permissions),
             "color": role.color,
+            "colors": {
+                "primary_color": role.color,
+                "secondary_color": None,
+                "tertiary_color": None,
+            },
             "hoist": False,
             "mentionable": False,
             "icon": None,
@@ -564,6 +688,8 @@ def _serialized_guild(guild: Guild) -> dict[str, Any]:
         for index, role in enumerate(guild.roles)
     ]
     first_channel = len(roles)
+    # Templates carry text, voice, category and forum channels (the spec's template types).
+    kept = [channel for channel in guild.channels if channel.type in (0, 2, 4, 15)]
     channels: list[dict[str, Any]] = [
         {
             "id": first_channel + index,
@@ -571,14 +697,23 @@ def _serialized_guild(guild: Guild) -> dict[str, Any]:
             "name": channel.name,
             "position": channel.position,
             "topic": None,
-            "bitrate": 64000 if channel.type in (2, 13) else None,
-            "user_limit": 0 if channel.type in (2, 13) else None,
+            "bitrate": 64000,
+            "user_limit": 0,
             "nsfw": False,
             "rate_limit_per_user": 0,
             "parent_id": None,
+            "default_auto_archive_duration": None,
             "permission_overwrites": [],
+            "available_tags": None,
+            "template": "",
+            "default_reaction_emoji": None,
+            "default_thread_rate_limit_per_user": None,
+            "default_sort_order": None,
+            "default_forum_layout": None,
+            "default_tag_setting": None,
+            "theme_color": None,
         }
-        for index, channel in enumerate(guild.channels)
+        for index, channel in enumerate(kept)
     ]
     return {
         "name": guild.name,
@@ -590,7 +725,7 @@ def _serialized_guild(guild: Guild) -> dict[str, Any]:
         "preferred_locale": "en-US",
         "afk_channel_id": None,
         "afk_timeout": 300,
-        "system_channel_id": first_channel,
+        "system_channel_id": str(first_channel),
         "system_channel_flags": 0,
         "icon_hash": guild.icon,
         "roles": roles,
@@ -843,6 +978,100 @@ ENTITLEMENTS: tuple[Entitlement, ...] = (
 )
 
 
+# -- what the bot finds in its guilds --------------------------------------------------------
+
+DISCORD_EPOCH_MS = 1_420_070_400_000
+
+
+def snowflake_at(iso: str, sequence: int = 0) -> str:
+    """The snowflake Discord would give an object created at ``iso`` (worker 0)."""
+    ms = int(epoch(iso) * 1000) - DISCORD_EPOCH_MS
+    return str((ms << 22) | (sequence & 0xFFF))
+
+
+@dataclass(frozen=True)
+class SeedMessage:
+    channel_id: str
+    author_id: str
+    content: str
+    timestamp: str
+    pinned: bool = False
+    reactions: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (emoji path form, user ids)
+
+    @property
+    def id(self) -> str:
+        return snowflake_at(self.timestamp)
+
+
+ADA_ID = "1100000000000000001"
+GRACE_ID = "1100000000000000002"
+WUMPUS_ID = "1100000000000000010"
+SPAMMER_ID = "1100000000000000011"
+
+MESSAGES: tuple[SeedMessage, ...] = (
+    SeedMessage(
+        HUB_GENERAL,
+        ADA_ID,
+        "Welcome to Sandbox Hub! Read the pinned messages first.",
+        "2025-03-01T09:00:00.000000+00:00",
+        pinned=True,
+    ),
+    SeedMessage(
+        HUB_GENERAL,
+        GRACE_ID,
+        "Has anyone tried the new compiler yet?",
+        "2025-03-01T09:05:00.000000+00:00",
+        reactions=(("\N{THUMBS UP SIGN}", (ADA_ID,)), ("sandbox:2200000000000000001", (ADA_ID,))),
+    ),
+    SeedMessage(
+        HUB_GENERAL,
+        SANDBOX_BOT_ID,
+        "Hello from the sandbox bot.",
+        "2025-03-01T09:10:00.000000+00:00",
+    ),
+    SeedMessage(
+        HUB_NEWS,
+        ADA_ID,
+        "Release 1.0 is out.",
+        "2025-03-02T12:00:00.000000+00:00",
+    ),
+    SeedMessage(
+        CREW_ANNOUNCEMENTS,
+        GRACE_ID,
+        "Compiler Night is on the calendar.",
+        "2025-03-03T18:00:00.000000+00:00",
+    ),
+)
+
+# A webhook in #general (its token is made per sandbox, listed by ``GET /_sandbox/fixtures``).
+HUB_WEBHOOK_ID = "2000000000000000001"
+HUB_WEBHOOK_NAME = "Sandbox Hook"
+
+# Custom emojis: ``sandbox`` in Sandbox Hub (reaction path ``sandbox:2200000000000000001``).
+EMOJIS: tuple[tuple[str, str, str], ...] = (
+    (HUB_ID, "2200000000000000001", "sandbox"),
+    (HUB_ID, "2200000000000000002", "party_parrot"),
+)
+STICKERS: tuple[tuple[str, str, str, str], ...] = (
+    (HUB_ID, "2300000000000000001", "Sandcastle", "castle"),
+)
+HUB_AUTOMOD_RULE = "2400000000000000001"
+GLOBAL_COMMAND_ID = "2500000000000000001"  # /ping, global, of the default application
+HUB_COMMAND_ID = "2500000000000000002"  # /report, Sandbox Hub only
+LOBBY_ID = "2600000000000000001"  # a lobby of the default application: ada and grace
+SOUNDBOARD_SOUND_ID = "2700000000000000001"
+HUB_INTEGRATION_ID = "2800000000000000001"
+SUBSCRIPTION_ID = "2900000000000000001"  # ada's subscription to SKU_SUBSCRIPTION
+
+# SKUs of the default application: (id, type, name, slug). Types: 2 durable, 3 consumable,
+# 5 subscription, 6 subscription group.
+SKUS: tuple[tuple[str, int, str, str], ...] = (
+    ("1400000000000000001", 5, "Sandbox Plus", "sandbox-plus"),
+    ("1400000000000000002", 3, "Bag of Gems", "bag-of-gems"),
+    ("1400000000000000003", 2, "Season Pass", "season-pass"),
+)
+
+
 # -- the document -----------------------------------------------------------------------------
 
 
@@ -853,6 +1082,7 @@ def fixtures_document() -> dict[str, Any]:
             {**user.public_object(), "email": user.email, "verified": user.verified}
             for user in USERS
         ],
+        "extra_users": [{**public_user(user), "email": user.email} for user in EXTRA_USERS],
         "guilds": [guild.as_dict() for guild in GUILDS],
         "memberships": [
             {

@@ -13,16 +13,13 @@ import asyncio
 import json
 import math
 import random
-import re
-from collections.abc import Iterable
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tokenward.sandbox.api import API_ROUTES, EXTRA_LIMITED_ROUTES
-from tokenward.sandbox.ratelimit import Decision, RateLimiter, RouteLimit
+from tokenward.sandbox.ratelimit import Decision, RateLimiter
+from tokenward.sandbox.routing import RouteTable
 from tokenward.sandbox.state import FaultRule, SandboxState, token_label
 
 # Seed of the generator that decides whether a probabilistic fault fires: runs are repeatable
@@ -32,60 +29,6 @@ _LIMITER_KEY = "ratelimit.limiter"
 _RANDOM_KEY = "faults.random"
 _VIA = (b"via", b"1.1 google")  # Discord's 429s carry Via; clients use it to tell Cloudflare apart
 _JSON = (b"content-type", b"application/json")
-
-
-@dataclass(frozen=True)
-class RouteEntry:
-    template: str  # relative to the API prefix, e.g. ``/guilds/{guild_id}/widget.json``
-    methods: frozenset[str]
-    limit: RouteLimit | None
-
-
-class RouteTable:
-    """Names a request's route template (under ``/api/v10``, ``/api/v9`` or ``/api``)."""
-
-    _PREFIXES = ("/api/v10/", "/api/v9/", "/api/")
-
-    def __init__(self, entries: Iterable[tuple[str, str, RouteLimit | None]]) -> None:
-        merged: dict[str, tuple[set[str], RouteLimit | None]] = {}
-        for method, template, limit in entries:
-            methods, _ = merged.setdefault(template, (set(), limit))
-            methods.add(method)
-        self._static: dict[str, RouteEntry] = {}
-        self._dynamic: list[tuple[re.Pattern[str], RouteEntry]] = []
-        for template, (methods, limit) in merged.items():
-            entry = RouteEntry(template, frozenset(methods), limit)
-            if "{" in template:
-                pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
-                self._dynamic.append((re.compile(pattern), entry))
-            else:
-                self._static[template] = entry
-
-    def match(self, path: str) -> tuple[str, RouteEntry, str] | None:
-        """``(prefix, entry, major)`` where major is the ``guild_id`` value or ``""``."""
-        for prefix in self._PREFIXES:
-            if path.startswith(prefix):
-                rest = path[len(prefix) - 1 :]
-                break
-        else:
-            return None
-        prefix = path[: len(path) - len(rest)]
-        entry = self._static.get(rest)
-        if entry is not None:
-            return prefix, entry, ""
-        for pattern, candidate in self._dynamic:
-            found = pattern.fullmatch(rest)
-            if found is not None:
-                return prefix, candidate, found.groupdict().get("guild_id") or ""
-        return None
-
-
-def default_route_table() -> RouteTable:
-    entries: list[tuple[str, str, RouteLimit | None]] = [
-        (route.method, route.template, route.limit) for route in API_ROUTES
-    ]
-    entries.extend(EXTRA_LIMITED_ROUTES)
-    return RouteTable(entries)
 
 
 def _json_body(payload: dict[str, Any]) -> bytes:
@@ -122,10 +65,10 @@ def too_many_requests(
 
 
 class SandboxMiddleware:
-    def __init__(self, app: ASGIApp, state: SandboxState, table: RouteTable | None = None) -> None:
+    def __init__(self, app: ASGIApp, state: SandboxState, table: RouteTable) -> None:
         self.app = app
         self.state = state
-        self.table = table or default_route_table()
+        self.table = table
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
@@ -135,10 +78,10 @@ class SandboxMiddleware:
         state = self.state
         stats = state.stats
         method: str = scope["method"]
-        found = self.table.match(path)
+        found = self.table.match_scope(scope)
         if found is not None:
-            prefix, entry, major = found
-            stats.by_route[f"{method} {prefix}{entry.template}"] += 1
+            entry, major = found.entry, found.major
+            stats.by_route[f"{method} {found.prefix}{entry.template}"] += 1
         else:
             entry, major = None, ""
             stats.by_route[f"{method} {path}"] += 1
@@ -147,18 +90,17 @@ class SandboxMiddleware:
         label = token_label(credential) if credential else None
         stats.by_token[label or "anonymous"] += 1
 
-        if state.faults and await self._apply_faults(path, send):
-            return
+        after: list[FaultRule] = []
+        if state.faults:
+            forced, after = await self._apply_faults(path, method, send)
+            if forced:
+                return
 
         extra: list[tuple[bytes, bytes]] = []
-        if (
-            state.settings.rate_limits
-            and entry is not None
-            and entry.limit is not None
-            and method in entry.methods
-        ):
+        limit = entry.limits.get(method) if entry is not None else None
+        if state.settings.rate_limits and limit is not None:
             identity = label or _client_ip(scope)
-            decision = self._limiter().hit(identity, entry.limit, major)
+            decision = self._limiter().hit(identity, limit, major)
             if not decision.allowed:
                 body, headers = too_many_requests(decision.retry_after, decision.is_global)
                 if not decision.is_global:
@@ -183,6 +125,14 @@ class SandboxMiddleware:
                     message = {**message, "headers": [*message.get("headers", ()), *extra]}
             await send(message)
 
+        if after:
+            # The request is handled for real (its effects stay), then the answer is lost.
+            async def swallow(message: Message) -> None:
+                return None
+
+            await self.app(scope, receive, swallow)
+            await self._fault_outcome(after, send)
+            return
         await self.app(scope, receive, send_counted)
 
     def _limiter(self) -> RateLimiter:
@@ -201,13 +151,16 @@ class SandboxMiddleware:
         assert isinstance(rng, random.Random)
         return rng
 
-    async def _apply_faults(self, path: str, send: Send) -> bool:
-        """Fire the matching rules; True when the response was forced (or the connection
-        dropped) and the request must go no further."""
+    async def _apply_faults(
+        self, path: str, method: str, send: Send
+    ) -> tuple[bool, list[FaultRule]]:
+        """Fire the matching rules. ``(True, [])`` when the response was forced (or the
+        connection dropped) and the request must go no further; otherwise the fired rules with
+        ``after_handler`` (applied once the request has been handled)."""
         state = self.state
         fired: list[FaultRule] = []
         for rule in list(state.faults):
-            if not rule.matches(path):
+            if not rule.matches(path, method):
                 continue
             if rule.remaining is not None and rule.remaining <= 0:
                 _discard(state.faults, rule)
@@ -222,26 +175,31 @@ class SandboxMiddleware:
                     _discard(state.faults, rule)
             fired.append(rule)
         if not fired:
-            return False
+            return False, []
         latency = sum(rule.latency_ms for rule in fired)
         if latency > 0:
             await asyncio.sleep(latency / 1000)
-        if any(rule.drop_connection for rule in fired):
+        before = [rule for rule in fired if not rule.after_handler]
+        after = [rule for rule in fired if rule.after_handler]
+        if await self._fault_outcome(before, send):
+            return True, []
+        return False, [
+            rule for rule in after if rule.drop_connection or rule.status or rule.statuses
+        ]
+
+    async def _fault_outcome(self, rules: list[FaultRule], send: Send) -> bool:
+        """Drop the connection or force a status for the first rule that says so."""
+        if any(rule.drop_connection for rule in rules):
             await _drop_connection(send)
             return True
-        status: int | None = None
-        for rule in fired:
+        for rule in rules:
             if rule.status is not None:
-                status = rule.status
-            elif rule.statuses:
-                status = self._random().choice(rule.statuses)
-            else:
-                continue
-            break
-        if status is None:
-            return False
-        await self._forced_response(status, send)
-        return True
+                await self._forced_response(rule.status, send)
+                return True
+            if rule.statuses:
+                await self._forced_response(self._random().choice(rule.statuses), send)
+                return True
+        return False
 
     async def _forced_response(self, status: int, send: Send) -> None:
         stats = self.state.stats

@@ -109,8 +109,13 @@ class FaultRule:
     drop_connection: bool = False
     remaining: int | None = None  # how many more times it fires; None = until deleted
     statuses: tuple[int, ...] = ()  # instead of status: each firing answers one, drawn at random
+    method: str | None = None  # only requests with this method; None = any
+    # Let the request be handled (its effects happen), then drop or replace the answer.
+    after_handler: bool = False
 
-    def matches(self, path: str) -> bool:
+    def matches(self, path: str, method: str | None = None) -> bool:
+        if self.method is not None and method is not None and method != self.method:
+            return False
         return (
             self.route == "*" or path == self.route or path.startswith(self.route.rstrip("/") + "/")
         )
@@ -124,6 +129,8 @@ class FaultRule:
             "drop_connection": self.drop_connection,
             "remaining": self.remaining,
             "statuses": list(self.statuses),
+            "method": self.method,
+            "after_handler": self.after_handler,
         }
 
 
@@ -211,6 +218,9 @@ class SandboxState:
         self.faults: list[FaultRule] = []
         self.stats = Stats()
         self.extra: dict[str, Any] = {}  # room for route modules (e.g. rate-limit buckets)
+        from tokenward.sandbox.world import World
+
+        self.world = World(self)  # guilds, channels, messages…: rebuilt from the fixtures
 
     # -- applications -------------------------------------------------------------------------
     @property

@@ -1,16 +1,23 @@
 """The tool catalog: specs by name, and the seam between a tool input and an HTTP call.
 
 ``Catalog.prepare`` turns a tool input into a :class:`PreparedRequest` without any I/O: the input
-is validated (nothing is sent when it is bad), hooks run, the path is filled with URL-encoded
-values, the query is rendered (booleans as ``true``/``false``), and the auth kind is resolved. A
-runner then sends it through the proxy core and hands the answer to ``Catalog.finish``, which
-applies the tool's result hook (gateway-side filters).
+is validated (nothing is sent when it is bad), input hooks run, the path is filled with
+URL-encoded values, the query is rendered (booleans as ``true``/``false``, arrays as repeated
+keys), the body is encoded (JSON, or multipart when the tool uploads a file), headers are set
+(``X-Audit-Log-Reason``, percent-encoded), notes are collected for accepted-but-ignored
+parameters, and the auth kind is resolved. A runner then sends it through the proxy core and
+hands the answer to ``Catalog.finish``, which applies the tool's result hook.
+
+:class:`Catalogs` holds several providers' catalogs (``discord`` and ``discordbot``) behind the
+same methods, resolving each tool name to its provider.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable, Mapping
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -20,15 +27,28 @@ from tokenward.clock import Clock
 from tokenward.errors import BotTokenRequired, ToolNotFound
 from tokenward.providers.hooks import HookContext, RouteChoice
 from tokenward.providers.loader import LoadedProvider, load_provider
-from tokenward.providers.models import OutputKind, ProviderSpec, ResolvedAuth, ToolSpec
-from tokenward.tools.validation import validate_input
+from tokenward.providers.models import (
+    BODY_ROOT,
+    OutputKind,
+    ParamSpec,
+    ProviderSpec,
+    ResolvedAuth,
+    ToolSpec,
+)
+from tokenward.tools.validation import decode_file, validate_input
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+PROVIDERS = ("discord", "discordbot")
+"""The packaged providers, in listing order."""
 
 
 @dataclass(frozen=True)
 class PreparedRequest:
-    """Everything needed to send one tool call, and nothing secret."""
+    """Everything needed to send one tool call.
+
+    Secret inputs (webhook and interaction tokens, OAuth2 access tokens given as parameters)
+    can be part of ``path``, ``body`` and ``arguments``: log ``log_path``, never those.
+    """
 
     tool: str
     method: str
@@ -40,8 +60,9 @@ class PreparedRequest:
     """Values of the provider's major parameters found in the path (e.g. ``guild_id``)."""
     query: tuple[tuple[str, str], ...]
     auth: ResolvedAuth
-    """``user`` (account bearer), ``bot`` (connection bot token) or ``none`` (attach the bot
-    token when the connection has one, for better rate limits; otherwise nothing)."""
+    """``user`` (account bearer), ``bot`` (a bot token: the connection's for ``discord``, the
+    account's own for ``discordbot``) or ``none`` (no token needed; for ``discord`` the
+    connection's bot token is attached when it has one, for better rate limits)."""
     response: OutputKind
     media_type: str | None
     """For ``response == "image"``: the expected ``Content-Type`` (``image/png``)."""
@@ -49,8 +70,28 @@ class PreparedRequest:
     """OAuth2 scopes the user token must carry (empty for bot/none, or any scope)."""
     result_hook: str | None
     arguments: Mapping[str, Any] = field(default_factory=dict)
-    """The validated, normalised input, read by the result hook."""
+    """The validated, normalised input (after input hooks), read by the result hook."""
     idempotent: bool = True
+    body: bytes | None = None
+    """The request body (JSON, UTF-8; or multipart), or None for a request without one."""
+    content_type: str | None = None
+    """``application/json`` or ``multipart/form-data; boundary=...`` when there is a body."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra request headers, e.g. ``("X-Audit-Log-Reason", "<percent-encoded reason>")``."""
+    retry_safe: bool = True
+    """Whether the request may be sent again after a failure that leaves its outcome unknown
+    (a dropped connection, a 5xx): true for idempotent tools, and for a non-idempotent one made
+    safe (``discordbot_create_message`` with ``nonce`` and ``enforce_nonce``). Never resend a
+    request whose ``retry_safe`` is false."""
+    notes: tuple[str, ...] = ()
+    """Things the caller should know about the call, for the tool result (e.g. a parameter
+    that was accepted and has no effect)."""
+    connector: str = "discord"
+    """The provider (connector) the tool belongs to: ``discord`` or ``discordbot``."""
+    read_only: bool = True
+    destructive: bool = False
+    log_path: str = ""
+    """``path`` with secret path values replaced by their placeholder, safe to log."""
 
     @property
     def target(self) -> str:
@@ -67,6 +108,100 @@ def _query_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _query(tool: ToolSpec, arguments: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    pairs: list[tuple[str, str]] = []
+    for p in tool.params:
+        if p.location != "query" or p.name not in arguments:
+            continue
+        value = arguments[p.name]
+        if isinstance(value, list | tuple):
+            pairs.extend((p.wire_name, _query_value(v)) for v in value)
+        else:
+            pairs.append((p.wire_name, _query_value(value)))
+    return tuple(pairs)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready data: integral floats become integers (``5.0`` is sent as ``5``)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _place(target: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = target
+    for key in parents:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[last] = value
+
+
+def _json_body(params: Sequence[ParamSpec], arguments: Mapping[str, Any]) -> bytes:
+    body: Any = {}
+    for p in params:
+        if p.name not in arguments:
+            continue
+        if p.wire == BODY_ROOT:
+            body = arguments[p.name]
+        else:
+            _place(body, p.wire_name, arguments[p.name])
+    return json.dumps(_plain(body), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def _multipart_body(params: Sequence[ParamSpec], arguments: Mapping[str, Any]) -> tuple[bytes, str]:
+    boundary = "tokenward-" + secrets.token_hex(16)
+    parts: list[bytes] = []
+    for p in params:
+        if p.name not in arguments:
+            continue
+        value = arguments[p.name]
+        if p.file is not None:
+            data, media_type = decode_file(p, value)
+            head = (
+                f'Content-Disposition: form-data; name="{p.wire_name}"; '
+                f'filename="{p.file.filename}"\r\nContent-Type: {media_type}\r\n\r\n'
+            )
+            parts.append(head.encode("ascii") + data)
+        else:
+            head = f'Content-Disposition: form-data; name="{p.wire_name}"\r\n\r\n'
+            parts.append(head.encode("ascii") + _form_value(value).encode("utf-8"))
+    delimiter = f"--{boundary}\r\n".encode("ascii")
+    body = b"".join(delimiter + part + b"\r\n" for part in parts)
+    body += f"--{boundary}--\r\n".encode("ascii")
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def _body(tool: ToolSpec, arguments: Mapping[str, Any]) -> tuple[bytes | None, str | None]:
+    if tool.endpoint.body is None:
+        return None, None
+    params = [p for p in tool.params if p.location == "body"]
+    if tool.endpoint.body == "multipart":
+        return _multipart_body(params, arguments)
+    return _json_body(params, arguments), "application/json"
+
+
+def _headers(tool: ToolSpec, arguments: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (p.wire_name, quote(str(arguments[p.name]), safe=""))
+        for p in tool.params
+        if p.location == "header" and p.name in arguments
+    )
 
 
 def bot_token_hint() -> str:
@@ -96,9 +231,19 @@ class Catalog:
         """The catalog of a packaged provider (its files are read and checked once)."""
         return cls(load_provider(name))
 
+    @classmethod
+    def load_all(cls, names: Sequence[str] = PROVIDERS) -> Catalogs:
+        """Every packaged provider's catalog, behind one lookup by tool name."""
+        return Catalogs([cls.load(n) for n in names])
+
     @property
     def provider(self) -> ProviderSpec:
         return self._provider.spec
+
+    @property
+    def defs(self) -> Mapping[str, Any]:
+        """The provider's shared schemas (``$defs``)."""
+        return self._provider.defs
 
     def tools(self) -> list[ToolSpec]:
         return list(self._provider.tools.values())
@@ -121,14 +266,14 @@ class Catalog:
     ) -> PreparedRequest:
         """Validate ``tool_input`` and build the request; raise before anything is sent.
 
-        Raises ToolNotFound, ValidationError, or BotTokenRequired when the call needs the
-        connection's bot token and ``bot_token_available`` is false.
+        Raises ToolNotFound, ValidationError, or BotTokenRequired when the call needs a bot
+        token and ``bot_token_available`` is false.
         """
         tool = self.get(name)
         arguments = validate_input(tool, tool_input)
         hooks = self._provider.hooks
-        if tool.hooks.input is not None:
-            arguments = hooks.input[tool.hooks.input](MappingProxyType(arguments))
+        for hook in tool.hooks.input:
+            arguments = hooks.input[hook](MappingProxyType(arguments))
         if tool.hooks.route is not None:
             choice = hooks.route[tool.hooks.route](MappingProxyType(arguments))
         else:
@@ -141,17 +286,32 @@ class Catalog:
                 f"connection has none. {why} {bot_token_hint()}",
                 details={"tool_name": tool.name, "route": choice.path},
             )
+        by_wire = {p.wire_name: p for p in tool.params if p.location == "path"}
         prefix = self.provider.api_prefix
-        path = _PLACEHOLDER.sub(lambda m: quote(str(arguments[m.group(1)]), safe=""), choice.path)
+
+        def fill(match: re.Match[str], *, hide_secrets: bool = False) -> str:
+            param = by_wire[match.group(1)]
+            if hide_secrets and param.secret:
+                return match.group(0)
+            return quote(str(arguments[param.name]), safe="")
+
+        path = _PLACEHOLDER.sub(fill, choice.path)
+        log_path = _PLACEHOLDER.sub(lambda m: fill(m, hide_secrets=True), choice.path)
         majors = {
-            key: str(arguments[key])
+            key: str(arguments[by_wire[key].name])
             for key in _PLACEHOLDER.findall(choice.path)
             if key in self.provider.major_parameters
         }
-        query = tuple(
-            (p.name, _query_value(arguments[p.name]))
+        body, content_type = _body(tool, arguments)
+        notes = tuple(
+            p.note
             for p in tool.params
-            if p.location == "query" and p.name in arguments
+            if p.location == "ignored" and p.name in arguments and p.note is not None
+        )
+        nonce_safe = (
+            tool.nonce_retry
+            and arguments.get("enforce_nonce") is True
+            and arguments.get("nonce") not in (None, "")
         )
         return PreparedRequest(
             tool=tool.name,
@@ -159,7 +319,7 @@ class Catalog:
             path=prefix + path,
             route=prefix + choice.path,
             major_parameters=MappingProxyType(majors),
-            query=query,
+            query=_query(tool, arguments),
             auth=choice.auth,
             response=tool.output,
             media_type=tool.media_type,
@@ -167,6 +327,15 @@ class Catalog:
             result_hook=tool.hooks.result,
             arguments=MappingProxyType(arguments),
             idempotent=tool.annotations.idempotent,
+            body=body,
+            content_type=content_type,
+            headers=_headers(tool, arguments),
+            retry_safe=tool.annotations.idempotent or nonce_safe,
+            notes=notes,
+            connector=self.provider.name,
+            read_only=tool.annotations.read_only,
+            destructive=tool.annotations.destructive,
+            log_path=prefix + log_path,
         )
 
     def finish(self, prepared: PreparedRequest, data: Any, *, clock: Clock) -> Any:
@@ -178,4 +347,69 @@ class Catalog:
 
     def description(self, name: str) -> str:
         """The description agents see (see :func:`agent_description`)."""
+        return agent_description(self.get(name))
+
+
+class Catalogs:
+    """Several providers' catalogs behind the methods of one :class:`Catalog`.
+
+    Tool names are unique across providers (each starts with its provider's name), so a tool
+    name selects its catalog. ``tools()`` and ``names()`` list the providers in order.
+    """
+
+    def __init__(self, catalogs: Sequence[Catalog]) -> None:
+        self._catalogs = {c.provider.name: c for c in catalogs}
+        self._by_tool: dict[str, Catalog] = {}
+        for catalog in catalogs:
+            for name in catalog.names():
+                if name in self._by_tool:
+                    raise ValueError(f"tool {name!r} is in more than one provider")
+                self._by_tool[name] = catalog
+
+    @property
+    def providers(self) -> list[ProviderSpec]:
+        return [c.provider for c in self._catalogs.values()]
+
+    def catalog(self, provider: str) -> Catalog:
+        """One provider's catalog."""
+        try:
+            return self._catalogs[provider]
+        except KeyError:
+            raise ToolNotFound(f"no provider named {provider!r}") from None
+
+    def catalog_for(self, tool_name: str) -> Catalog:
+        """The catalog holding ``tool_name`` (ToolNotFound when none does)."""
+        try:
+            return self._by_tool[tool_name]
+        except KeyError:
+            raise ToolNotFound(
+                f"no tool named {tool_name!r}", details={"tool_name": tool_name}
+            ) from None
+
+    def provider_of(self, tool_name: str) -> ProviderSpec:
+        return self.catalog_for(tool_name).provider
+
+    def tools(self) -> list[ToolSpec]:
+        return [t for c in self._catalogs.values() for t in c.tools()]
+
+    def names(self) -> list[str]:
+        return [n for c in self._catalogs.values() for n in c.names()]
+
+    def get(self, name: str) -> ToolSpec:
+        return self.catalog_for(name).get(name)
+
+    def validate(self, name: str, tool_input: object) -> dict[str, Any]:
+        return self.catalog_for(name).validate(name, tool_input)
+
+    def prepare(
+        self, name: str, tool_input: object, *, bot_token_available: bool
+    ) -> PreparedRequest:
+        return self.catalog_for(name).prepare(
+            name, tool_input, bot_token_available=bot_token_available
+        )
+
+    def finish(self, prepared: PreparedRequest, data: Any, *, clock: Clock) -> Any:
+        return self.catalog_for(prepared.tool).finish(prepared, data, clock=clock)
+
+    def description(self, name: str) -> str:
         return agent_description(self.get(name))
