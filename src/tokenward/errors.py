@@ -19,6 +19,7 @@ or detail ever contains a token or a secret.
     ├── BotTokenRequired            BOT_TOKEN_REQUIRED        (409, the connection has no bot token)
     ├── AuthenticationError         UNAUTHENTICATED           (401; INVALID_CLIENT, INVALID_TOKEN)
     ├── InsufficientScope           INSUFFICIENT_SCOPE        (403, details.required_scope)
+    ├── ToolNotAllowed              TOOL_NOT_ALLOWED          (403, details.policy and .rule)
     ├── AuthorizationFlowError      AUTH_FLOW_*               (400, shown on the callback page)
     ├── AccountNotActive            ACCOUNT_NOT_ACTIVE        (409, details.authorization_link)
     ├── ReauthorizationRequired     REAUTHORIZATION_REQUIRED  (401, details.authorization_link)
@@ -138,6 +139,14 @@ class InsufficientScope(TokenwardError):
     scope it needs (see :mod:`tokenward.scopes`)."""
 
     code = "INSUFFICIENT_SCOPE"
+    status = 403
+
+
+class ToolNotAllowed(TokenwardError):
+    """A policy refused the tool: the connection's ``allowed_tools`` or a read-only MCP session.
+    ``details.policy`` names the policy and ``details.rule`` the rule that decided."""
+
+    code = "TOOL_NOT_ALLOWED"
     status = 403
 
 

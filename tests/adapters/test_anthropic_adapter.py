@@ -19,12 +19,12 @@ from pydantic import TypeAdapter
 
 from mcp_server.env import ADA, HUB, McpEnv, png_size
 from tokenward.sdk import AsyncClient, Client
-from tokenward.tools.catalog import Catalog
+from tokenward.tools.catalogs import Catalogs
 from tokenward.tools.schemas import input_schema
 
 from .vendor import ScriptedVendor, anthropic_message
 
-CATALOG = Catalog.load()
+CATALOG = Catalogs.load()  # every provider's tools: discord_* and discordbot_*
 
 
 def _result(block: dict[str, Any]) -> list[dict[str, Any]]:

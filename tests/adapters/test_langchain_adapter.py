@@ -19,8 +19,10 @@ from tokenward.tools.schemas import input_schema
 
 
 def test_sync_tools_run_as_their_user(client: Client, gateway: McpEnv) -> None:
-    tools = client.actions.tools_for_langchain(connection_name="discord", identifier="grace")
-    assert [t.name for t in tools] == Catalog.load().names()
+    tools = client.actions.tools_for_langchain(
+        connection_name="discord", identifier="grace", provider="discord"
+    )
+    assert [t.name for t in tools] == Catalog.load().names()  # the discord provider's only
     by_name = {t.name: t for t in tools}
     me = by_name["discord_get_my_user"]
     assert isinstance(me, StructuredTool)

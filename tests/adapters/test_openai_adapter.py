@@ -21,11 +21,11 @@ from pydantic import TypeAdapter
 from mcp_server.env import ADA, GRACE, HUB, McpEnv, png_size
 from tokenward.errors import ValidationError
 from tokenward.sdk import AsyncClient, Client
-from tokenward.tools.catalog import Catalog
+from tokenward.tools.catalogs import Catalogs
 
 from .vendor import ScriptedVendor, chat_completion
 
-CATALOG = Catalog.load()
+CATALOG = Catalogs.load()  # every provider's tools: discord_* and discordbot_*
 
 
 def _strict(schema: dict[str, Any]) -> None:
@@ -34,6 +34,17 @@ def _strict(schema: dict[str, Any]) -> None:
     assert sorted(schema["required"]) == sorted(schema["properties"])
     for prop in schema["properties"].values():
         assert "default" not in prop
+
+
+def test_exports_can_be_narrowed_to_one_provider(client: Client) -> None:
+    bot = client.actions.tools_for_openai(provider="discordbot")
+    assert [t["function"]["name"] for t in bot] == CATALOG.provider("discordbot").names()
+    assert all(t["function"]["name"].startswith("discordbot_") for t in bot)
+    user = client.actions.tools_for_anthropic(provider="discord")
+    assert [t["name"] for t in user] == CATALOG.provider("discord").names()
+    with pytest.raises(ValidationError) as caught:
+        client.actions.tools_for_openai(provider="slack")
+    assert "provider" in caught.value.fields
 
 
 def test_tools_for_openai_are_strict_function_tools_openai_accepts(client: Client) -> None:

@@ -23,6 +23,7 @@ CONNECTION_KEYS = {
     "scopes",
     "has_bot_token",
     "require_user_verification",
+    "allowed_tools",
     "redirect_uri",
     "created_at",
     "updated_at",
@@ -105,7 +106,18 @@ def test_duplicate_name_is_409(api: ApiEnv) -> None:
     [
         (body(name=...), {"name": "field required"}),
         (body(client_id=..., client_secret=...), {"client_id": None, "client_secret": None}),
-        (body(scopes=...), {"scopes": "field required"}),
+        (body(allowed_tools=["*", "!*_bann*"]), {"allowed_tools": "matches none"}),
+        (body(allowed_tools=["Discord_*"]), {"allowed_tools": "not a glob"}),
+        (body(allowed_tools="*"), {"allowed_tools": None}),
+        (
+            body(provider="discordbot", bot_token="x" * 20),
+            {
+                "client_id": "not used by provider discordbot",
+                "client_secret": "not used",
+                "scopes": "not used",
+                "bot_token": "not used",
+            },
+        ),
         (body(client_id=123), {"client_id": "string"}),
         (body(scopes=5), {"scopes": None}),
         (body(scopes=["identify", 7]), {"scopes.1": "string"}),

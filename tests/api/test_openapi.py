@@ -264,6 +264,33 @@ def test_every_status_the_routes_return_is_declared(walk: Walk) -> None:
     walk.call("GET", one, params={"account_id": "x" * 65})
     walk.call("DELETE", one, params={"account_id": "nope"})
 
+    # -- bot accounts (a discordbot connection: each account holds a bot token) ------------------
+    bots = walk.call("POST", "/api/v1/connections", json={"name": "bots", "provider": "discordbot"})
+    assert bots.status_code == 201, bots.text
+    first, second = api.register_app(), api.register_app()
+    accounts = "/api/v1/connected-accounts"
+
+    def store(token: str, connection: str = "bots") -> httpx.Response:
+        body = {
+            "connection_name": connection,
+            "identifier": "b",
+            "credentials": {"bot_token": token},
+        }
+        return walk.call("POST", accounts, json=body)
+
+    assert store(first["bot_token"]).status_code == 201
+    assert store(first["bot_token"]).status_code == 200  # the same bot: its token replaced
+    assert store(second["bot_token"]).status_code == 409  # another bot for the same identifier
+    assert store("not-a-real-bot-token-value").status_code == 400  # Discord refuses it
+    assert store(first["bot_token"], connection="nope").status_code == 404
+    fault = {"route": "/api/v10/users/@me", "status": 503}
+    httpx.post(f"{api.sandbox_url}/_sandbox/faults", json=fault).raise_for_status()
+    try:
+        assert store(first["bot_token"]).status_code == 502  # Discord down: nothing stored
+    finally:
+        httpx.delete(f"{api.sandbox_url}/_sandbox/faults").raise_for_status()
+    walk.call("POST", accounts, json={"connection_name": "bots"})
+
     # -- tools ---------------------------------------------------------------------------------
     execute = "/api/v1/tools/execute"
     walk.call("GET", "/api/v1/tools")
@@ -285,12 +312,28 @@ def test_every_status_the_routes_return_is_declared(walk: Walk) -> None:
     assert run("discord_get_user", user_id="1100000000000000002").status_code == 409  # no bot
     assert run("discord_resolve_invite", invite_code="zzzzzzzz").status_code == 404  # Discord's
     walk.call("POST", execute, json={"tool_name": "x"})
+    policy = {"allowed_tools": ["*", "!*_ban*"]}
+    walk.call("PATCH", "/api/v1/connections/{name}", params={"name": "bots"}, json=policy)
+    banned = {
+        "tool_name": "discordbot_create_guild_ban",
+        "connection_name": "bots",
+        "identifier": "b",
+        "tool_input": {"guild_id": "1100000000000000001", "user_id": "1100000000000000002"},
+    }
+    assert walk.call("POST", execute, json=banned).status_code == 403  # TOOL_NOT_ALLOWED
 
     # -- MCP sessions ---------------------------------------------------------------------------
     sessions = "/api/v1/mcp/sessions"
     walk.call("POST", sessions, json={"connection_name": "discord", "identifier": "a"})
     walk.call("POST", sessions, json={"connection_name": "nope", "identifier": "a"})
     walk.call("POST", sessions, json={"connection_name": "discord", "identifier": "a", "tools": []})
+    read_only_writes = {
+        "connection_name": "bots",
+        "identifier": "b",
+        "read_only": True,
+        "tools": ["discordbot_delete_message"],
+    }
+    assert walk.call("POST", sessions, json=read_only_writes).status_code == 400
 
     # -- the proxy ------------------------------------------------------------------------------
     proxy = "/proxy/{path}"

@@ -47,6 +47,12 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ),
     (
         "POST",
+        "/api/v1/connected-accounts",
+        {"connection_name": "nope", "identifier": "u1", "credentials": {"bot_token": "t" * 20}},
+        "accounts:write",
+    ),
+    (
+        "POST",
         "/api/v1/connected-accounts/verify",
         {"auth_request_id": "nope", "identifier": "u1"},
         "accounts:write",

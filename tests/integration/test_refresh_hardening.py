@@ -21,7 +21,7 @@ from sqlalchemy import update
 
 from tokenward.clock import ManualClock
 from tokenward.errors import ReauthorizationRequired, UpstreamUnavailable
-from tokenward.oauth.discord import ClientCredentials, OAuthEndpoints, OAuthUnavailable, TokenSet
+from tokenward.oauth.endpoints import ClientCredentials, OAuthEndpoints, OAuthUnavailable, TokenSet
 from tokenward.oauth.holder import ProcessIdentity, process_start
 from tokenward.oauth.refresh import INTERRUPTED_REASON, TokenManager
 from tokenward.sandbox.browser import walk_consent

@@ -41,7 +41,7 @@ async def _diff(url: str) -> list[object]:
 
 async def test_migrated_schema_matches_the_models(database_url: str) -> None:
     assert await _diff(database_url) == []
-    assert await current_revision_async(database_url) == head_revision() == "0003"
+    assert await current_revision_async(database_url) == head_revision() == "0004"
 
 
 async def test_upgrade_is_idempotent_and_callable_from_async_code(database_url: str) -> None:
@@ -157,3 +157,56 @@ def test_upgrade_from_0001_keeps_rows_and_gives_old_api_clients_full_access(
             await engine.dispose()
 
     assert asyncio.run(seed_then_read()) == ("admin", False, 0)
+
+
+def test_upgrade_from_0002_to_0003_keeps_connections_and_allows_bot_connections(
+    tmp_path: Path,
+) -> None:
+    """Migration 0003 (issue 10): client id and secret become optional (a discordbot connection
+    has neither), allowed_tools is added (NULL: every tool), the unused base_url is dropped; a
+    downgrade refuses while connections without an OAuth client exist."""
+    url = f"sqlite:///{tmp_path / 'tw.db'}"
+    assert upgrade(url, "0002") == "0002"
+
+    async def seed_upgrade_read() -> tuple[object, ...]:
+        engine = create_engine(url, null_pool=True)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO connections (id, name, provider, client_id,"
+                        " client_secret_enc, scopes, base_url, created_at, updated_at)"
+                        " VALUES ('c1', 'discord', 'discord', '1', 'x', 'identify',"
+                        " 'https://example.test', 1.0, 1.0)"
+                    )
+                )
+            await asyncio.to_thread(upgrade, url)
+            async with engine.begin() as conn:
+                kept = (
+                    await conn.execute(
+                        text("SELECT name, client_id, scopes, allowed_tools FROM connections")
+                    )
+                ).one()
+                columns = {
+                    c["name"]
+                    for c in await conn.run_sync(
+                        lambda sync: inspect(sync).get_columns("connections")
+                    )
+                }
+                await conn.execute(
+                    text(
+                        "INSERT INTO connections (id, name, provider, scopes, allowed_tools,"
+                        " created_at, updated_at) VALUES ('c2', 'bots', 'discordbot', '',"
+                        ' \'["*", "!*_ban*"]\', 1.0, 1.0)'
+                    )
+                )
+            return tuple(kept), "base_url" in columns
+        finally:
+            await engine.dispose()
+
+    kept, has_base_url = asyncio.run(seed_upgrade_read())
+    assert kept == ("discord", "1", "identify", None)
+    assert has_base_url is False
+    with pytest.raises(RuntimeError, match="no OAuth client"):
+        downgrade(url, "0002")
+    assert current_revision(url) == head_revision()

@@ -110,7 +110,7 @@ async def test_connection_crud(vault: Vault) -> None:
     assert updated.client_id == "1234567890"
     assert updated.updated_at == created.updated_at + 5
 
-    same = await vault.update_connection(created.id, base_url=UNSET)
+    same = await vault.update_connection(created.id, allowed_tools=UNSET)
     assert same.client_secret.get_secret_value() == "rotated-secret"
 
     await vault.delete_connection(created.id)
@@ -142,7 +142,8 @@ async def test_duplicate_connection_name_conflicts(vault: Vault) -> None:
         ({"client_id": ""}, "client_id"),
         ({"client_secret": "  "}, "client_secret"),
         ({"scopes": ["identify", "bad scope"]}, "scopes"),
-        ({"base_url": "ftp://example"}, "base_url"),
+        ({"client_secret": None}, "client_secret"),
+        ({"client_id": None}, "client_id"),
     ],
 )
 async def test_bad_connection_input_names_the_field_and_changes_nothing(
@@ -609,3 +610,60 @@ async def test_restate_auth_request_replaces_state_and_verifier(vault: Vault) ->
         )
         is None
     )
+
+
+async def test_bot_accounts_hold_their_token_encrypted_and_keep_their_bot(
+    database_url: str, vault: Vault
+) -> None:
+    """Issue 10: a connection without an OAuth client; its accounts hold a bot token (encrypted,
+    bound to its row), are ACTIVE at once, and an identifier keeps its bot."""
+    bots = await vault.create_connection(
+        name="bots",
+        provider="discordbot",
+        client_id=None,
+        client_secret=None,
+        scopes=[],
+        allowed_tools=["*", "!*_ban*"],
+    )
+    assert (bots.client_id, bots.client_secret, bots.allowed_tools) == (
+        None,
+        None,
+        ("*", "!*_ban*"),
+    )
+    token = "bot-token-SECRET-value-1"
+    account, created = await vault.store_bot_account(
+        bots.id, "team_1", bot_token=token, provider_user_id="1300000000000000901"
+    )
+    assert created is True
+    assert account.status == AccountStatus.ACTIVE
+    assert account.access_token is not None
+    assert account.access_token.get_secret_value() == token
+    assert (account.refresh_token, account.expires_at) == (None, None)
+    again, created_again = await vault.store_bot_account(
+        bots.id,
+        "team_1",
+        bot_token="bot-token-SECRET-value-2",
+        provider_user_id="1300000000000000901",
+    )
+    assert (again.id, created_again, again.version) == (account.id, False, account.version + 1)
+    with pytest.raises(ConflictError) as refused:
+        await vault.store_bot_account(
+            bots.id, "team_1", bot_token="other-bot-SECRET", provider_user_id="1300000000000000902"
+        )
+    assert refused.value.code == "BOT_CHANGE_REFUSED"
+    kept = await vault.get_account(account.id)
+    assert kept.access_token is not None
+    assert kept.access_token.get_secret_value() == "bot-token-SECRET-value-2"
+    engine = create_engine(database_url, null_pool=True)
+    try:
+        async with engine.connect() as conn:
+            stored = (
+                await conn.execute(text("SELECT access_token_enc FROM connected_accounts"))
+            ).all()
+            events = (await conn.execute(text("SELECT data FROM events"))).all()
+    finally:
+        await engine.dispose()
+    assert all("SECRET" not in str(row[0]) for row in stored)
+    assert all("SECRET" not in str(row[0]) for row in events)
+    kinds = [e.kind for e in await vault.list_events(account_id=account.id)]
+    assert kinds == ["account.created", "account.linked", "account.linked"]

@@ -12,14 +12,14 @@ import httpx
 import pytest
 
 from e2e.processes import Cli, gateway_environment
-from tokenward.tools.catalog import Catalog
+from tokenward.tools.catalogs import Catalogs
 
 from .env import ADA, NARROW, WITH_BOT, ToolEnv
 
 pytestmark = pytest.mark.slow  # each command is a fresh interpreter (about a second apiece)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-TOOLS = Catalog.load("discord").names()
+TOOLS = Catalogs.load().names()  # every provider's tools: discord_* and discordbot_*
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +65,7 @@ def test_list(cli: Cli) -> None:
     assert reads
     assert all(t["annotations"]["read_only"] for t in reads)
     assert by_name["discord_leave_lobby"]["annotations"]["destructive"] is True
+    assert by_name["discordbot_delete_message"]["annotations"]["destructive"] is True
 
 
 def test_show(cli: Cli) -> None:

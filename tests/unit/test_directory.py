@@ -23,7 +23,6 @@ CONNECTION = ConnectionRecord(
     client_secret=SecretStr("s"),
     scopes=("identify",),
     bot_token=None,
-    base_url=None,
     created_at=0.0,
     updated_at=0.0,
 )

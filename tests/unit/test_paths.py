@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import pytest
 import yarl
@@ -35,6 +35,64 @@ BASE = "https://discord.com"
 )
 def test_accepts_and_normalises(path: str, expected: str) -> None:
     assert safe_path(path) == expected
+
+
+REACTIONS = "/api/v10/channels/1/messages/2/reactions/"
+
+
+@pytest.mark.parametrize(
+    ("emoji", "expected"),
+    [
+        ("blobwave:123456789012345678", "blobwave%3A123456789012345678"),  # custom, raw ':'
+        ("blob_wave%3a1234", "blob_wave%3A1234"),  # custom, escaped ':' (discord.py sends this)
+        ("%F0%9F%91%8D", "%F0%9F%91%8D"),  # 👍
+        ("%E2%9D%A4%EF%B8%8F", "%E2%9D%A4%EF%B8%8F"),  # ❤️ (with a variation selector)
+        (  # 👨‍👩‍👧: zero-width joiners
+            "%F0%9F%91%A8%E2%80%8D%F0%9F%91%A9%E2%80%8D%F0%9F%91%A7",
+            "%F0%9F%91%A8%E2%80%8D%F0%9F%91%A9%E2%80%8D%F0%9F%91%A7",
+        ),
+        (  # 🏴󠁧󠁢󠁳󠁣󠁴󠁿: tag characters
+            "%F0%9F%8F%B4%F3%A0%81%A7%F3%A0%81%A2%F3%A0%81%B3%F3%A0%81%A3%F3%A0%81%B4%F3%A0%81%BF",
+            "%F0%9F%8F%B4%F3%A0%81%A7%F3%A0%81%A2%F3%A0%81%B3%F3%A0%81%A3%F3%A0%81%B4%F3%A0%81%BF",
+        ),
+        ("%23%EF%B8%8F%E2%83%A3", "%23%EF%B8%8F%E2%83%A3"),  # #️⃣ keycap
+        ("*%EF%B8%8F%E2%83%A3", "*%EF%B8%8F%E2%83%A3"),  # *️⃣ keycap
+    ],
+)
+def test_reaction_emoji_segments_are_accepted(emoji: str, expected: str) -> None:
+    """Issue 10: Discord's reaction routes carry the emoji in the path (a custom one as name:id,
+    a Unicode one percent-encoded), after ``reactions``, also before ``@me`` or a user id."""
+    assert safe_path(REACTIONS + emoji + "/@me") == REACTIONS + expected + "/@me"
+    assert safe_path(REACTIONS + emoji) == REACTIONS + expected
+    assert safe_path(REACTIONS + emoji + "/80351110224678912") == (
+        REACTIONS + expected + "/80351110224678912"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        (REACTIONS + "name:id/@me", "':'"),  # the id must be numeric
+        (REACTIONS + "a:1:2/@me", "':'"),
+        (REACTIONS + ":123/@me", "':'"),
+        (REACTIONS + "name:/@me", "':'"),
+        (REACTIONS + "x%3a%2f%2fevil.example/@me", "escape decodes"),
+        (REACTIONS + "%2e%2e/@me", "escape decodes"),
+        (REACTIONS + "%23/@me", "escape decodes"),  # '#' only as a keycap
+        (REACTIONS + "%23%EF%B8%8F/@me", "escape decodes"),
+        (REACTIONS + "%E2%80%8D%0A/@me", "control character"),
+        (REACTIONS + "%40me", "escape decodes"),
+        ("/api/v10/users/name:123", "':'"),  # name:id only where an emoji goes
+        ("/api/v10/reactions:123/x", "':'"),
+        ("/api/v10/guilds/%E2%80%8D", "control character"),  # a joiner only inside an emoji
+        ("/api/v10/guilds/%F3%A0%81%A7", "control character"),  # a tag character likewise
+        ("reactions/name:1/api/v10", "not under /api/"),
+    ],
+)
+def test_emoji_rules_open_nothing_else(path: str, reason: str) -> None:
+    with pytest.raises(PathRejected) as caught:
+        safe_path(path)
+    assert reason in caught.value.message
 
 
 HOSTILE = [
@@ -187,6 +245,15 @@ FRAGMENTS = [
     "_",
     "a",
     "Z",
+    "reactions",
+    "reactions/",
+    "name:123",
+    "%3a",
+    "%3A",
+    "%e2%80%8d",
+    "%f3%a0%81%a7",
+    "%ef%b8%8f",
+    "%e2%83%a3",
 ]
 
 
@@ -208,6 +275,8 @@ def _assert_stays_home(accepted: str) -> None:
     assert via_urllib.path.startswith("/api/")
     assert not via_urllib.query
     assert not via_urllib.fragment
+    assert ":" not in accepted  # a custom emoji's name:id leaves as name%3Aid
+    assert safe_path(accepted) == accepted  # the output is a fixed point (ProviderClient re-checks)
 
 
 @settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow], deadline=None)
@@ -238,3 +307,61 @@ def test_no_generated_segment_list_escapes(tail: str) -> None:
 def test_the_property_generator_can_produce_accepted_paths() -> None:
     # Guards the property tests against vacuity: benign combinations do get through.
     assert safe_path("/api/" + "".join(["v10", "/", "users", "/", "@me"])) == "/api/v10/users/@me"
+
+
+# -- property: reaction emoji -------------------------------------------------------------------
+
+EMOJI_CODEPOINTS = st.sampled_from(
+    [
+        "\U0001f44d",
+        "\u2764",
+        "\ufe0f",
+        "\u200d",
+        "\U0001f468",
+        "\U0001f3f4",
+        "\U000e0067",
+        "\U000e007f",
+        "\u20e3",
+        "#",
+        "*",
+        "1",
+        "\U0001f1fa",
+        "\U0001f1f8",
+        "\U0001f3fd",
+    ]
+)
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.lists(EMOJI_CODEPOINTS, min_size=1, max_size=8).map("".join))
+def test_percent_encoded_emoji_are_accepted_and_kept(emoji: str) -> None:
+    """Any sequence of emoji parts, percent-encoded as UTF-8 the way the catalog encodes a path
+    value, is accepted as is, unless it has a '#' that is not a keycap."""
+    segment = quote(emoji, safe="")
+    keycap_hashes = all(
+        emoji[i + 1 : i + 3] == "\ufe0f\u20e3" or emoji[i + 1 : i + 2] == "\u20e3"
+        for i, char in enumerate(emoji)
+        if char == "#"
+    )
+    try:
+        accepted = safe_path(REACTIONS + segment + "/@me")
+    except PathRejected:
+        assert not keycap_hashes, emoji
+        return
+    assert keycap_hashes, emoji
+    assert unquote(accepted) == REACTIONS + emoji + "/@me"
+    _assert_stays_home(accepted)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    emoji=st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=6).map("".join),
+    tail=st.sampled_from(["", "/@me", "/123", "/..", "/%2e%2e", "//evil.example"]),
+)
+def test_nothing_in_the_emoji_position_escapes(emoji: str, tail: str) -> None:
+    try:
+        accepted = safe_path(REACTIONS + emoji + tail)
+    except PathRejected:
+        return
+    _assert_stays_home(accepted)
+    assert accepted.startswith(REACTIONS)

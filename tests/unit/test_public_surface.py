@@ -21,6 +21,7 @@ EXPECTED = {
     "ReauthorizationRequired",
     "ServerUnreachable",
     "TokenwardError",
+    "ToolNotAllowed",
     "ToolNotFound",
     "UnexpectedResponse",
     "UpstreamUnavailable",

@@ -219,6 +219,59 @@ def test_webhook_token_is_part_of_the_major_but_never_in_clear() -> None:
     assert other.major != route.major
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "key", "major"),
+    [
+        (
+            "DELETE",
+            "/api/v10/channels/41771983423143937/messages/1300000000000000009",
+            "DELETE /channels/{channel_id}/messages/{id}",
+            "channel_id:41771983423143937",
+        ),
+        (
+            "PUT",
+            "/api/v10/channels/1/messages/2/reactions/blob%3A123/80351110224678912",
+            "PUT /channels/{channel_id}/messages/{id}/reactions/{emoji}/{id}",
+            "channel_id:1",
+        ),
+        (
+            "PUT",
+            "/api/v10/guilds/81384788765712384/bans/80351110224678912",
+            "PUT /guilds/{guild_id}/bans/{id}",
+            "guild_id:81384788765712384",
+        ),
+        (
+            "PATCH",
+            "/api/v10/guilds/81384788765712384/members/80351110224678912",
+            "PATCH /guilds/{guild_id}/members/{id}",
+            "guild_id:81384788765712384",
+        ),
+    ],
+)
+def test_write_routes_carry_their_major_parameter(
+    method: str, path: str, key: str, major: str
+) -> None:
+    route = route_of(method, path)
+    assert (route.key, route.major, route.identity) == (key, major, None)
+
+
+def test_token_routes_have_an_identity_and_never_the_token_in_clear() -> None:
+    callback = route_of("POST", "/api/v10/interactions/1300000000000000001/SECRETint/callback")
+    assert callback.key == "POST /interactions/{id}/{interaction_token}/callback"
+    assert callback.identity == "interaction:1300000000000000001"
+    original = route_of(
+        "PATCH", "/api/v10/webhooks/1300000000000000002/SECRETtok/messages/@original"
+    )
+    assert original.key == "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/@original"
+    assert original.major is not None
+    assert original.identity == "webhook:" + original.major.partition(":")[2]
+    followup = route_of("POST", "/api/v10/webhooks/1300000000000000002/SECRETtok")
+    assert followup.identity == original.identity  # one webhook (id + token), one identity
+    for route in (callback, original, followup):
+        assert "SECRET" not in f"{route.key} {route.major} {route.identity}"
+    assert route_of("GET", "/api/v10/webhooks/1300000000000000002").identity is None
+
+
 def test_token_identity_hashes_and_never_contains_the_token() -> None:
     assert token_identity(None) == "ip"
     assert token_identity("") == "ip"

@@ -243,3 +243,23 @@ def test_policy_validation() -> None:
         RetryPolicy(base_delay=-1)
     with pytest.raises(ValueError, match="exceed"):
         RetryPolicy(base_delay=3, max_delay=2)
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [(503, None), (500, None), (None, ErrorKind.CONNECTION_RESET), (None, ErrorKind.READ_TIMEOUT)],
+)
+def test_a_write_marked_safe_to_repeat_is_retried_like_a_read(
+    status: int | None, kind: ErrorKind | None
+) -> None:
+    """Issue 10: a POST made idempotent (a message with nonce + enforce_nonce) may be repeated;
+    without the mark it never is once it may have arrived."""
+    safe = decide_retry("POST", 1, status, kind, rand=lambda: 0.5, idempotent=True)
+    assert safe.retry
+    blind = decide_retry("POST", 1, status, kind, rand=lambda: 0.5)
+    assert not blind.retry
+    assert "not idempotent" in blind.reason
+    assert retry_hint("POST", 1, status, kind, idempotent=True) is not None
+    assert retry_hint("POST", 1, status, kind) is None
+    # A 4xx stays final whatever the mark says.
+    assert not decide_retry("POST", 1, 400, None, idempotent=True).retry

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from tokenward.clock import ManualClock
 from tokenward.config import Settings
+from tokenward.connectors import load_error_mapping
 from tokenward.errors import (
     PathRejected,
     ProviderError,
@@ -23,11 +25,11 @@ from tokenward.errors import (
 from tokenward.proxy.client import (
     ANONYMOUS,
     Credential,
+    ErrorMapping,
     ProviderClient,
     StaticCredentials,
     error_from_response,
     provider_error,
-    scope_for_path,
 )
 from tokenward.proxy.ratelimit import RateLimiter
 from tokenward.proxy.redaction import REDACTED, redact, redact_headers, redact_text
@@ -395,6 +397,162 @@ async def test_connection_errors_until_the_deadline_report_attempts_and_retry_af
     assert error.to_dict()["error"]["details"]["attempts"] == 5
 
 
+NONCE_MESSAGE = json.dumps({"content": "hi", "nonce": "tw-1", "enforce_nonce": True}).encode()
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [TransportError(ErrorKind.CONNECTION_RESET), TransportError(ErrorKind.READ_TIMEOUT)],
+    ids=["dropped", "timeout"],
+)
+async def test_a_retry_safe_post_is_retried_after_a_dropped_connection(
+    failure: TransportError,
+) -> None:
+    """Issue 10: a message sent with a nonce and enforce_nonce is safe to resend (Discord answers
+    the repeat with the message it created); the same POST without the mark is not resent."""
+    created = UpstreamResponse.from_json(200, {"id": "1", "nonce": "tw-1"})
+    client, transport, _ = make_client(sequence(failure, created))
+    response = await client.request(
+        "POST",
+        "/api/v10/channels/1/messages",
+        credentials=StaticCredentials(),
+        body=NONCE_MESSAGE,
+        retry_safe=True,
+    )
+    assert (response.status, response.attempts) == (200, 2)
+    assert [r.body for r in transport.requests] == [NONCE_MESSAGE, NONCE_MESSAGE]
+
+    client, transport, _ = make_client(sequence(failure, created))
+    with pytest.raises(TransportError):
+        await client.request(
+            "POST",
+            "/api/v10/channels/1/messages",
+            credentials=StaticCredentials(),
+            body=NONCE_MESSAGE,
+        )
+    assert len(transport.requests) == 1
+
+
+async def test_a_retry_safe_post_is_retried_after_a_5xx_and_hints_retry_after() -> None:
+    client, transport, _ = make_client(
+        sequence(discord_error(503, 0, "503"), UpstreamResponse.from_json(200, {"id": "1"}))
+    )
+    response = await client.request(
+        "POST",
+        "/api/v10/channels/1/messages",
+        credentials=StaticCredentials(),
+        body=b"{}",
+        retry_safe=True,
+    )
+    assert (response.status, len(transport.requests)) == (200, 2)
+    client, _, _ = make_client(lambda request: discord_error(503, 0, "503"))
+    plain = await client.request(
+        "POST", "/api/v10/channels/1/messages", credentials=StaticCredentials(), body=b"{}"
+    )
+    assert (plain.status, plain.attempts, plain.retry_after) == (503, 1, None)
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+async def test_writes_are_never_resent_once_they_may_have_arrived(method: str) -> None:
+    """No blind retry of a non-idempotent call, whatever went wrong after sending."""
+    for failure in (
+        discord_error(500, 0, "500"),
+        discord_error(502, 0, "502"),
+        discord_error(504, 0, "504"),
+        TransportError(ErrorKind.CONNECTION_RESET),
+        TransportError(ErrorKind.READ_TIMEOUT),
+        TransportError(ErrorKind.TIMEOUT),
+        TransportError(ErrorKind.PROTOCOL),
+        broken_body(),
+    ):
+        client, transport, _ = make_client(sequence(failure, UpstreamResponse.from_json(200, {})))
+        with contextlib.suppress(TransportError):
+            await client.request(
+                method,
+                "/api/v10/channels/1/messages/2",
+                credentials=StaticCredentials(),
+                body=b"{}",
+            )
+        assert len(transport.requests) == 1, failure
+
+
+async def test_a_429_on_a_write_is_resent_after_the_wait() -> None:
+    """A 429 means Discord did not act on the request: resending a POST after it is safe."""
+    limited = UpstreamResponse.from_json(
+        429,
+        {"message": "You are being rate limited.", "retry_after": 0.5, "global": False},
+        {"X-RateLimit-Scope": "user", "Via": "1.1 google"},
+    )
+    client, transport, clock = make_client(sequence(limited, UpstreamResponse.from_json(200, {})))
+    response = await client.request(
+        "POST", "/api/v10/channels/1/messages", credentials=StaticCredentials(), body=b"{}"
+    )
+    assert (response.status, len(transport.requests)) == (200, 2)
+    assert clock.monotonic() == pytest.approx(0.5)
+
+
+def _limits(bucket: str, remaining: int = 0, reset_after: float = 60.0) -> dict[str, str]:
+    return {
+        "X-RateLimit-Limit": "1",
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset-After": str(reset_after),
+        "X-RateLimit-Bucket": bucket,
+    }
+
+
+async def test_writes_learn_buckets_per_major_parameter() -> None:
+    """Issue 10: buckets are learned for writes too, counted per channel (Discord's major
+    parameter): a full bucket on one channel holds back that channel only."""
+    bot = StaticCredentials(Credential("bot", "bot-token-value", "bot:1"))
+
+    def answer(request: UpstreamRequest) -> UpstreamResponse:
+        return UpstreamResponse.from_json(200, {"id": "9"}, _limits("messages-hash"))
+
+    client, transport, clock = make_client(answer)
+    client.limiter.max_wait = 1.0
+    send = "/api/v10/channels/{}/messages"
+    await client.request("POST", send.format(1), credentials=bot, body=b"{}")
+    with pytest.raises(RateLimited) as caught:
+        await client.request("POST", send.format(1), credentials=bot, body=b"{}")
+    assert caught.value.details["scope"] == "bucket"
+    await client.request("POST", send.format(2), credentials=bot, body=b"{}")
+    assert [r.url for r in transport.requests] == [
+        BASE + send.format(1),
+        BASE + send.format(2),
+    ]
+    assert client.limiter.bucket_hash("bot:1", "POST /channels/{channel_id}/messages") == (
+        "messages-hash"
+    )
+    assert clock.monotonic() == 0.0
+
+
+async def test_token_routes_are_limited_by_their_own_identity_and_carry_no_bot_token() -> None:
+    """Interaction callbacks and webhook-token routes need no bot token and are limited per
+    interaction or webhook (id + token), not against the budget all anonymous calls share."""
+    clock = ManualClock()
+    transport = MockTransport(ok)
+    client = ProviderClient(
+        transport=transport,
+        limiter=RateLimiter(clock, global_limit=1, max_wait=0.0),
+        clock=clock,
+        base_url=BASE,
+        user_agent=UA,
+    )
+    anonymous = StaticCredentials()
+    await client.request("GET", "/api/v10/gateway", credentials=anonymous)
+    with pytest.raises(RateLimited):  # the shared per-IP budget (here: one per second) is spent
+        await client.request("GET", "/api/v10/gateway", credentials=anonymous)
+    callback = "/api/v10/interactions/1300000000000000001/aW50ZXJhY3Rpb24.SECRET/callback"
+    hook = "/api/v10/webhooks/1300000000000000002/SECRETwebhookTOKEN"
+    other_hook = "/api/v10/webhooks/1300000000000000002/anotherSECRET"
+    for path in (callback, hook, other_hook):
+        await client.request("POST", path, credentials=anonymous, body=b"{}")
+    with pytest.raises(RateLimited):  # that webhook's own budget
+        await client.request("POST", hook, credentials=anonymous, body=b"{}")
+    assert len(transport.requests) == 4
+    assert all(r.header("Authorization") is None for r in transport.requests)
+
+
 def broken_body(status: int = 200, declared: int | None = 4096) -> UpstreamResponse:
     """Headers, the first bytes of the body, then the connection drops (as the sandbox's
     ``drop_connection`` fault does)."""
@@ -545,6 +703,8 @@ async def test_persistent_429_gives_up() -> None:
 
 # -- errors for tools ------------------------------------------------------------------------------
 
+DISCORD_ERRORS = load_error_mapping("discord")
+
 
 @pytest.mark.parametrize(
     ("status", "code", "hint"),
@@ -562,7 +722,9 @@ async def test_persistent_429_gives_up() -> None:
     ],
 )
 def test_provider_error_hints(status: int, code: int, hint: str) -> None:
-    error = provider_error(status, json.dumps({"code": code, "message": "m"}).encode())
+    error = provider_error(
+        status, json.dumps({"code": code, "message": "m"}).encode(), errors=DISCORD_ERRORS
+    )
     assert isinstance(error, ProviderError)
     assert error.status == status
     assert error.details["discord"] == {"status": status, "code": code, "message": "m"}
@@ -575,6 +737,7 @@ def test_missing_scope_names_the_scope_and_link() -> None:
         {"code": 50026, "message": "Missing required OAuth2 scope"},
         path="/api/v10/users/@me/guilds/81384788765712384/member",
         authorization_link="https://gw.test/connect/abc",
+        errors=DISCORD_ERRORS,
     )
     assert error.details["missing_scopes"] == ["guilds.members.read"]
     assert "guilds.members.read" in error.details["hint"]
@@ -595,7 +758,26 @@ def test_missing_scope_names_the_scope_and_link() -> None:
     ],
 )
 def test_scope_for_path(path: str, scope: str | None) -> None:
-    assert scope_for_path(path) == scope
+    assert DISCORD_ERRORS.scope_for_path(path) == scope
+
+
+def test_error_mapping_comes_from_the_providers_folder() -> None:
+    """Regression guard for issue 10: hints are the provider's data (errors.yaml), not the core's:
+    the bot provider explains a missing permission in terms of the bot's roles, the user provider
+    does not, and a provider without a mapping gets only the generic hint."""
+    body = json.dumps({"code": 50013, "message": "Missing Permissions"}).encode()
+    bot = provider_error(403, body, errors=load_error_mapping("discordbot"))
+    user = provider_error(403, body, errors=DISCORD_ERRORS)
+    plain = provider_error(403, body, errors=ErrorMapping(provider="Acme"))
+    assert "bot's roles" in bot.details["hint"]
+    assert "bot's roles" not in user.details["hint"]
+    assert user.details["hint"] == DISCORD_ERRORS.hints[50013]
+    assert (
+        plain.details["hint"] == "The credential lacks permission for this resource; do not retry."
+    )
+    assert plain.message == "Acme answered 403: Missing Permissions"
+    assert bot.message == "Discord answered 403: Missing Permissions"
+    assert ErrorMapping().scope_for_path("/api/v10/users/@me") is None
 
 
 def test_429_error_becomes_rate_limited() -> None:

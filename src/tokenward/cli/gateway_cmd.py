@@ -55,8 +55,15 @@ def _when(ts: float | None) -> str:
 @run_command
 async def connections_create(
     name: str = typer.Option(..., "--name", help="Unique name applications use (connection_name)."),
-    provider: str = typer.Option("discord", "--provider", help="Provider; only 'discord' for now."),
-    client_id: str = typer.Option(..., "--client-id", help="The Discord application's client id."),
+    provider: str = typer.Option(
+        "discord",
+        "--provider",
+        help="'discord' (users link through OAuth2; needs --client-id and a secret) or "
+        "'discordbot' (each account holds a bot token; no OAuth client).",
+    ),
+    client_id: str | None = typer.Option(
+        None, "--client-id", help="The Discord application's client id (discord)."
+    ),
     client_secret: str | None = typer.Option(
         None,
         "--client-secret",
@@ -66,10 +73,11 @@ async def connections_create(
     client_secret_stdin: bool = typer.Option(
         False, "--client-secret-stdin", help="Read the client secret from standard input."
     ),
-    scopes: str = typer.Option(
-        "identify,email,guilds,guilds.members.read,connections,openid",
+    scopes: str | None = typer.Option(
+        None,
         "--scopes",
-        help="Comma- or space-separated OAuth2 scopes to request.",
+        help="Comma- or space-separated OAuth2 scopes to request (discord; default: the whole "
+        "catalog's: identify,email,guilds,guilds.members.read,connections,openid).",
     ),
     bot_token: str | None = typer.Option(
         None,
@@ -83,9 +91,18 @@ async def connections_create(
         help="Every link needs a user_verify_url: after consent your application confirms the "
         "user before the account becomes ACTIVE (see the README).",
     ),
+    allowed_tools: str | None = typer.Option(
+        None,
+        "--allowed-tools",
+        help="Comma-separated tool patterns this connection may run; '!' denies, the last match "
+        "decides (e.g. '*,!*_ban*'). Default: every tool.",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Register a Discord application and print the redirect URI to add in Discord's portal."""
+    """Register a Discord application and print the redirect URI to add in Discord's portal, or
+    (``--provider discordbot``) a connection whose accounts each hold a bot token."""
+    from tokenward.server.api.connections import create_connection_record
+
     secret = client_secret
     if client_secret_stdin:
         secret = sys.stdin.readline().strip()
@@ -95,34 +112,87 @@ async def connections_create(
                 code="VALIDATION_ERROR",
                 as_json=as_json,
             )
-    if not secret:
+    if not secret and client_id is not None:
         secret = os.environ.get("TOKENWARD_CLIENT_SECRET")
-    if not secret:
-        fail(
-            "no client secret: pass --client-secret-stdin, set TOKENWARD_CLIENT_SECRET, "
-            "or use --client-secret",
-            code="VALIDATION_ERROR",
-            as_json=as_json,
-        )
-        return
-    scope_list = [s for s in scopes.replace(",", " ").split() if s]
+    scope_list = None if scopes is None else [s for s in scopes.replace(",", " ").split() if s]
     async with local_container() as container:
-        connection = await container.vault.create_connection(
+        oauth = container.connectors.provider(provider).uses_oauth
+        if oauth and not secret and client_id is not None:
+            fail(
+                "no client secret: pass --client-secret-stdin, set TOKENWARD_CLIENT_SECRET, "
+                "or use --client-secret",
+                code="VALIDATION_ERROR",
+                as_json=as_json,
+            )
+            return
+        connection = await create_connection_record(
+            container,
             name=name,
             provider=provider,
             client_id=client_id,
-            client_secret=secret,
+            client_secret=secret or None,
             scopes=scope_list,
             bot_token=bot_token or None,
             require_user_verification=require_user_verification,
+            allowed_tools=_patterns(allowed_tools),
         )
         doc = _connection_doc(container, connection)
     if as_json:
         print_json(doc)
         return
-    typer.echo(f"Created connection {doc['name']!r} (id {doc['id']}).")
-    typer.echo("Add this redirect URI in Discord's Developer Portal (OAuth2 → Redirects):")
-    typer.echo(f"  {doc['redirect_uri']}")
+    typer.echo(f"Created connection {doc['name']!r} (id {doc['id']}, provider {provider}).")
+    if doc["redirect_uri"] is not None:
+        typer.echo("Add this redirect URI in Discord's Developer Portal (OAuth2 → Redirects):")
+        typer.echo(f"  {doc['redirect_uri']}")
+    else:
+        typer.echo(
+            "Give it accounts with their bot tokens: tokenward accounts create "
+            f"--connection {doc['name']} --identifier ID --bot-token-stdin"
+        )
+
+
+def _patterns(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [p for p in text.replace(",", " ").split() if p]
+
+
+@connections_app.command("update")
+@run_command
+async def connections_update(
+    name: str = typer.Argument(..., help="The connection's name."),
+    allowed_tools: str | None = typer.Option(
+        None,
+        "--allowed-tools",
+        help="Comma-separated tool patterns this connection may run ('!' denies, the last match "
+        "decides), replacing the current ones.",
+    ),
+    all_tools: bool = typer.Option(
+        False, "--all-tools", help="Remove the tool policy: every tool may run."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Change a connection's tool policy (as PATCH /api/v1/connections/{name})."""
+    from tokenward.errors import ValidationError
+    from tokenward.tools.policy import check_patterns
+
+    if (allowed_tools is None) == (not all_tools):
+        raise ValidationError(
+            "give --allowed-tools PATTERNS or --all-tools",
+            fields={"allowed_tools": "give --allowed-tools or --all-tools (not both)"},
+        )
+    async with local_container() as container:
+        current = await container.vault.get_connection_by_name(name)
+        connector = container.connector(current)
+        patterns = None if all_tools else _patterns(allowed_tools)
+        checked = check_patterns(patterns, connector.catalog.names())
+        record = await container.vault.update_connection(current.id, allowed_tools=checked)
+        doc = _connection_doc(container, record)
+    if as_json:
+        print_json(doc)
+        return
+    shown = ", ".join(doc["allowed_tools"]) if doc["allowed_tools"] is not None else "every tool"
+    typer.echo(f"Connection {name!r} may run: {shown}")
 
 
 @connections_app.command("list")
@@ -137,16 +207,28 @@ async def connections_list(as_json: bool = JSON_OPTION) -> None:
         return
     print_table(
         "Connections",
-        ["name", "id", "client id", "scopes", "bot", "user verification", "redirect URI"],
+        [
+            "name",
+            "provider",
+            "id",
+            "client id",
+            "scopes",
+            "bot",
+            "user verification",
+            "tools",
+            "redirect URI",
+        ],
         [
             [
                 d["name"],
+                d["provider"],
                 d["id"],
-                d["client_id"],
-                " ".join(d["scopes"]),
+                d["client_id"] or "-",
+                " ".join(d["scopes"]) or "-",
                 "yes" if d["has_bot_token"] else "no",
                 "required" if d["require_user_verification"] else "no",
-                d["redirect_uri"],
+                ",".join(d["allowed_tools"]) if d["allowed_tools"] is not None else "all",
+                d["redirect_uri"] or "-",
             ]
             for d in docs
         ],
@@ -305,6 +387,53 @@ async def _select_account(
     raise ValidationError(
         "select an account with --id, or with --connection and --identifier",
         fields={"id": "or --connection with --identifier"},
+    )
+
+
+@accounts_app.command("create")
+@run_command
+async def accounts_create(
+    connection: str = typer.Option(..., "--connection", help="A discordbot connection's name."),
+    identifier: str = typer.Option(..., "--identifier", help="Your key for this account."),
+    bot_token_stdin: bool = typer.Option(
+        False,
+        "--bot-token-stdin",
+        help="Read the bot token from standard input (or set TOKENWARD_ACCOUNT_BOT_TOKEN).",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create a connected account holding a bot token (a discordbot connection). The token is
+    checked with Discord (GET /users/@me) before anything is stored; it is never printed."""
+    from tokenward.server.api.models import ConnectedAccount
+
+    token: str | None = None
+    if bot_token_stdin:
+        token = sys.stdin.readline().strip()
+        if not token:
+            fail(
+                "--bot-token-stdin: standard input was empty; pipe the bot token in",
+                code="VALIDATION_ERROR",
+                as_json=as_json,
+            )
+    else:
+        token = os.environ.get("TOKENWARD_ACCOUNT_BOT_TOKEN")
+    if not token:
+        fail(
+            "no bot token: pipe it into --bot-token-stdin or set TOKENWARD_ACCOUNT_BOT_TOKEN",
+            code="VALIDATION_ERROR",
+            as_json=as_json,
+        )
+        return
+    async with local_container() as container:
+        account, created = await container.bot_accounts.create(connection, identifier, token)
+        doc = ConnectedAccount.of(account, connection).model_dump(mode="json")
+    if as_json:
+        print_json({"connected_account": doc, "created": created})
+        return
+    verb = "Created" if created else "Replaced the bot token of"
+    typer.echo(
+        f"{verb} account {identifier!r} on {connection!r} (id {doc['id']}, bot user "
+        f"{doc['provider_user_id']}, {doc['status']})."
     )
 
 

@@ -87,6 +87,9 @@ def mcp_command(
         "--tools",
         help="Comma-separated tool names to offer (default: every tool).",
     ),
+    read_only: bool = typer.Option(
+        False, "--read-only", help="Offer and run only read-only tools."
+    ),
 ) -> None:
     """Serve the Discord tools over MCP on stdin/stdout, acting as one connected account."""
     from tokenward.mcp.stdio import serve_stdio
@@ -107,6 +110,7 @@ def mcp_command(
                 identifier=identifier,
                 tools=_tool_names(tools),
                 stdin=StdinLines(),
+                read_only=read_only,
             )
         )
     except TokenwardError as exc:

@@ -16,12 +16,18 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from tokenward.cli.app import app
-from tokenward.cli.output import fail_with, local_container, print_json, print_table
+from tokenward.cli.output import (
+    err_console,
+    fail_with,
+    local_container,
+    print_json,
+    print_table,
+)
 from tokenward.errors import TokenwardError, ValidationError
 
 if TYPE_CHECKING:
     from tokenward.providers.models import ToolSpec
-    from tokenward.tools.catalog import Catalog
+    from tokenward.tools.catalogs import Catalogs
     from tokenward.tools.runner import ToolResult
 
 tools_app = typer.Typer(help="The Discord tools agents can call.", no_args_is_help=True)
@@ -114,10 +120,10 @@ def _parse_input(raw: str) -> object:
         raise ValidationError(f"--input {reason}", fields={"input": reason}) from exc
 
 
-def _load_catalog() -> Catalog:
-    from tokenward.tools.catalog import Catalog
+def _load_catalog() -> Catalogs:
+    from tokenward.tools.catalogs import Catalogs
 
-    return Catalog.load("discord")
+    return Catalogs.load()  # every provider's tools, as GET /api/v1/tools lists them
 
 
 @tools_app.command("list")
@@ -217,6 +223,14 @@ def tools_run(
             typer.echo(f"Wrote {size} bytes ({media_type}) to {output}.")
         return
     if as_json:
-        print_json({"data": result.data_json(), "execution_id": result.execution_id})
+        print_json(
+            {
+                "data": result.data_json(),
+                "execution_id": result.execution_id,
+                "notes": list(result.notes),
+            }
+        )
     else:
         print_json(result.data_json())
+        for note in result.notes:
+            err_console.print(f"note: {note}", highlight=False, markup=False)

@@ -32,9 +32,9 @@ from mcp.shared.exceptions import MCPError
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
+from tokenward.connectors import ToolCatalog
 from tokenward.mcp.server import Context, LinkFactory, build_server
 from tokenward.mcp.sessions import McpSession, SessionTokenError, SessionTokens
-from tokenward.tools.catalog import Catalog
 from tokenward.tools.runner import ToolRunner
 
 __all__ = ["SCOPE_SESSION", "McpHttpEndpoint"]
@@ -81,7 +81,7 @@ class McpHttpEndpoint:
     def __init__(
         self,
         *,
-        catalog: Catalog,
+        catalog: ToolCatalog,
         runner: Callable[[], ToolRunner],
         tokens: SessionTokens,
         link_factory: LinkFactory | None = None,

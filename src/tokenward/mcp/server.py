@@ -13,7 +13,15 @@ Results follow the MCP tool-result rules:
 - an image (the guild widget PNG): an image content block (base64, its media type);
 - a tokenward error: ``isError: true`` with ``{"error": {code, message, details}}`` as
   structured content and text, so an agent sees the hint; an account that is not usable (never
-  linked, pending, expired) carries a fresh ``authorization_link`` to hand to the user.
+  linked, pending, expired) carries a fresh ``authorization_link`` to hand to the user (a bot
+  account, which has no link, says how to give it a token instead);
+- notes on a call (``ToolResult.notes``) come as a second text block and in
+  ``_meta["tokenward/notes"]``.
+
+A session offers the tools of its connection's provider (a ``discordbot`` connection: the
+``discordbot_*`` tools), less those the connection's ``allowed_tools`` refuse and, in a
+read-only session, those that are not read-only. A call of a tool refused by policy answers
+``TOOL_NOT_ALLOWED`` naming the rule.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 
 from tokenward import __version__
+from tokenward.connectors import ToolCatalog
 from tokenward.errors import (
     AccountNotActive,
     AccountNotFound,
@@ -37,7 +46,8 @@ from tokenward.errors import (
     TokenwardError,
 )
 from tokenward.mcp.sessions import McpSession
-from tokenward.tools.catalog import Catalog
+from tokenward.proxy.accounts import bot_token_hint
+from tokenward.tools import policy
 from tokenward.tools.runner import ToolResult, ToolRunner
 from tokenward.tools.schemas import MCP_META_PREFIX, mcp_tool, strip_nulls
 
@@ -56,7 +66,9 @@ INSTRUCTIONS = (
 )
 
 
-def fixed_session(connection_name: str, identifier: str, tools: list[str] | None) -> McpSession:
+def fixed_session(
+    connection_name: str, identifier: str, tools: list[str] | None, *, read_only: bool = False
+) -> McpSession:
     """A session that never expires, for a server bound to one user (stdio)."""
     return McpSession(
         connection_name=connection_name,
@@ -64,6 +76,7 @@ def fixed_session(connection_name: str, identifier: str, tools: list[str] | None
         tools=None if tools is None else tuple(tools),
         expires_at=math.inf,
         session_id="local",
+        read_only=read_only,
     )
 
 
@@ -73,16 +86,20 @@ def _json_text(value: Any) -> str:
 
 def tool_result(result: ToolResult) -> types.CallToolResult:
     """A successful tool call as an MCP result."""
-    meta = {f"{MCP_META_PREFIX}execution_id": result.execution_id}
+    meta: dict[str, Any] = {f"{MCP_META_PREFIX}execution_id": result.execution_id}
+    notes: list[types.TextContent] = []
+    if result.notes:
+        meta[f"{MCP_META_PREFIX}notes"] = list(result.notes)
+        notes.append(types.TextContent(text="Notes: " + " ".join(result.notes)))
     if result.image is not None:
         image = result.image.to_mcp_content()
         return types.CallToolResult(
-            content=[types.ImageContent(data=image["data"], mime_type=image["mimeType"])],
+            content=[types.ImageContent(data=image["data"], mime_type=image["mimeType"]), *notes],
             _meta=meta,
         )
     structured = result.data if isinstance(result.data, dict) else {"result": result.data}
     return types.CallToolResult(
-        content=[types.TextContent(text=_json_text(structured))],
+        content=[types.TextContent(text=_json_text(structured)), *notes],
         structured_content=structured,
         _meta=meta,
     )
@@ -100,7 +117,7 @@ def error_result(exc: TokenwardError) -> types.CallToolResult:
 
 def build_server(
     *,
-    catalog: Catalog,
+    catalog: ToolCatalog,
     runner: ToolRunner,
     resolve_session: SessionResolver,
     link_factory: LinkFactory | None = None,
@@ -116,12 +133,31 @@ def build_server(
     listed = {spec.name: types.Tool.model_validate(mcp_tool(spec)) for spec in catalog.tools()}
     schemas = {tool.name: tool.input_schema for tool in listed.values()}
 
+    async def offered(session: McpSession) -> list[str]:
+        """The tools this session offers now: its connection's provider's, less those its
+        policy or a read-only session refuse."""
+        try:
+            connection = await runner.directory.connection(session.connection_name)
+            provider = runner.connectors.provider(connection.provider)
+        except TokenwardError:
+            return []  # the connection is gone: nothing can run
+        names = []
+        for tool in provider.catalog.tools():
+            if not session.allows(tool.name):
+                continue
+            if session.read_only and not tool.annotations.read_only:
+                continue
+            if not policy.decide(connection.allowed_tools, tool.name).allowed:
+                continue
+            names.append(tool.name)
+        return names
+
     async def list_tools(
         ctx: Context, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         session = resolve_session(ctx)
         return types.ListToolsResult(
-            tools=[tool for tool_name, tool in listed.items() if session.allows(tool_name)]
+            tools=[listed[name] for name in await offered(session) if name in listed]
         )
 
     async def call_tool(ctx: Context, params: types.CallToolRequestParams) -> types.CallToolResult:
@@ -140,9 +176,10 @@ def build_server(
                 arguments,
                 connection_name=session.connection_name,
                 identifier=session.identifier,
+                read_only=session.read_only,
             )
         except AccountNotFound:
-            return error_result(await _not_linked(session, make_link))
+            return error_result(await _not_linked(runner, session, make_link))
         except (AccountNotActive, ReauthorizationRequired) as exc:
             # The agent hands the link to its user and tries again once they approve: let that
             # next call read the account afresh rather than a cached, not-yet-linked copy.
@@ -176,8 +213,26 @@ async def _forget_account(runner: ToolRunner, session: McpSession) -> None:
     runner.directory.forget(connection.id, session.identifier)
 
 
-async def _not_linked(session: McpSession, make_link: LinkFactory) -> TokenwardError:
-    """The error for an identifier that has never started linking: a fresh link to send."""
+async def _not_linked(
+    runner: ToolRunner, session: McpSession, make_link: LinkFactory
+) -> TokenwardError:
+    """The error for an identifier that has never started linking: a fresh link to send (for a
+    bot connection: how to create the account with its bot token)."""
+    try:
+        connection = await runner.directory.connection(session.connection_name)
+        uses_oauth = runner.connectors.provider(connection.provider).uses_oauth
+    except TokenwardError as exc:
+        return exc
+    if not uses_oauth:
+        return AccountNotFound(
+            f"There is no connected account {session.identifier!r} on the bot connection "
+            f"{session.connection_name!r}.",
+            details={
+                "connection_name": session.connection_name,
+                "identifier": session.identifier,
+                "hint": bot_token_hint(session.connection_name, session.identifier),
+            },
+        )
     try:
         link = await make_link(session.connection_name, session.identifier)
     except TokenwardError as exc:

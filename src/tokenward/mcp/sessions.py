@@ -3,7 +3,8 @@
 **Format.** A JWT (RFC 7519), HMAC-SHA256, header ``kid`` naming the vault encryption key the
 signing key came from. Claims: ``iss="tokenward"``, ``aud="tokenward-mcp"``, ``sub`` = the
 application's user identifier, ``conn`` = the connection name, ``tools`` = the allowed tool
-names (absent: every tool of the catalog), ``iat``, ``exp`` and a random ``jti``.
+names (absent: every tool of the connection's provider), ``ro`` = true for a read-only session
+(only tools annotated read-only run), ``iat``, ``exp`` and a random ``jti``.
 
 **Signing key.** ``HKDF-SHA256(ikm=encryption key, salt=b"", info=b"tokenward/mcp-session-
 signing/v1")`` (RFC 5869), the same construction as the API tokens' with its own label, so the two
@@ -67,9 +68,11 @@ class McpSession:
     connection_name: str
     identifier: str
     tools: tuple[str, ...] | None
-    """The allowed tool names; ``None`` means every tool of the catalog."""
+    """The allowed tool names; ``None`` means every tool of the connection's provider."""
     expires_at: float
     session_id: str
+    read_only: bool = False
+    """Only tools annotated read-only run (the others are refused with TOOL_NOT_ALLOWED)."""
 
     def allows(self, tool_name: str) -> bool:
         return self.tools is None or tool_name in self.tools
@@ -98,6 +101,7 @@ class SessionTokens:
         identifier: str,
         tools: Sequence[str] | None,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
+        read_only: bool = False,
     ) -> tuple[str, McpSession]:
         """A signed token and the session it grants (``tools=None``: every tool)."""
         kid, key = self._active()
@@ -116,8 +120,10 @@ class SessionTokens:
         allowed = None if tools is None else tuple(dict.fromkeys(tools))
         if allowed is not None:
             claims["tools"] = list(allowed)
+        if read_only:
+            claims["ro"] = True
         token = jwt.encode(claims, key, algorithm="HS256", headers={"kid": kid})
-        return token, McpSession(connection_name, identifier, allowed, float(exp), jti)
+        return token, McpSession(connection_name, identifier, allowed, float(exp), jti, read_only)
 
     def verify(self, token: str) -> McpSession:
         """The session a token grants; :class:`SessionTokenError` when it is not a valid,
@@ -161,8 +167,10 @@ class SessionTokens:
             claims.get("jti"),
         )
         tools = claims.get("tools")
+        read_only = claims.get("ro", False)
         if (
-            not isinstance(sub, str)
+            not isinstance(read_only, bool)
+            or not isinstance(sub, str)
             or not isinstance(conn, str)
             or not isinstance(exp, int)
             or not isinstance(jti, str)
@@ -177,7 +185,9 @@ class SessionTokens:
                 "the MCP session has expired; mint a new one with POST /api/v1/mcp/sessions",
                 reason="expired",
             )
-        return McpSession(conn, sub, None if tools is None else tuple(tools), float(exp), jti)
+        return McpSession(
+            conn, sub, None if tools is None else tuple(tools), float(exp), jti, read_only
+        )
 
 
 def check_tool_names(known: Iterable[str], names: Sequence[str] | None) -> list[str] | None:

@@ -28,6 +28,7 @@ async def serve_stdio(
     tools: Sequence[str] | None = None,
     container: Container | None = None,
     stdin: Any = None,
+    read_only: bool = False,
 ) -> None:
     """Serve MCP on stdin/stdout until the client closes stdin.
 
@@ -39,9 +40,10 @@ async def serve_stdio(
     container = container or Container(settings)
     await container.start()
     try:
-        await container.vault.get_connection_by_name(connection_name)
-        allowed = check_tool_names(container.catalog.names(), tools)
-        session = fixed_session(connection_name, identifier, allowed)
+        connection = await container.vault.get_connection_by_name(connection_name)
+        provider = container.connector(connection)
+        allowed = check_tool_names(provider.catalog.names(), tools)
+        session = fixed_session(connection_name, identifier, allowed, read_only=read_only)
         server = build_server(
             catalog=container.catalog,
             runner=container.runner,

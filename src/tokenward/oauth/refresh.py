@@ -64,8 +64,13 @@ from enum import Enum
 from typing import Any, NoReturn
 
 from tokenward.clock import Clock
-from tokenward.errors import AccountNotActive, ReauthorizationRequired, UpstreamUnavailable
-from tokenward.oauth.discord import (
+from tokenward.errors import (
+    AccountNotActive,
+    ConflictError,
+    ReauthorizationRequired,
+    UpstreamUnavailable,
+)
+from tokenward.oauth.endpoints import (
     ClientCredentials,
     OAuthEndpoints,
     OAuthRejected,
@@ -73,7 +78,7 @@ from tokenward.oauth.discord import (
 )
 from tokenward.oauth.holder import ProcessIdentity
 from tokenward.vault.models import AccountStatus
-from tokenward.vault.repository import AccountRecord, RefreshWriter, Vault
+from tokenward.vault.repository import AccountRecord, ConnectionRecord, RefreshWriter, Vault
 
 log = logging.getLogger("tokenward.refresh")
 
@@ -105,6 +110,17 @@ class AccessGrant:
 LinkFactory = Callable[[str], Awaitable[str | None]]
 
 
+def _client_credentials(connection: ConnectionRecord) -> ClientCredentials:
+    if connection.client_id is None or connection.client_secret is None:
+        # Accounts of a provider without OAuth hold bot tokens, which never reach a refresh.
+        raise ConflictError(
+            f"connection {connection.name!r} has no OAuth client, so its accounts cannot be "
+            "refreshed",
+            details={"connection_name": connection.name},
+        )
+    return ClientCredentials(connection.client_id, connection.client_secret.get_secret_value())
+
+
 class _Why(Enum):
     DUE = "due"  # the token expires within the leeway
     UNAUTHORIZED = "unauthorized"  # Discord answered 401 to a token
@@ -132,11 +148,14 @@ class TokenManager:
         link_factory: LinkFactory | None = None,
         on_refresh: Callable[[str], None] | None = None,
         identity: ProcessIdentity | None = None,
+        endpoints_for: Callable[[ConnectionRecord], OAuthEndpoints] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.vault = vault
         self.endpoints = endpoints
+        # Each account refreshes at its connection's provider (default: ``endpoints`` for all).
+        self._endpoints_for = endpoints_for or (lambda _connection: endpoints)
         self.clock = clock
         self.leeway = leeway
         self.attempt_timeout = attempt_timeout
@@ -414,9 +433,8 @@ class TokenManager:
                 return await self._after_lost_lease(account.id)
             return await self._raise_expired(expired)
         connection = await self.vault.get_connection(account.connection_id)
-        credentials = ClientCredentials(
-            connection.client_id, connection.client_secret.get_secret_value()
-        )
+        credentials = _client_credentials(connection)
+        endpoints = self._endpoints_for(connection)
         refresh_token = account.refresh_token.get_secret_value()
         lease_needed = self.attempt_timeout + self.lease_margin
         maybe_spent = interrupted  # may Discord have used the stored refresh token already?
@@ -429,7 +447,7 @@ class TokenManager:
                 ):
                     return await self._after_lost_lease(account.id)
                 try:
-                    tokens = await self.endpoints.refresh(credentials, refresh_token)
+                    tokens = await endpoints.refresh(credentials, refresh_token)
                 except OAuthRejected as exc:
                     if exc.error == "invalid_grant":
                         return await self._expire(writer, account, owner, exc, interrupted)

@@ -1,7 +1,7 @@
 """The authorization lifecycle: links, the callback, verification, deletion with revocation.
 
 ``OAuthService`` knows the vault and Discord's OAuth endpoints (through the
-:class:`~tokenward.oauth.discord.OAuthEndpoints` protocol) and nothing about HTTP servers: the
+:class:`~tokenward.oauth.endpoints.OAuthEndpoints` protocol) and nothing about HTTP servers: the
 server turns its :class:`CallbackOutcome` into a page or a redirect.
 
 Security properties (tested in ``tests/integration/test_oauth_lifecycle.py`` and
@@ -52,7 +52,7 @@ from tokenward.errors import (
     ValidationError,
 )
 from tokenward.oauth import pkce
-from tokenward.oauth.discord import (
+from tokenward.oauth.endpoints import (
     ClientCredentials,
     OAuthEndpoints,
     OAuthRejected,
@@ -168,11 +168,29 @@ class ConnectionDeleteOutcome:
     revoke_attempted: bool
 
 
+EndpointsFor = Callable[[ConnectionRecord], "OAuthEndpoints | None"]
+"""The OAuth2 endpoints of a connection's provider (None: the provider has no OAuth)."""
+
+
+def no_oauth(connection: ConnectionRecord) -> ValidationError:
+    """The error for an OAuth operation on a connection whose accounts hold bot tokens."""
+    reason = (
+        f"connection {connection.name!r} (provider {connection.provider}) has no OAuth client: "
+        "its connected accounts hold bot tokens and need no authorization link; create them "
+        "with POST /api/v1/connected-accounts (credentials.bot_token) or `tokenward accounts "
+        "create --bot-token-stdin`"
+    )
+    return ValidationError(reason, fields={"connection_name": reason})
+
+
 def client_credentials(connection: ConnectionRecord) -> ClientCredentials:
+    """The connection's OAuth client; a ValidationError for a connection without one."""
+    if connection.client_id is None or connection.client_secret is None:
+        raise no_oauth(connection)
     return ClientCredentials(connection.client_id, connection.client_secret.get_secret_value())
 
 
-def _validate_identifier(identifier: str) -> None:
+def validate_identifier(identifier: str) -> None:
     if not isinstance(identifier, str) or not identifier.strip():
         raise ValidationError(
             "identifier must be a non-empty string", fields={"identifier": "must not be empty"}
@@ -233,17 +251,35 @@ def _exchange_reason(error: str, *, unavailable: bool) -> str:
 
 
 class OAuthService:
+    """``endpoints_for`` picks each connection's provider's OAuth2 endpoints (see
+    :mod:`tokenward.connectors`); without it every connection uses ``endpoints``, which is also
+    what single-provider callers (tests) read."""
+
     def __init__(
         self,
         vault: Vault,
         endpoints: OAuthEndpoints,
         settings: Settings,
         clock: Clock,
+        *,
+        endpoints_for: EndpointsFor | None = None,
     ) -> None:
         self.vault = vault
         self.endpoints = endpoints
         self.settings = settings
         self.clock = clock
+        self._endpoints_for = endpoints_for
+
+    def endpoints_of(self, connection: ConnectionRecord) -> OAuthEndpoints:
+        """The OAuth2 endpoints for ``connection``; a ValidationError for one without OAuth."""
+        if connection.client_id is None:
+            raise no_oauth(connection)
+        if self._endpoints_for is None:
+            return self.endpoints
+        endpoints = self._endpoints_for(connection)
+        if endpoints is None:
+            raise no_oauth(connection)
+        return endpoints
 
     # -- links ---------------------------------------------------------------------------------
 
@@ -274,10 +310,11 @@ class OAuthService:
         tokenward puts in errors keep working), and with none ever given the link is refused
         (400 naming ``user_verify_url``).
         """
-        _validate_identifier(identifier)
+        validate_identifier(identifier)
         if state is not None and len(state) > 1024:
             raise ValidationError("state is too long", fields={"state": "at most 1024 characters"})
         connection = await self.vault.get_connection_by_name(connection_name)
+        self.endpoints_of(connection)  # a bot connection has no links
         existing = await self.vault.find_account(connection.id, identifier)
         if connection.require_user_verification and user_verify_url is None:
             if existing is not None:
@@ -340,7 +377,7 @@ class OAuthService:
         return LinkDescription(
             auth_request_id=request.id,
             connection_name=connection.name,
-            client_id=connection.client_id,
+            client_id=connection.client_id or "",
             identifier=request.identifier,
             scopes=connection.scopes,
             expires_at=request.expires_at,
@@ -373,8 +410,8 @@ class OAuthService:
                 "This authorization link is unknown, expired or already used.",
                 code="LINK_INVALID",
             )
-        url = self.endpoints.authorize_url(
-            client_id=connection.client_id,
+        url = self.endpoints_of(connection).authorize_url(
+            client_id=client_credentials(connection).client_id,
             redirect_uri=request.redirect_uri,
             scopes=connection.scopes,
             state=state,
@@ -537,7 +574,7 @@ class OAuthService:
     ) -> CallbackOutcome:
         result = self.result_url(request)
         try:
-            tokens = await self.endpoints.exchange_code(
+            tokens = await self.endpoints_of(connection).exchange_code(
                 client_credentials(connection),
                 code=code,
                 redirect_uri=request.redirect_uri,
@@ -565,10 +602,10 @@ class OAuthService:
         username: str | None = None
         if "identify" in tokens.scopes:
             try:
-                me = await self.endpoints.current_user(tokens.access_token)
+                me = await self.endpoints_of(connection).current_user(tokens.access_token)
                 user_id = str(me.get("id")) if me.get("id") else None
                 username = str(me.get("global_name") or me.get("username") or "") or None
-            except OAuthUnavailable:
+            except (OAuthUnavailable, OAuthRejected):
                 log.warning(
                     "could not read /users/@me after linking account %s", request.account_id
                 )
@@ -622,7 +659,7 @@ class OAuthService:
         revoked = False
         if user_id is not None and not await self.vault.grant_holders(connection.id, user_id):
             try:
-                await self.endpoints.revoke(
+                await self.endpoints_of(connection).revoke(
                     client_credentials(connection), tokens.access_token, "access_token"
                 )
                 revoked = True
@@ -739,12 +776,13 @@ class OAuthService:
         self, connection: ConnectionRecord, account: AccountRecord
     ) -> tuple[bool, str | None]:
         """Revoke the account's grant at Discord: ``(revoked, error)``; ``(False, None)`` when
-        the account holds no token."""
+        the account holds no token, or a bot token (a connection without OAuth: Discord has no
+        API to revoke a bot token; it is reset in the Developer Portal)."""
         token = account.refresh_token or account.access_token
-        if token is None:
+        if token is None or connection.client_id is None:
             return False, None
         try:
-            await self.endpoints.revoke(
+            await self.endpoints_of(connection).revoke(
                 client_credentials(connection),
                 token.get_secret_value(),
                 "refresh_token" if account.refresh_token is not None else "access_token",
@@ -780,7 +818,9 @@ class OAuthService:
         if not revoke:
             await self.vault.delete_account(account.id, revoked=False)
             return DeleteOutcome(account_id=account.id, revoked=False)
-        if account.refresh_token is not None or account.access_token is not None:
+        if connection.client_id is not None and (
+            account.refresh_token is not None or account.access_token is not None
+        ):
             siblings = await self.vault.grant_siblings(account.id)
             if siblings and not revoke_siblings:
                 names = ", ".join(repr(s.identifier) for s in siblings[:10])
@@ -858,6 +898,8 @@ class OAuthService:
         connection = await self.vault.get_connection_by_name(name)
         accounts = await self.connection_accounts(connection.id)
         holding = [a for a in accounts if a.refresh_token is not None or a.access_token is not None]
+        if connection.client_id is None:
+            holding = []  # bot tokens: nothing to revoke at Discord
         failures: list[RevokeFailure] = []
         revoked = 0
         if revoke and holding:

@@ -29,7 +29,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from tokenward.clock import Clock
-from tokenward.errors import AccountNotFound, BotTokenRequired
+from tokenward.errors import (
+    AccountNotActive,
+    AccountNotFound,
+    BotTokenRequired,
+    ReauthorizationRequired,
+)
 from tokenward.oauth.refresh import AccessGrant, TokenManager
 from tokenward.proxy.client import ANONYMOUS, Credential
 from tokenward.vault.models import AccountStatus
@@ -116,9 +121,14 @@ class AccountDirectory:
         account = await self.vault.find_account(connection.id, identifier)
         if account is None:
             self.forget(connection.id, identifier)
+            first = (
+                "create an authorization link for it first"
+                if connection.client_id is not None
+                else "create it with its bot token first (POST /api/v1/connected-accounts)"
+            )
             raise AccountNotFound(
                 f"no connected account for identifier {identifier!r} on connection "
-                f"{connection.name!r}; create an authorization link for it first",
+                f"{connection.name!r}; {first}",
                 details={"connection_name": connection.name, "identifier": identifier},
             )
         if account.status == AccountStatus.ACTIVE:
@@ -184,20 +194,26 @@ class AccountDirectory:
 
 
 class AccountCredentials:
-    """The connected account's bearer token, refreshed when due or after a 401."""
+    """The connected account's OAuth2 access token, refreshed when due or after a 401."""
 
     def __init__(
-        self, tokens: TokenManager, directory: AccountDirectory, account: AccountRecord
+        self,
+        tokens: TokenManager,
+        directory: AccountDirectory,
+        account: AccountRecord,
+        *,
+        scheme: str = "Bearer",
     ) -> None:
         self._tokens = tokens
         self._directory = directory
         self._account = account
+        self._scheme = scheme
 
     def __repr__(self) -> str:
         return f"AccountCredentials(account_id={self._account.id!r})"
 
     def _credential(self, grant: AccessGrant) -> Credential:
-        return Credential("bearer", grant.access_token, f"acct:{grant.account_id}")
+        return Credential("bearer", grant.access_token, f"acct:{grant.account_id}", self._scheme)
 
     async def get(self) -> Credential:
         self._account = self._directory.latest(self._account)
@@ -223,7 +239,9 @@ class AccountCredentials:
 class BotCredentials:
     """The connection's bot token (``Authorization: Bot``); a 401 cannot be repaired here."""
 
-    def __init__(self, connection: ConnectionRecord, *, required: bool) -> None:
+    def __init__(
+        self, connection: ConnectionRecord, *, required: bool, scheme: str = "Bot"
+    ) -> None:
         if connection.bot_token is None and required:
             raise BotTokenRequired(
                 "This call needs the connection's bot token, and the connection has none. "
@@ -232,7 +250,9 @@ class BotCredentials:
                 details={"connection_name": connection.name},
             )
         self._credential = (
-            Credential("bot", connection.bot_token.get_secret_value(), f"bot:{connection.id}")
+            Credential(
+                "bot", connection.bot_token.get_secret_value(), f"bot:{connection.id}", scheme
+            )
             if connection.bot_token is not None
             else ANONYMOUS
         )
@@ -245,3 +265,104 @@ class BotCredentials:
 
     async def invalidate(self, failed_token: str | None) -> Credential | None:
         return None
+
+
+BOT_TOKEN_REJECTED_REASON = (
+    "Discord rejected the bot token (401): it was reset in the Developer Portal or the bot was "
+    "deleted; store the bot's current token for this account"
+)
+
+
+def bot_token_hint(connection_name: str, identifier: str) -> str:
+    """How to give a bot account a new token (shown in errors; never containing one)."""
+    return (
+        f"Give the account its bot's current token: `tokenward accounts create --connection "
+        f"{connection_name} --identifier {identifier} --bot-token-stdin`, or POST "
+        "/api/v1/connected-accounts with credentials.bot_token."
+    )
+
+
+def require_bot_account(account: AccountRecord, connection_name: str) -> None:
+    """Raise unless the bot account can call Discord (ACTIVE, holding its token)."""
+    if account.status == AccountStatus.ACTIVE and account.access_token is not None:
+        return
+    details: dict[str, object] = {
+        "account_id": account.id,
+        "status": account.status.value,
+        "status_reason": account.status_reason,
+        "hint": bot_token_hint(connection_name, account.identifier),
+    }
+    if account.status == AccountStatus.EXPIRED:
+        raise ReauthorizationRequired(
+            f"The account's bot token no longer works ({account.status_reason or 'expired'}); "
+            "give the account a new one.",
+            details=details,
+        )
+    raise AccountNotActive(
+        f"The bot account is {account.status.value}; give it a bot token.", details=details
+    )
+
+
+class BotAccountCredentials:
+    """A bot account's own token (a ``discordbot`` connected account), sent with the provider's
+    bot scheme. Bot tokens neither expire nor refresh: a 401 means the token was reset or the
+    bot deleted, so the account is marked ``EXPIRED`` with a reason (and its event), forgotten
+    by the directory, and the call fails with ``REAUTHORIZATION_REQUIRED`` saying how to give it
+    a new token. Rate-limit identity: the bot user (Discord limits per bot)."""
+
+    def __init__(
+        self,
+        vault: Vault,
+        directory: AccountDirectory,
+        account: AccountRecord,
+        *,
+        connection_name: str,
+        scheme: str = "Bot",
+    ) -> None:
+        require_bot_account(account, connection_name)
+        assert account.access_token is not None
+        self._vault = vault
+        self._directory = directory
+        self._account = account
+        self._connection_name = connection_name
+        self._credential = Credential(
+            "bot",
+            account.access_token.get_secret_value(),
+            f"bot:{account.provider_user_id or account.id}",
+            scheme,
+        )
+
+    def __repr__(self) -> str:
+        return f"BotAccountCredentials(account_id={self._account.id!r})"
+
+    async def get(self) -> Credential:
+        return self._credential
+
+    async def invalidate(self, failed_token: str | None) -> Credential | None:
+        account = self._account
+        expired = await self._vault.mark_expired(
+            account.id,
+            BOT_TOKEN_REJECTED_REASON,
+            expected_version=account.version,
+            active_only=True,
+            data={"status": 401, "credential": "bot_token"},
+        )
+        self._directory.forget_by_id(account.id)
+        if expired is not None:
+            log.warning(
+                "account %s (connection %r) is EXPIRED: Discord rejected its token (401)",
+                account.id,
+                self._connection_name,
+            )
+        current = expired or await self._vault.get_account(account.id)
+        if current.version != account.version and current.status == AccountStatus.ACTIVE:
+            # A new token was stored meanwhile: the next call uses it.
+            raise ReauthorizationRequired(
+                "Discord rejected the bot token this call used; the account has a new one "
+                "since, try again",
+                details={"account_id": account.id, "retry": True},
+            )
+        require_bot_account(current, self._connection_name)
+        raise AssertionError(
+            "an EXPIRED bot account passed require_bot_account"
+        )  # pragma: no cover

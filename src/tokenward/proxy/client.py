@@ -82,23 +82,29 @@ _CALLER_HEADERS_DROPPED = frozenset(
 @dataclass(frozen=True, slots=True)
 class Credential:
     """What to send as ``Authorization``. ``identity`` names it for the rate limiter: a stable key
-    for the Discord identity behind the token (an account id, a bot's connection), or empty to
-    use a hash of the Authorization value."""
+    for the Discord identity behind the token (an account id, a bot user), or empty to use a hash
+    of the Authorization value. ``scheme`` is the provider's auth scheme for this kind of token
+    (``provider.yaml``: ``user_auth_scheme`` / ``bot_auth_scheme``); by default ``Bearer`` for a
+    bearer credential and ``Bot`` for a bot one."""
 
     kind: CredentialKind
     token: str | None = field(default=None, repr=False)
     identity: str = ""
+    scheme: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("bearer", "bot", "none"):
             raise ValueError("kind must be 'bearer', 'bot' or 'none'")
         if self.kind != "none" and not self.token:
             raise ValueError(f"a {self.kind} credential needs a token")
+        if self.scheme is not None and not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", self.scheme):
+            raise ValueError("scheme must be one word")
 
     def authorization(self) -> str | None:
         if self.kind == "none" or not self.token:
             return None
-        return ("Bearer " if self.kind == "bearer" else "Bot ") + self.token
+        scheme = self.scheme or ("Bearer" if self.kind == "bearer" else "Bot")
+        return f"{scheme} {self.token}"
 
     def rate_limit_identity(self) -> str:
         if self.kind == "none":
@@ -265,6 +271,7 @@ class ProviderClient:
         body: bytes | AsyncIterable[bytes] | None = None,
         stream: bool = False,
         max_wait: float | None = None,
+        retry_safe: bool = False,
     ) -> UpstreamResponse:
         """Send one call. Returns the provider's answer with its body read: whole, or with
         ``stream`` whole when it is at most ``buffer_limit`` bytes and otherwise after its first
@@ -272,6 +279,10 @@ class ProviderClient:
         lets an answer cut off mid-body be retried like any other failure. The answer's
         ``attempts`` says how many requests were sent; a transient error status given up on has
         ``retry_after``.
+
+        ``retry_safe`` marks a call of a non-idempotent method that may be repeated all the same
+        (a message with a ``nonce`` and ``enforce_nonce``): it is retried like a GET. Any other
+        POST or PATCH is never resent once it may have reached Discord.
 
         Raises PathRejected / ValidationError before anything is sent; RateLimited,
         ReauthorizationRequired or TransportError (UPSTREAM_UNAVAILABLE, with ``attempts`` and
@@ -294,6 +305,7 @@ class ProviderClient:
             if name.lower() not in _CALLER_HEADERS_DROPPED
         ]
         credential = await credentials.get()
+        safe = True if retry_safe else None
         failed_token: str | None = None
         refreshed = False
         attempt = 0  # tries since the credential changed or a 429: the backoff's step
@@ -306,8 +318,13 @@ class ProviderClient:
             failure: TransportError | None = None
             response: UpstreamResponse | None = None
             error_body: dict[str, Any] | None = None
+            identity = credential.rate_limit_identity()
+            if credential.kind == "none" and route.identity is not None:
+                # A webhook-token or interaction route: limited per webhook or interaction, not
+                # against the gateway IP's budget shared by every anonymous call.
+                identity = route.identity
             async with self.limiter.acquire(
-                route.key, credential.rate_limit_identity(), route.major, max_wait=max_wait
+                route.key, identity, route.major, max_wait=max_wait
             ) as slot:
                 # The wait for a slot may have outlived the token (another call refreshed it):
                 # take the current one, so a queued call does not spend an invalid request.
@@ -356,9 +373,9 @@ class ProviderClient:
                         slot.update(response.status, response.headers)
 
             if failure is not None:
-                if replayable and await self._pause(verb, attempt, None, failure, started):
+                if replayable and await self._pause(verb, attempt, None, failure, started, safe):
                     continue
-                raise self._give_up(verb, attempt, sends, started, failure) from failure
+                raise self._give_up(verb, attempt, sends, started, failure, safe) from failure
             assert response is not None
             response.attempts = sends
             status = response.status
@@ -417,10 +434,16 @@ class ProviderClient:
                 continue
 
             if status >= 500:
-                if replayable and await self._pause(verb, attempt, response, None, started):
+                if replayable and await self._pause(verb, attempt, response, None, started, safe):
                     continue
                 response.retry_after = retry_hint(
-                    verb, attempt, status, None, response.headers, policy=self.retry_policy
+                    verb,
+                    attempt,
+                    status,
+                    None,
+                    response.headers,
+                    policy=self.retry_policy,
+                    idempotent=safe,
                 )
 
             try:
@@ -430,9 +453,9 @@ class ProviderClient:
                     await response.read()
             except TransportError as exc:  # the answer broke off mid-body
                 await response.aclose()
-                if replayable and await self._pause(verb, attempt, None, exc, started):
+                if replayable and await self._pause(verb, attempt, None, exc, started, safe):
                     continue
-                raise self._give_up(verb, attempt, sends, started, exc) from exc
+                raise self._give_up(verb, attempt, sends, started, exc, safe) from exc
             return response
 
     def _attempt_timeout(self, started: float, now: float) -> float | None:
@@ -449,6 +472,7 @@ class ProviderClient:
         response: UpstreamResponse | None,
         failure: TransportError | None,
         started: float,
+        idempotent: bool | None,
     ) -> bool:
         """Decide (:func:`decide_retry`) and, when retrying, wait the backoff. True to retry."""
         decision = decide_retry(
@@ -460,6 +484,7 @@ class ProviderClient:
             elapsed=self.clock.monotonic() - started,
             policy=self.retry_policy,
             rand=self.rand,
+            idempotent=idempotent,
         )
         if not decision.retry:
             return False
@@ -469,12 +494,20 @@ class ProviderClient:
         return True
 
     def _give_up(
-        self, verb: str, attempt: int, sends: int, started: float, failure: TransportError
+        self,
+        verb: str,
+        attempt: int,
+        sends: int,
+        started: float,
+        failure: TransportError,
+        idempotent: bool | None,
     ) -> TransportError:
         return failure.gave_up(
             attempts=sends,
             seconds=self.clock.monotonic() - started,
-            retry_after=retry_hint(verb, attempt, None, failure.kind, policy=self.retry_policy),
+            retry_after=retry_hint(
+                verb, attempt, None, failure.kind, policy=self.retry_policy, idempotent=idempotent
+            ),
         )
 
     @staticmethod
@@ -501,41 +534,27 @@ class ProviderClient:
 
 # -- error answers → structured errors ----------------------------------------------------------
 
-_SCOPE_BY_ROUTE: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"^/users/@me/guilds/[^/]+/member$"), "guilds.members.read"),
-    (re.compile(r"^/users/@me/guilds$"), "guilds"),
-    (re.compile(r"^/users/@me/connections$"), "connections"),
-    (re.compile(r"^/users/@me$"), "identify"),
-    (re.compile(r"^/oauth2/userinfo$"), "openid"),
-    (re.compile(r"^/applications/[^/]+/entitlements$"), "applications.entitlements"),
-)
 
-_HINTS: dict[int, str] = {
-    10003: "Unknown channel: check the channel id.",
-    10004: "Unknown guild: the guild id is wrong, or the account is not a member of that guild.",
-    10006: "Unknown invite: the invite code is wrong, expired or revoked.",
-    10007: "Unknown member: the account is not a member of that guild.",
-    10013: "Unknown user: check the user id.",
-    10057: "Unknown guild template: check the template code.",
-    20012: "Not authorized for that application: the credential does not belong to (or own) the "
-    "application id given; use the application's own id.",
-    40333: "Blocked by Discord's edge: the request looked automated without a proper User-Agent.",
-    50001: "Missing access: the credential cannot see this resource; do not retry.",
-    50004: "The server has not enabled its widget (Discord error 50004); a server admin must "
-    "turn it on in Server Settings > Widget. Do not retry.",
-    50013: "Missing permissions for this action; do not retry.",
-    50035: "Invalid input: see details.errors for the fields Discord refused.",
-    130000: "Discord is overloaded; retry later.",
-}
+@dataclass(frozen=True, slots=True)
+class ErrorMapping:
+    """How a provider's error answers read to a caller: its name, a hint per error code, and the
+    OAuth2 scope each route needs (for a "missing scope" answer that does not name it). Loaded
+    from the provider's folder (``errors.yaml``, see :mod:`tokenward.connectors`)."""
+
+    provider: str = "The provider"
+    hints: Mapping[int, str] = field(default_factory=dict)
+    scopes_by_route: tuple[tuple[re.Pattern[str], str], ...] = ()
+
+    def scope_for_path(self, path: str) -> str | None:
+        """The OAuth2 scope a route needs, from its path (``/api/v10/...`` or ``/...``)."""
+        relative = re.sub(r"^/api(/v\d+)?", "", path.split("?", 1)[0])
+        for pattern, scope in self.scopes_by_route:
+            if pattern.match(relative):
+                return scope
+        return None
 
 
-def scope_for_path(path: str) -> str | None:
-    """The OAuth2 scope a catalog route needs, from its path (``/api/v10/...`` or ``/...``)."""
-    relative = re.sub(r"^/api(/v\d+)?", "", path.split("?", 1)[0])
-    for pattern, scope in _SCOPE_BY_ROUTE:
-        if pattern.match(relative):
-            return scope
-    return None
+GENERIC_ERRORS = ErrorMapping()
 
 
 def _flatten_errors(tree: Any, prefix: str = "") -> dict[str, str]:
@@ -566,11 +585,13 @@ def provider_error(
     authorization_link: str | None = None,
     attempts: int | None = None,
     retry_after: float | None = None,
+    errors: ErrorMapping = GENERIC_ERRORS,
 ) -> TokenwardError:
-    """A structured error for an error answer: Discord's status, code and message in
-    ``details.discord``, and a ``details.hint`` an agent can act on. A 429 becomes RateLimited.
-    A 5xx also says how many ``attempts`` were made and, when trying again may help,
-    ``retry_after`` (in ``details`` and as an HTTP ``Retry-After``)."""
+    """A structured error for an error answer: the provider's status, code and message in
+    ``details.discord``, and a ``details.hint`` an agent can act on (from the provider's
+    ``errors`` mapping where it has one for the code). A 429 becomes RateLimited. A 5xx also says
+    how many ``attempts`` were made and, when trying again may help, ``retry_after`` (in
+    ``details`` and as an HTTP ``Retry-After``)."""
     body = content if isinstance(content, dict) else _json_body(content) if content else None
     discord: dict[str, Any] = {"status": status, **_discord_fields(body)}
     code = discord.get("code")
@@ -597,7 +618,7 @@ def provider_error(
     hint: str
     if code == 50026:
         scopes = list(required_scopes or [])
-        if not scopes and path and (guess := scope_for_path(path)):
+        if not scopes and path and (guess := errors.scope_for_path(path)):
             scopes = [guess]
         details["missing_scopes"] = scopes
         named = ", ".join(scopes) if scopes else "the scope this call needs"
@@ -607,8 +628,8 @@ def provider_error(
         )
         if authorization_link:
             details["authorization_link"] = authorization_link
-    elif isinstance(code, int) and code in _HINTS:
-        hint = _HINTS[code]
+    elif isinstance(code, int) and code in errors.hints:
+        hint = errors.hints[code]
     elif status == 401:
         hint = "The credential was rejected; the account must be authorized again."
         if authorization_link:
@@ -618,16 +639,18 @@ def provider_error(
     elif status == 404:
         hint = "Not found: check the ids and codes in the request."
     elif status >= 500:
-        hint = "Discord had a server error; retry later."
+        hint = f"{errors.provider} had a server error; retry later."
         if attempts is not None:
             details["attempts"] = attempts
         if retry_after is not None:
             details["retry_after"] = retry_after
-            hint = f"Discord had a server error; retry after {retry_after:g}s."
+            hint = f"{errors.provider} had a server error; retry after {retry_after:g}s."
     else:
-        hint = "Discord refused the request; check the input."
+        hint = f"{errors.provider} refused the request; check the input."
     details["hint"] = hint
-    error = ProviderError(f"Discord answered {status}: {message}", details=details, status=status)
+    error = ProviderError(
+        f"{errors.provider} answered {status}: {message}", details=details, status=status
+    )
     if status >= 500 and retry_after is not None:
         # The HTTP API's error handler sends these headers with the envelope.
         retry_header = {"Retry-After": str(max(1, math.ceil(retry_after)))}
@@ -641,6 +664,7 @@ def error_from_response(
     path: str | None = None,
     required_scopes: Sequence[str] | None = None,
     authorization_link: str | None = None,
+    errors: ErrorMapping = GENERIC_ERRORS,
 ) -> TokenwardError:
     """:func:`provider_error` for a response whose body has been read."""
     return provider_error(
@@ -652,4 +676,5 @@ def error_from_response(
         authorization_link=authorization_link,
         attempts=response.attempts,
         retry_after=response.retry_after,
+        errors=errors,
     )

@@ -18,6 +18,17 @@ rule is an allow-list, not a list of known attacks:
   fullwidth ``．``/``／``, the one-dot leader ``․`` and friends.
 * The result must sit under ``base_prefix`` (``/api``): exactly ``/api/…``, case-sensitive.
 
+**Reaction emoji** (discord-api.md §6.3). The segment right after ``reactions`` names an emoji,
+and Discord's two forms pass there and nowhere else:
+
+* a custom emoji as ``name:id`` (the ``:`` raw or as ``%3A``): a name of letters, digits and
+  ``_`` and a numeric id, nothing more, so ``:`` cannot start a scheme or a port;
+* a Unicode emoji percent-encoded as UTF-8, including what real emoji are made of beyond single
+  code points: the zero-width joiner (U+200D, family and profession sequences), variation
+  selectors, tag characters (U+E0020–U+E007F, subdivision flags) and the keycap ``#`` (``#``
+  followed by U+FE0F and U+20E3). Every other rule still holds there: no dot, slash, backslash,
+  ``%``, ``@``, ``?`` or ``:`` once decoded or folded, no other control character.
+
 Messages never repeat the path: it may carry a webhook token.
 """
 
@@ -38,6 +49,21 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 # Characters that must not appear once escapes are decoded (or Unicode is folded).
 _FORBIDDEN_DECODED = frozenset("./\\%@?#:")
 _ESCAPE_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+_CUSTOM_EMOJI = re.compile(r"([A-Za-z0-9_]{1,32})(?::|%3[Aa])([0-9]{1,20})")
+EMOJI_AFTER = "reactions"
+_ZWJ = "\u200d"
+_KEYCAP = "\u20e3"
+
+
+def _is_keycap(text: str, index: int) -> bool:
+    """``text[index]`` starts a keycap: it is followed by U+20E3, or by U+FE0F and U+20E3."""
+    after = text[index + 1 : index + 3]
+    return after == "\ufe0f" + _KEYCAP or after[:1] == _KEYCAP
+
+
+def _emoji_part(char: str) -> bool:
+    """Code points that are control-like by category but make up real emoji sequences."""
+    return char == _ZWJ or 0xE0020 <= ord(char) <= 0xE007F
 
 
 def _reject(reason: str) -> PathRejected:
@@ -52,12 +78,16 @@ def _is_control(char: str) -> bool:
     )
 
 
-def _check_decoded(text: str) -> None:
-    for char in text:
+def _check_decoded(text: str, *, emoji: bool = False) -> None:
+    for index, char in enumerate(text):
+        if emoji and char == "#" and _is_keycap(text, index):
+            continue  # the keycap "#️⃣": '#', U+FE0F, U+20E3
         if char in _FORBIDDEN_DECODED:
             raise _reject(
                 "an escape decodes to a character that is not allowed (dot, slash, %, @, ?, #, :)"
             )
+        if emoji and _emoji_part(char):
+            continue
         if _is_control(char):
             raise _reject("an escape decodes to a control character")
         folded = unicodedata.normalize("NFKC", char)
@@ -69,8 +99,9 @@ def _check_decoded(text: str) -> None:
             )
 
 
-def _check_escapes(segment: str) -> str:
-    """Validate the escapes in ``segment``; return it with upper-case hex digits."""
+def _check_escapes(segment: str, *, emoji: bool = False) -> str:
+    """Validate the escapes in ``segment`` (``emoji``: a reaction's emoji, see the module doc);
+    return it with upper-case hex digits."""
     index = segment.find("%")
     while index != -1:
         pair = segment[index + 1 : index + 3]
@@ -83,8 +114,15 @@ def _check_escapes(segment: str) -> str:
             decoded = raw.decode("utf-8", errors="strict")
         except UnicodeDecodeError as exc:
             raise _reject("an escape sequence is not valid UTF-8") from exc
-        _check_decoded(decoded)
+        _check_decoded(decoded, emoji=emoji)
     return _ESCAPE_RUN.sub(lambda m: m.group(0).upper(), segment)
+
+
+def _custom_emoji(segment: str) -> str | None:
+    """``name:id`` (``:`` raw or escaped), sent as ``name%3Aid`` as discord.py sends it; None
+    when the segment is not one."""
+    found = _CUSTOM_EMOJI.fullmatch(segment)
+    return None if found is None else f"{found.group(1)}%3A{found.group(2)}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -105,7 +143,7 @@ def safe_path(path: str, base_prefix: str = "/api") -> str:
         if char == "\\":
             raise _reject("contains a backslash")
         if char == ":":
-            raise _reject("contains ':' (an absolute URL or scheme is not allowed)")
+            continue  # allowed only in a custom emoji's name:id, checked per segment below
         if char in "?#":
             raise _reject("contains '?' or '#' (pass query parameters separately)")
         if _is_control(char):
@@ -127,10 +165,19 @@ def safe_path(path: str, base_prefix: str = "/api") -> str:
             raise _reject("contains an empty segment ('//')")
         if "@" in segment and segment != "@me":
             raise _reject("contains '@' outside the segment '@me'")
+        emoji = position > 0 and segments[position - 1] == EMOJI_AFTER
+        if emoji and (custom := _custom_emoji(segment)) is not None:
+            normalised.append(custom)
+            continue
+        if ":" in segment:
+            raise _reject(
+                "contains ':' (an absolute URL or scheme is not allowed; only a reaction's "
+                "custom emoji is written name:id)"
+            )
         bare = segment.split(";", 1)[0]
         if bare.strip(".") == "":
             raise _reject("contains a dot segment ('.' or '..')")
-        normalised.append(_check_escapes(segment))
+        normalised.append(_check_escapes(segment, emoji=emoji))
     result = "/" + "/".join(normalised)
     prefix = "/" + base_prefix.strip("/")
     if not result.startswith(prefix + "/") or result == prefix + "/":

@@ -73,10 +73,13 @@ _INVALID_STATUSES = frozenset({401, 403, 429})
 
 @dataclass(frozen=True, slots=True)
 class RouteInfo:
-    """A route template (``"GET /guilds/{guild_id}/widget.json"``) and its major parameter."""
+    """A route template (``"GET /guilds/{guild_id}/widget.json"``), its major parameter, and for
+    a route authorised by a token in its path (a webhook's, an interaction's) the identity it is
+    limited by when no Authorization is sent."""
 
     key: str
     major: str | None
+    identity: str | None = None
 
 
 def _short_hash(value: str) -> str:
@@ -96,8 +99,13 @@ def route_of(method: str, path: str) -> RouteInfo:
 
     ``/api/v10/guilds/81384788765712384/widget.json`` →
     ``RouteInfo("GET /guilds/{guild_id}/widget.json", "guild_id:81384788765712384")``. Only a
-    top-level ``channels``/``guilds``/``webhooks`` id is major (Discord's definition); other ids
-    become ``{id}``, invite and template codes ``{code}``, a webhook token is hashed.
+    top-level ``channels``/``guilds``/``webhooks`` id is major (Discord's definition, for writes
+    as for reads: ``POST /channels/{channel_id}/messages`` on two channels are two counters);
+    other ids become ``{id}``, invite and template codes ``{code}``, a reaction's emoji
+    ``{emoji}``. Tokens never reach a key in clear: a webhook's token is hashed into the major
+    (``webhook_id + webhook_token``, Discord's combination), an interaction's becomes
+    ``{interaction_token}``. Both routes carry no bot token; their ``identity`` (the webhook id and
+    token hash, the interaction id) is what they are limited by instead of the gateway's IP.
     """
     segments = [s for s in path.split("?", 1)[0].split("/") if s]
     if segments and segments[0] == "api":
@@ -106,6 +114,7 @@ def route_of(method: str, path: str) -> RouteInfo:
         segments = segments[1:]
     template: list[str] = []
     major: str | None = None
+    identity: str | None = None
     for index, segment in enumerate(segments):
         previous = segments[index - 1] if index else ""
         numeric = segment.isascii() and segment.isdigit()
@@ -115,7 +124,11 @@ def route_of(method: str, path: str) -> RouteInfo:
             template.append("{" + name + "}")
         elif index == 2 and segments[0] == "webhooks" and major is not None and not numeric:
             major = f"{major}:{_short_hash(segment)}"
+            identity = f"webhook:{major.partition(':')[2]}"
             template.append("{webhook_token}")
+        elif index == 2 and segments[0] == "interactions" and segments[1].isdigit():
+            identity = f"interaction:{segments[1]}"
+            template.append("{interaction_token}")
         elif numeric:
             template.append("{id}")
         elif previous in {"invites", "templates"}:
@@ -124,7 +137,7 @@ def route_of(method: str, path: str) -> RouteInfo:
             template.append("{emoji}")
         else:
             template.append(segment)
-    return RouteInfo(f"{method.upper()} /{'/'.join(template)}", major)
+    return RouteInfo(f"{method.upper()} /{'/'.join(template)}", major, identity)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -8,8 +8,12 @@ repetition is harmless:
   connection errors (reset, a body cut off mid-answer, timeout, an answer that is not HTTP);
 * any method when the connection could not be opened at all (``CONNECT``, ``CONNECT_TIMEOUT``):
   nothing was sent;
-* never a POST or PATCH otherwise (Discord may have acted on it), never a 4xx; a 429 belongs to
-  the rate limiter, which waits out Discord's ``retry_after`` itself.
+* never a POST or PATCH otherwise (Discord may have acted on it: a blind retry could post a
+  message twice or create two channels), unless the caller marks the call safe to repeat
+  (``idempotent=True``: a message sent with a ``nonce`` and ``enforce_nonce``, which Discord
+  answers on a repeat with the message it already created);
+* never a 4xx; a 429 belongs to the rate limiter, which waits out Discord's ``retry_after``
+  itself (and was not acted on, so resending it is safe for any method).
 
 **For how long.** A count of attempts is the wrong bound: at a 20 % fault rate three attempts
 still fail one call in 125, while at a 100 % outage they end in a blink. The bound is time: each
@@ -112,13 +116,18 @@ def backoff(attempt: int, policy: RetryPolicy, rand: Callable[[], float]) -> flo
 
 
 def _refusal(
-    verb: str, status: int | None, error_kind: ErrorKind | None, policy: RetryPolicy
+    verb: str,
+    status: int | None,
+    error_kind: ErrorKind | None,
+    policy: RetryPolicy,
+    idempotent: bool | None = None,
 ) -> str | None:
     """Why this outcome must not be retried, or None when repeating the request is safe and may
-    help."""
+    help. ``idempotent`` overrides the method's nature (a POST made safe to repeat)."""
     if (status is None) == (error_kind is None):
         raise ValueError("exactly one of status and error_kind must be given")
-    idempotent = verb in IDEMPOTENT_METHODS
+    if idempotent is None:
+        idempotent = verb in IDEMPOTENT_METHODS
     if status is not None:
         if status < 400:
             return "success"
@@ -149,15 +158,19 @@ def decide_retry(
     elapsed: float = 0.0,
     policy: RetryPolicy = DEFAULT_POLICY,
     rand: Callable[[], float] = random.random,
+    idempotent: bool | None = None,
 ) -> RetryDecision:
     """Decide whether the ``attempt``-th try (1-based) of ``method`` should be repeated, with
     ``elapsed`` seconds of the call's budget spent.
 
     Exactly one of ``status`` (an HTTP response came back) and ``error_kind`` (none did, or its
     body broke off) is set. ``headers`` are the failed answer's (for ``Retry-After``).
+    ``idempotent=True`` marks a call of a non-idempotent method that is safe to repeat all the
+    same (a message sent with a ``nonce`` and ``enforce_nonce``: Discord answers a repeat with the
+    message it already created); None decides by the method.
     """
     verb = method.upper()
-    refusal = _refusal(verb, status, error_kind, policy)
+    refusal = _refusal(verb, status, error_kind, policy, idempotent)
     if refusal is not None:
         return RetryDecision(False, refusal)
     what = str(status) if status is not None else error_kind.value if error_kind else ""
@@ -186,11 +199,12 @@ def retry_hint(
     headers: Mapping[str, str] | None = None,
     *,
     policy: RetryPolicy = DEFAULT_POLICY,
+    idempotent: bool | None = None,
 ) -> float | None:
     """The ``retry_after`` (seconds) to tell a caller whose call ended on this outcome after
     ``attempt`` tries, or None when trying again cannot help or is not safe (a 4xx, a POST that
     may have been received, an answer over the size cap)."""
-    if _refusal(method.upper(), status, error_kind, policy) is not None:
+    if _refusal(method.upper(), status, error_kind, policy, idempotent) is not None:
         return None
     hinted = retry_after_header(headers) if status is not None else None
     if hinted is not None:

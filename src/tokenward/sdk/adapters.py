@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from tokenward.errors import AccountNotActive, AccountNotFound, TokenwardError, ValidationError
 from tokenward.providers.models import ToolSpec
 from tokenward.tools.catalog import Catalog
+from tokenward.tools.catalogs import Catalogs
 from tokenward.tools.schemas import (
     anthropic_tool,
     input_schema,
@@ -56,12 +57,15 @@ LANGCHAIN_HINT = "the LangChain adapter needs langchain-core: pip install 'token
 
 
 @lru_cache(maxsize=1)
-def _catalog() -> Catalog:
-    return Catalog.load("discord")
+def _catalog() -> Catalogs:
+    return Catalogs.load()  # every provider's tools, as the server lists them
 
 
-def _select(names: Sequence[str] | None) -> list[ToolSpec]:
-    catalog = _catalog()
+def _select(names: Sequence[str] | None, provider: str | None = None) -> list[ToolSpec]:
+    """``names`` (default: every tool), of ``provider`` only when given (``"discordbot"``)."""
+    catalog: Catalogs | Catalog = _catalog()
+    if provider is not None:
+        catalog = _catalog().provider(provider)
     if names is None:
         return catalog.tools()
     unknown = [n for n in dict.fromkeys(names) if n not in catalog.names()]
@@ -72,19 +76,24 @@ def _select(names: Sequence[str] | None) -> list[ToolSpec]:
 
 
 def openai_tools(
-    names: Sequence[str] | None = None, *, api: OpenAIApi = "chat"
+    names: Sequence[str] | None = None,
+    *,
+    api: OpenAIApi = "chat",
+    provider: str | None = None,
 ) -> list[dict[str, Any]]:
     """OpenAI function tools in strict mode (``api="chat"``: Chat Completions; ``"responses"``:
     the Responses API's flat shape). Optional parameters are nullable; null means not given."""
-    tools = [openai_tool(spec) for spec in _select(names)]
+    tools = [openai_tool(spec) for spec in _select(names, provider)]
     if api == "chat":
         return tools
     return [{"type": "function", **tool["function"]} for tool in tools]
 
 
-def anthropic_tools(names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def anthropic_tools(
+    names: Sequence[str] | None = None, *, provider: str | None = None
+) -> list[dict[str, Any]]:
     """Anthropic Messages API tool definitions."""
-    return [anthropic_tool(spec) for spec in _select(names)]
+    return [anthropic_tool(spec) for spec in _select(names, provider)]
 
 
 # -- executing a call ----------------------------------------------------------------------------
@@ -301,6 +310,7 @@ def langchain_tools(
     *,
     run: Callable[[str, dict[str, Any]], Awaitable[ToolOutcome]] | None = None,
     run_sync: Callable[[str, dict[str, Any]], ToolOutcome] | None = None,
+    provider: str | None = None,
 ) -> list[StructuredTool]:
     """LangChain ``StructuredTool``s over the catalog, each calling ``run`` (async) and/or
     ``run_sync`` with its name and arguments. Needs the ``tokenward[langchain]`` extra."""
@@ -328,4 +338,4 @@ def langchain_tools(
             coroutine=arun if run is not None else None,
         )
 
-    return [make(spec) for spec in _select(names)]
+    return [make(spec) for spec in _select(names, provider)]

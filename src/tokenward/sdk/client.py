@@ -46,6 +46,7 @@ from tokenward.sdk.models import (
     AuthorizationLink,
     ConnectedAccount,
     ConnectedAccountPage,
+    Connection,
     ProxyResponse,
     ToolExecution,
     ToolInfo,
@@ -71,6 +72,7 @@ _ERROR_CLASSES: tuple[type[errors.TokenwardError], ...] = (
     errors.ProviderError,
     errors.UpstreamUnavailable,
     errors.BotTokenRequired,
+    errors.ToolNotAllowed,
 )
 _ERRORS_BY_CODE: dict[str, type[errors.TokenwardError]] = {
     **{cls.code: cls for cls in _ERROR_CLASSES},
@@ -462,6 +464,69 @@ class AsyncActions:
         )
         return ToolExecution.model_validate(data)
 
+    async def create_connected_account(
+        self, *, connection_name: str, identifier: str, bot_token: str
+    ) -> ConnectedAccount:
+        """On a ``discordbot`` connection: store ``bot_token`` for ``identifier`` (checked with
+        Discord first; a refused token raises :class:`ValidationError` naming
+        ``credentials.bot_token`` and nothing is stored). The token is never returned."""
+        _check_text(connection_name=connection_name, identifier=identifier, bot_token=bot_token)
+        data = await self._c._call(
+            "POST",
+            "/api/v1/connected-accounts",
+            json={
+                "connection_name": connection_name,
+                "identifier": identifier,
+                "credentials": {"bot_token": bot_token},
+            },
+        )
+        return ConnectedAccount.model_validate(data["connected_account"])
+
+    async def create_connection(
+        self,
+        *,
+        name: str,
+        provider: str = "discord",
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        scopes: Sequence[str] | None = None,
+        bot_token: str | None = None,
+        require_user_verification: bool = False,
+        allowed_tools: Sequence[str] | None = None,
+    ) -> Connection:
+        """Create a connection: ``provider="discord"`` with the application's ``client_id`` and
+        ``client_secret``, or ``provider="discordbot"`` (no OAuth client; its accounts hold bot
+        tokens). ``allowed_tools``: tool patterns (``["*", "!*_ban*"]``), default every tool."""
+        body: dict[str, Any] = {"name": name, "provider": provider}
+        optional = {
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "scopes": None if scopes is None else list(scopes),
+            "bot_token": bot_token,
+            "allowed_tools": None if allowed_tools is None else list(allowed_tools),
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        if require_user_verification:
+            body["require_user_verification"] = True
+        data = await self._c._call("POST", "/api/v1/connections", json=body)
+        return Connection.model_validate(data["connection"])
+
+    async def update_connection(self, *, name: str, **changes: Any) -> Connection:
+        """Change a connection's fields (``PATCH /api/v1/connections/{name}``), e.g.
+        ``allowed_tools=["*", "!*_ban*"]`` or ``allowed_tools=None`` (every tool again)."""
+        if not changes:
+            raise errors.ValidationError(
+                "nothing to change", fields={"changes": "give at least one field to change"}
+            )
+        data = await self._c._call(
+            "PATCH", f"/api/v1/connections/{quote(name, safe='')}", json=changes
+        )
+        return Connection.model_validate(data["connection"])
+
+    async def get_connection(self, *, name: str) -> Connection:
+        data = await self._c._call("GET", f"/api/v1/connections/{quote(name, safe='')}")
+        return Connection.model_validate(data["connection"])
+
     async def list_tools(self) -> list[ToolInfo]:
         data = await self._c._call("GET", "/api/v1/tools")
         return [ToolInfo.model_validate(t) for t in data["tools"]]
@@ -563,15 +628,23 @@ class AsyncActions:
     # -- agent-framework adapters (see tokenward.sdk.adapters) ----------------------------------
 
     def tools_for_openai(
-        self, tools: Sequence[str] | None = None, *, api: adapters.OpenAIApi = "chat"
+        self,
+        tools: Sequence[str] | None = None,
+        *,
+        api: adapters.OpenAIApi = "chat",
+        provider: str | None = None,
     ) -> list[dict[str, Any]]:
-        """OpenAI function tools (strict mode) for ``tools`` (default: every tool); built from
-        the catalog, no request. ``api="responses"`` gives the Responses API's shape."""
-        return adapters.openai_tools(tools, api=api)
+        """OpenAI function tools (strict mode) for ``tools`` (default: every tool, or every tool
+        of ``provider``: ``"discord"``, ``"discordbot"``); built from the catalog, no request.
+        ``api="responses"`` gives the Responses API's shape."""
+        return adapters.openai_tools(tools, api=api, provider=provider)
 
-    def tools_for_anthropic(self, tools: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """Anthropic Messages API tools for ``tools`` (default: every tool); no request."""
-        return adapters.anthropic_tools(tools)
+    def tools_for_anthropic(
+        self, tools: Sequence[str] | None = None, *, provider: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Anthropic Messages API tools for ``tools`` (default: every tool, or every tool of
+        ``provider``); no request."""
+        return adapters.anthropic_tools(tools, provider=provider)
 
     async def execute_openai_tool_call(
         self, tool_call: Any, *, connection_name: str, identifier: str
@@ -592,7 +665,12 @@ class AsyncActions:
         )
 
     def tools_for_langchain(
-        self, *, connection_name: str, identifier: str, tools: Sequence[str] | None = None
+        self,
+        *,
+        connection_name: str,
+        identifier: str,
+        tools: Sequence[str] | None = None,
+        provider: str | None = None,
     ) -> list[StructuredTool]:
         """LangChain ``StructuredTool``s acting as the user (async: use ``ainvoke``). Needs the
         ``tokenward[langchain]`` extra."""
@@ -602,7 +680,7 @@ class AsyncActions:
                 self, name, arguments, connection_name=connection_name, identifier=identifier
             )
 
-        return adapters.langchain_tools(tools, run=run)
+        return adapters.langchain_tools(tools, run=run, provider=provider)
 
 
 def _is_gateway_error(response: httpx.Response) -> bool:
@@ -677,6 +755,18 @@ class Actions:
 
         return self._loop.run(wrapper())
 
+    def create_connected_account(self, **kwargs: Any) -> ConnectedAccount:
+        return self._run(self._a.create_connected_account(**kwargs))
+
+    def create_connection(self, **kwargs: Any) -> Connection:
+        return self._run(self._a.create_connection(**kwargs))
+
+    def update_connection(self, **kwargs: Any) -> Connection:
+        return self._run(self._a.update_connection(**kwargs))
+
+    def get_connection(self, **kwargs: Any) -> Connection:
+        return self._run(self._a.get_connection(**kwargs))
+
     def get_authorization_link(self, **kwargs: Any) -> AuthorizationLink:
         return self._run(self._a.get_authorization_link(**kwargs))
 
@@ -704,12 +794,18 @@ class Actions:
     # -- agent-framework adapters (see tokenward.sdk.adapters) ----------------------------------
 
     def tools_for_openai(
-        self, tools: Sequence[str] | None = None, *, api: adapters.OpenAIApi = "chat"
+        self,
+        tools: Sequence[str] | None = None,
+        *,
+        api: adapters.OpenAIApi = "chat",
+        provider: str | None = None,
     ) -> list[dict[str, Any]]:
-        return adapters.openai_tools(tools, api=api)
+        return adapters.openai_tools(tools, api=api, provider=provider)
 
-    def tools_for_anthropic(self, tools: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        return adapters.anthropic_tools(tools)
+    def tools_for_anthropic(
+        self, tools: Sequence[str] | None = None, *, provider: str | None = None
+    ) -> list[dict[str, Any]]:
+        return adapters.anthropic_tools(tools, provider=provider)
 
     def execute_openai_tool_call(
         self, tool_call: Any, *, connection_name: str, identifier: str
@@ -730,7 +826,12 @@ class Actions:
         )
 
     def tools_for_langchain(
-        self, *, connection_name: str, identifier: str, tools: Sequence[str] | None = None
+        self,
+        *,
+        connection_name: str,
+        identifier: str,
+        tools: Sequence[str] | None = None,
+        provider: str | None = None,
     ) -> list[StructuredTool]:
         def run(name: str, arguments: dict[str, Any]) -> adapters.ToolOutcome:
             return self._run(
@@ -739,4 +840,4 @@ class Actions:
                 )
             )
 
-        return adapters.langchain_tools(tools, run_sync=run)
+        return adapters.langchain_tools(tools, run_sync=run, provider=provider)

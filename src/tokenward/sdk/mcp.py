@@ -35,6 +35,8 @@ class McpSession(BaseModel):
     connection_name: str | None = None
     identifier: str | None = None
     tools: list[str] = []
+    read_only: bool = False
+    """Only read-only tools run in this session."""
 
     def __repr__(self) -> str:  # the URL and token act as the user: keep them out of reprs
         return (
@@ -59,15 +61,20 @@ class AsyncMcpActions:
         identifier: str,
         tools: Sequence[str] | None = None,
         ttl_seconds: int | None = None,
+        read_only: bool = False,
     ) -> McpSession:
         """Mint an MCP session acting as ``identifier`` on ``connection_name``, offering
-        ``tools`` (default: every tool) for ``ttl_seconds`` (default: one day). The identifier
-        need not be linked yet: until it is, its tools answer with an authorization link."""
+        ``tools`` (default: every tool of the connection's provider) for ``ttl_seconds``
+        (default: one day); ``read_only=True`` runs only read-only tools (the others are refused
+        with ``TOOL_NOT_ALLOWED``). The identifier need not be linked yet: until it is, its tools
+        answer with an authorization link."""
         body: dict[str, Any] = {"connection_name": connection_name, "identifier": identifier}
         if tools is not None:
             body["tools"] = list(tools)
         if ttl_seconds is not None:
             body["ttl_seconds"] = ttl_seconds
+        if read_only:
+            body["read_only"] = True
         data = await self._c._call("POST", "/api/v1/mcp/sessions", json=body)
         return McpSession.model_validate(data)
 
@@ -86,6 +93,7 @@ class McpActions:
         identifier: str,
         tools: Sequence[str] | None = None,
         ttl_seconds: int | None = None,
+        read_only: bool = False,
     ) -> McpSession:
         session: McpSession = self._run(
             self._a.create_session(
@@ -93,6 +101,7 @@ class McpActions:
                 identifier=identifier,
                 tools=tools,
                 ttl_seconds=ttl_seconds,
+                read_only=read_only,
             )
         )
         return session

@@ -24,6 +24,18 @@ class ConnectedAccount(_Model):
     provider_user_id: str | None = None
 
 
+class Connection(_Model):
+    id: str
+    name: str
+    provider: str
+    client_id: str | None = None
+    scopes: list[str] = []
+    has_bot_token: bool = False
+    require_user_verification: bool = False
+    allowed_tools: list[str] | None = None
+    redirect_uri: str | None = None
+
+
 class AuthorizationLink(_Model):
     link: str
     expires_at: str
@@ -45,6 +57,8 @@ class ToolInfo(_Model):
 class ToolExecution(_Model):
     data: Any
     execution_id: str
+    notes: list[str] = []
+    """Remarks on the call (e.g. an input Discord no longer honours)."""
 
     @property
     def image_bytes(self) -> bytes | None:

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import logging
 
-import aiohttp
-
 from tokenward import __version__
 from tokenward.clock import Clock, SystemClock
 from tokenward.config import Settings
+from tokenward.connectors import Connector, Connectors
 from tokenward.events.delivery import AiohttpSender, Deliverer
 from tokenward.events.service import WebhookService
-from tokenward.oauth.discord import DiscordOAuthClient
+from tokenward.oauth.endpoints import OAuthEndpoints
 from tokenward.oauth.refresh import TokenManager
-from tokenward.oauth.service import OAuthService
+from tokenward.oauth.service import OAuthService, no_oauth
 from tokenward.proxy.accounts import AccountDirectory
 from tokenward.proxy.client import ProviderClient
 from tokenward.proxy.ratelimit import RateLimiter
@@ -25,18 +24,21 @@ from tokenward.proxy.retry import RetryPolicy
 from tokenward.proxy.transport import AiohttpTransport, Timeouts, Transport
 from tokenward.server.api.observability import Metrics
 from tokenward.server.bookkeeping import Bookkeeper
+from tokenward.server.bot_accounts import BotAccounts
 from tokenward.server.janitor import Janitor
 from tokenward.server.readiness import Readiness
-from tokenward.tools.catalog import Catalog
 from tokenward.tools.runner import ToolRunner
-from tokenward.vault.repository import Vault
+from tokenward.vault.repository import ConnectionRecord, Vault
 from tokenward.vault.webhooks import EventLinks, WebhookStore
 
 log = logging.getLogger("tokenward")
 
+DISCORD_BASE_URL = "https://discord.com"
+"""The base URL ``TOKENWARD_DISCORD_BASE_URL`` replaces in every provider that names it."""
+
 
 class Container:
-    """Owns the process-wide resources (database engine, HTTP session) and the services."""
+    """Owns the process-wide resources (database engine, HTTP transport) and the services."""
 
     def __init__(
         self,
@@ -47,15 +49,22 @@ class Container:
     ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
-        self._session: aiohttp.ClientSession | None = None
         self.vault = Vault.from_settings(settings, self.clock)
         self._oauth: OAuthService | None = None
         self._tokens: TokenManager | None = None
-        self.catalog = Catalog.load("discord")
         self.transport: Transport = transport or AiohttpTransport(
             timeouts=Timeouts(total=settings.upstream_timeout_seconds),
             max_response_bytes=settings.max_response_bytes,
         )
+        # Every provider folder, at run time: connection.provider picks one (OAuth endpoints
+        # or none, auth schemes, base URL, error mapping, tools). OAuth calls share the transport.
+        self.connectors = Connectors.build(
+            transport=self.transport,
+            version=__version__,
+            base_urls={DISCORD_BASE_URL: settings.discord_base},
+            oauth_timeout=settings.upstream_timeout_seconds,
+        )
+        self.catalog = self.connectors  # every provider's tools, as one catalog
         self.limiter = RateLimiter(self.clock, max_wait=settings.max_rate_limit_wait_seconds)
         self.directory = AccountDirectory(self.vault, self.clock)
         self.metrics = Metrics()
@@ -84,17 +93,16 @@ class Container:
             purge_events=lambda older_than: self.webhooks.purge(older_than=older_than),
             event_retention=settings.webhooks_retention_seconds,
         )
-        self._provider_client: ProviderClient | None = None
+        self._clients: dict[tuple[str, str, str], ProviderClient] = {}
         self._runner: ToolRunner | None = None
+        self.bot_accounts = BotAccounts(
+            self.vault, self.connectors, self.client_for, self.directory
+        )
 
     async def start(self, *, migrate: bool | None = None, serving: bool = False) -> None:
-        """Open the HTTP session; reach and migrate the database (SQLite by default) and check
-        the keys against it (:mod:`tokenward.server.readiness`). ``serving``: tolerate a
-        database that is not ready yet (``/readyz`` says why) and run the janitor."""
-        # The HTTP session first: readiness hooks (refresh recovery) may call Discord.
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=512, limit_per_host=256, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
+        """Reach and migrate the database (SQLite by default) and check the keys against it
+        (:mod:`tokenward.server.readiness`). ``serving``: tolerate a database that is not ready
+        yet (``/readyz`` says why) and run the janitor."""
         self.readiness.migrate = migrate if migrate is not None else self.settings.is_sqlite
         if serving:
             self.readiness.on_ready(self._start_delivery)
@@ -117,30 +125,65 @@ class Container:
         await self.readiness.close()
         await self.bookkeeper.close()
         await self.transport.aclose()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
         await self.vault.close()
 
     async def _start_delivery(self) -> None:
         """Webhook deliveries start once the database is ready (``serve`` only)."""
         self.deliverer.start()
 
+    # -- providers -------------------------------------------------------------------------------
+
+    def connector(self, connection: ConnectionRecord) -> Connector:
+        """The provider behind ``connection`` (its ``provider`` field)."""
+        return self.connectors.provider(connection.provider)
+
+    def _oauth_endpoints(self, connection: ConnectionRecord) -> OAuthEndpoints:
+        endpoints = self.connector(connection).oauth
+        if endpoints is None:
+            raise no_oauth(connection)
+        return endpoints
+
+    def _default_endpoints(self) -> OAuthEndpoints:
+        for connector in self.connectors.providers():
+            if connector.oauth is not None:
+                return connector.oauth
+        raise RuntimeError("no installed provider has OAuth endpoints")
+
+    def client_for(self, connector: Connector) -> ProviderClient:
+        """The proxy core for a provider's API (shared by providers on the same base URL)."""
+        key = (connector.base_url, connector.user_agent, connector.api_prefix)
+        client = self._clients.get(key)
+        if client is None:
+            client = ProviderClient(
+                transport=self.transport,
+                limiter=self.limiter,
+                clock=self.clock,
+                base_url=connector.base_url,
+                user_agent=connector.user_agent,
+                timeout=self.settings.upstream_timeout_seconds,
+                observer=self.metrics,
+                retry_policy=RetryPolicy(deadline=self.settings.retry_deadline_seconds),
+            )
+            self._clients[key] = client
+        return client
+
     @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("Container.start() has not run")
-        return self._session
+    def provider_client(self) -> ProviderClient:
+        """The proxy core of the first provider (every Discord provider shares it)."""
+        return self.client_for(self.connectors.providers()[0])
+
+    # -- services --------------------------------------------------------------------------------
 
     @property
     def oauth(self) -> OAuthService:
         if self._oauth is None:
-            endpoints = DiscordOAuthClient(
-                self.session,
-                self.settings.discord_base,
-                timeout=self.settings.upstream_timeout_seconds,
+            self._oauth = OAuthService(
+                self.vault,
+                self._default_endpoints(),
+                self.settings,
+                self.clock,
+                endpoints_for=lambda connection: self.connector(connection).oauth,
             )
-            self._oauth = OAuthService(self.vault, endpoints, self.settings, self.clock)
         return self._oauth
 
     @property
@@ -155,30 +198,16 @@ class Container:
                 recovery_interval=self.settings.refresh_recovery_interval_seconds,
                 link_factory=self._fresh_link,
                 on_refresh=self.metrics.record_refresh,
+                endpoints_for=self._oauth_endpoints,
             )
         return self._tokens
-
-    @property
-    def provider_client(self) -> ProviderClient:
-        if self._provider_client is None:
-            self._provider_client = ProviderClient(
-                transport=self.transport,
-                limiter=self.limiter,
-                clock=self.clock,
-                base_url=self.settings.discord_base,
-                user_agent=self.catalog.provider.user_agent_for(__version__),
-                timeout=self.settings.upstream_timeout_seconds,
-                observer=self.metrics,
-                retry_policy=RetryPolicy(deadline=self.settings.retry_deadline_seconds),
-            )
-        return self._provider_client
 
     @property
     def runner(self) -> ToolRunner:
         if self._runner is None:
             self._runner = ToolRunner(
-                catalog=self.catalog,
-                client=self.provider_client,
+                connectors=self.connectors,
+                clients=self.client_for,
                 directory=self.directory,
                 tokens=self.tokens,
                 clock=self.clock,
@@ -198,5 +227,7 @@ class Container:
     async def _fresh_link(self, account_id: str) -> str | None:
         account = await self.vault.get_account(account_id)
         connection = await self.vault.get_connection(account.connection_id)
+        if not self.connector(connection).uses_oauth:
+            return None  # a bot account is repaired with a new token, not a link
         link = await self.oauth.create_link(connection.name, account.identifier)
         return link.link

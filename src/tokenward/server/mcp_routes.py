@@ -15,10 +15,11 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.params import Depends
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from starlette.routing import Route
 
 from tokenward.clock import utc_datetime
+from tokenward.errors import ValidationError
 from tokenward.mcp.http import McpHttpEndpoint
 from tokenward.mcp.sessions import (
     DEFAULT_TTL_SECONDS,
@@ -58,6 +59,11 @@ class McpSessionRequest(BaseModel):
         le=MAX_TTL_SECONDS,
         description="How long the session works, in seconds (60 to 30 days; default 1 day).",
     )
+    read_only: StrictBool = Field(
+        False,
+        description="Only tools annotated read-only run in this session (others are refused "
+        "with TOOL_NOT_ALLOWED and not listed).",
+    )
 
     @field_validator("identifier")
     @classmethod
@@ -79,6 +85,7 @@ class McpSessionResponse(BaseModel):
     connection_name: str
     identifier: str
     tools: list[str]
+    read_only: bool
 
 
 def _tokens(request: Request) -> SessionTokens:
@@ -99,21 +106,33 @@ async def create_session(body: McpSessionRequest, request: Request) -> JSONRespo
     """A URL an MCP client can connect to, offering `tools` (default: all) acting as
     `identifier` on `connection_name`, until `expires_at`."""
     container: Container = request.app.state.container
-    allowed = check_tool_names(container.catalog.names(), body.tools)
-    await container.vault.get_connection_by_name(body.connection_name)
+    connection = await container.vault.get_connection_by_name(body.connection_name)
+    provider = container.connector(connection)
+    allowed = check_tool_names(provider.catalog.names(), body.tools)
+    if body.read_only and allowed is not None:
+        writes = [name for name in allowed if not provider.catalog.get(name).annotations.read_only]
+        if writes:
+            shown = ", ".join(writes[:10])
+            reason = f"not read-only, and the session is read_only: {shown}"
+            raise ValidationError(f"tools: {reason}", fields={"tools": reason})
     token, session = _tokens(request).mint(
         connection_name=body.connection_name,
         identifier=body.identifier,
         tools=allowed,
         ttl_seconds=body.ttl_seconds,
+        read_only=body.read_only,
     )
+    offered = list(session.tools) if session.tools is not None else provider.catalog.names()
+    if session.read_only:
+        offered = [n for n in offered if provider.catalog.get(n).annotations.read_only]
     response = McpSessionResponse(
         url=f"{container.settings.public_base}/mcp/s/{token}",
         token=token,
         expires_at=utc_datetime(session.expires_at),
         connection_name=session.connection_name,
         identifier=session.identifier,
-        tools=list(session.tools) if session.tools is not None else container.catalog.names(),
+        tools=offered,
+        read_only=session.read_only,
     )
     return JSONResponse(
         response.model_dump(mode="json"),

@@ -4,7 +4,11 @@ A pure ASGI middleware in front of the FastAPI router, because this is the hot p
 tables, no dependency injection, no body parsing. Per call it authenticates the API token
 (cached verification), resolves ``connection_name`` / ``identifier`` (headers, ``_`` or ``-``)
 to the account from the in-memory directory, and hands the call to ``ProviderClient`` — so the
-path guard, refresh, rate limiting and retries are the same as for tools. Discord's status, body
+path guard, refresh, rate limiting and retries are the same as for tools. The connection's
+provider picks the credential: a ``discord`` account's OAuth2 token, a ``discordbot`` account's
+bot token (a 401 then marks the account ``EXPIRED``). A POST is never resent once it may have
+reached Discord, except a message created with a ``nonce`` and ``enforce_nonce: true``
+(:mod:`tokenward.proxy.writes`). Discord's status, body
 and rate-limit headers come back as they are, plus ``X-Tokenward-Attempts`` (requests sent for
 this call) and, on a transient 5xx that retries could not get past, a ``Retry-After``.
 
@@ -28,9 +32,11 @@ from tokenward.errors import (
     TokenwardError,
     ValidationError,
 )
-from tokenward.proxy.accounts import AccountCredentials
+from tokenward.proxy.accounts import AccountCredentials, BotAccountCredentials
+from tokenward.proxy.client import CredentialSource
 from tokenward.proxy.paths import safe_path
 from tokenward.proxy.transport import HOP_BY_HOP, TransportError
+from tokenward.proxy.writes import retry_safe_write
 from tokenward.server.api.errors import error_headers
 from tokenward.server.container import Container
 
@@ -139,11 +145,25 @@ class ProxyEndpoint:
 
         container = self.container
         connection = await container.directory.connection(connection_name)
+        connector = container.connector(connection)
         account = await container.directory.account(connection, identifier)
-        await container.tokens.require_active(account)
-        credentials = AccountCredentials(container.tokens, container.directory, account)
+        credentials: CredentialSource
+        if connector.uses_oauth:
+            await container.tokens.require_active(account)
+            credentials = AccountCredentials(
+                container.tokens, container.directory, account, scheme=connector.account_scheme
+            )
+        else:
+            credentials = BotAccountCredentials(
+                container.vault,
+                container.directory,
+                account,
+                connection_name=connection_name,
+                scheme=connector.account_scheme,
+            )
+        content_type = _header(headers, b"content-type")
         try:
-            response = await container.provider_client.request(
+            response = await container.client_for(connector).request(
                 method,
                 upstream_path,
                 credentials=credentials,
@@ -151,11 +171,13 @@ class ProxyEndpoint:
                 headers=forwarded,
                 body=body,
                 stream=True,
+                retry_safe=retry_safe_write(method, upstream_path, body, content_type),
             )
         except ReauthorizationRequired as exc:
-            await container.runner.refused_after_refresh(
-                exc, account.id, connection_name, identifier
-            )
+            if connector.uses_oauth:
+                await container.runner.refused_after_refresh(
+                    exc, account.id, connection_name, identifier
+                )
             raise
         container.bookkeeper.note_used(account.id)
         out_headers = [

@@ -37,8 +37,12 @@ class ExecuteToolRequest(BaseModel):
 
 
 class ExecuteToolResponse(BaseModel):
-    data: Any
+    data: Any = Field(description="Discord's answer (null for an empty answer, e.g. a 204).")
     execution_id: str
+    notes: list[str] = Field(
+        default_factory=list,
+        description="Remarks on the call, e.g. an input Discord no longer honours.",
+    )
 
 
 def tools_router(container: Container) -> APIRouter:
@@ -82,21 +86,26 @@ def tools_router(container: Container) -> APIRouter:
         "/execute",
         response_model=ExecuteToolResponse,
         summary="Execute a tool for a user",
-        # 401 REAUTHORIZATION_REQUIRED, 403 MISSING_SCOPE, 404 unknown tool/connection/account,
+        # 401 REAUTHORIZATION_REQUIRED, 403 MISSING_SCOPE or TOOL_NOT_ALLOWED (the connection's
+        # allowed_tools), 404 unknown tool/connection/account,
         # 409 ACCOUNT_NOT_ACTIVE or BOT_TOKEN_REQUIRED, 429 and 502 from Discord's side; other
         # statuses Discord answered come back as PROVIDER_ERROR with that status ("default").
         responses=error_responses(400, 401, 403, 404, 409, 429, 502, "default"),
         dependencies=[scoped("tools:execute")],
     )
     async def execute_tool(body: ExecuteToolRequest) -> ExecuteToolResponse:
-        """Run ``tool_name`` as the connected account (``connection_name``, ``identifier``).
-        Images come back as ``{"type": "image", "media_type", "data": base64}``."""
+        """Run ``tool_name`` as the connected account (``connection_name``, ``identifier``): a
+        ``discord_*`` tool on a ``discord`` connection, a ``discordbot_*`` tool on a
+        ``discordbot`` one. Images come back as ``{"type": "image", "media_type", "data":
+        base64}``; ``notes`` says what the caller should know about the call."""
         result = await container.runner.execute(
             body.tool_name,
             body.tool_input,
             connection_name=body.connection_name,
             identifier=body.identifier,
         )
-        return ExecuteToolResponse(data=result.data_json(), execution_id=result.execution_id)
+        return ExecuteToolResponse(
+            data=result.data_json(), execution_id=result.execution_id, notes=list(result.notes)
+        )
 
     return router

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from tokenward.clock import Clock
-from tokenward.errors import BotTokenRequired, ToolNotFound
+from tokenward.errors import BotTokenRequired, ToolNotFound, ValidationError
 from tokenward.providers.hooks import HookContext, RouteChoice
 from tokenward.providers.loader import LoadedProvider, load_provider
 from tokenward.providers.models import (
@@ -366,9 +366,25 @@ class Catalogs:
                     raise ValueError(f"tool {name!r} is in more than one provider")
                 self._by_tool[name] = catalog
 
+    @classmethod
+    def load(cls, names: Sequence[str] | None = None) -> Catalogs:
+        """The catalogs of ``names`` (default: every provider folder in the package)."""
+        from tokenward.tools.catalogs import installed_providers
+
+        return cls([Catalog.load(n) for n in (installed_providers() if names is None else names)])
+
     @property
     def providers(self) -> list[ProviderSpec]:
         return [c.provider for c in self._catalogs.values()]
+
+    def provider(self, name: str) -> Catalog:
+        """One provider's catalog; a ValidationError naming ``provider`` when none is installed
+        (for a caller's input; :meth:`catalog` raises ToolNotFound)."""
+        catalog = self._catalogs.get(name)
+        if catalog is None:
+            reason = f"unknown provider {name[:64]!r}; known: {', '.join(self._catalogs)}"
+            raise ValidationError(f"provider: {reason}", fields={"provider": reason})
+        return catalog
 
     def catalog(self, provider: str) -> Catalog:
         """One provider's catalog."""
@@ -385,6 +401,8 @@ class Catalogs:
             raise ToolNotFound(
                 f"no tool named {tool_name!r}", details={"tool_name": tool_name}
             ) from None
+
+    catalog_of = catalog_for
 
     def provider_of(self, tool_name: str) -> ProviderSpec:
         return self.catalog_for(tool_name).provider

@@ -7,9 +7,12 @@ Conventions that keep SQLite and PostgreSQL behaving alike:
 - every time is an epoch float in seconds (``DOUBLE PRECISION`` on PostgreSQL, ``REAL`` on
   SQLite), read from the injected clock, never from the database server;
 - every secret column ends in ``_enc`` and holds a :mod:`tokenward.vault.crypto` envelope whose
-  associated data is ``aad(table, column, id)``.
+  associated data is ``aad(table, column, id)``;
+- a connected account's credential is ``access_token_enc``: an OAuth2 access token (with its
+  refresh token and expiry) for providers with OAuth, the bot token itself (no refresh token, no
+  expiry) for providers whose accounts hold one (``discordbot``).
 
-Migration ``0001`` creates exactly these tables; a test compares the two.
+Migrations ``0001`` to the head create exactly these tables; a test compares the two.
 """
 
 from __future__ import annotations
@@ -77,14 +80,16 @@ class ConnectionRow(Base):
     id: Mapped[str] = mapped_column(String(26), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     provider: Mapped[str] = mapped_column(String(32))
-    client_id: Mapped[str] = mapped_column(String(255))
-    client_secret_enc: Mapped[str] = mapped_column(Text)
+    # Both NULL for a provider without OAuth (discordbot: each account holds a bot token).
+    client_id: Mapped[str | None] = mapped_column(String(255))
+    client_secret_enc: Mapped[str | None] = mapped_column(Text)
     scopes: Mapped[str] = mapped_column(Text, default="")
     bot_token_enc: Mapped[str | None] = mapped_column(Text)
-    base_url: Mapped[str | None] = mapped_column(String(2048))
     require_user_verification: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    # Tool policy: glob patterns, "!" for a deny rule, the last match wins; NULL: every tool.
+    allowed_tools: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[float]
     updated_at: Mapped[float]
 

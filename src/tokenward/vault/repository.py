@@ -116,14 +116,16 @@ class ConnectionRecord:
     id: str
     name: str
     provider: str
-    client_id: str
-    client_secret: SecretStr
+    client_id: str | None
+    """The OAuth client's id; None for a provider without OAuth (``discordbot``)."""
+    client_secret: SecretStr | None
     scopes: tuple[str, ...]
     bot_token: SecretStr | None
-    base_url: str | None
     created_at: float
     updated_at: float
     require_user_verification: bool = False
+    allowed_tools: tuple[str, ...] | None = None
+    """Tool policy patterns (see :mod:`tokenward.tools.policy`); None: every tool."""
 
     def public(self) -> dict[str, Any]:
         """A JSON-safe view without secrets."""
@@ -134,8 +136,8 @@ class ConnectionRecord:
             "client_id": self.client_id,
             "scopes": list(self.scopes),
             "has_bot_token": self.bot_token is not None,
-            "base_url": self.base_url,
             "require_user_verification": self.require_user_verification,
+            "allowed_tools": None if self.allowed_tools is None else list(self.allowed_tools),
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
@@ -360,6 +362,14 @@ def _validate_url(field: str, url: str) -> None:
         raise ValidationError(f"{field} {reason}", fields={field: reason})
 
 
+def _stored_patterns(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # a driver that hands JSON back as text
+        value = json.loads(value)
+    return tuple(str(item) for item in value)
+
+
 def _check_event_data(data: Mapping[str, Any]) -> dict[str, Any]:
     bad = sorted(k for k in data if k.lower() in FORBIDDEN_EVENT_KEYS)
     if bad:
@@ -465,13 +475,15 @@ class Vault:
             name=m["name"],
             provider=m["provider"],
             client_id=m["client_id"],
-            client_secret=self._open(CONNECTIONS, "client_secret_enc", rid, m["client_secret_enc"]),
+            client_secret=self._open_opt(
+                CONNECTIONS, "client_secret_enc", rid, m["client_secret_enc"]
+            ),
             scopes=_split_scopes(m["scopes"]),
             bot_token=self._open_opt(CONNECTIONS, "bot_token_enc", rid, m["bot_token_enc"]),
-            base_url=m["base_url"],
             created_at=m["created_at"],
             updated_at=m["updated_at"],
             require_user_verification=bool(m["require_user_verification"]),
+            allowed_tools=_stored_patterns(m["allowed_tools"]),
         )
 
     def _account(self, row: Row[Any]) -> AccountRecord:
@@ -559,24 +571,31 @@ class Vault:
         *,
         name: str,
         provider: str,
-        client_id: str,
-        client_secret: str,
+        client_id: str | None,
+        client_secret: str | None,
         scopes: Sequence[str],
         bot_token: str | None = None,
-        base_url: str | None = None,
         require_user_verification: bool = False,
+        allowed_tools: Sequence[str] | None = None,
     ) -> ConnectionRecord:
+        """A new connection. ``client_id`` and ``client_secret`` go together: both for a provider
+        with OAuth, neither for one without (the caller knows which the provider is)."""
         _validate_name(name)
         if not PROVIDER_RE.match(provider or ""):
             reason = "must be a provider name such as 'discord'"
             raise ValidationError(f"provider {reason}", fields={"provider": reason})
-        _validate_text("client_id", client_id)
-        _validate_text("client_secret", client_secret, max_len=4096)
+        if (client_id is None) != (client_secret is None):
+            missing = "client_secret" if client_secret is None else "client_id"
+            reason = "must be given together with " + (
+                "client_id" if missing == "client_secret" else "client_secret"
+            )
+            raise ValidationError(f"{missing} is missing", fields={missing: reason})
+        if client_id is not None and client_secret is not None:
+            _validate_text("client_id", client_id)
+            _validate_text("client_secret", client_secret, max_len=4096)
         scope_text = _validate_scopes("scopes", scopes)
         if bot_token is not None:
             _validate_text("bot_token", bot_token, max_len=4096)
-        if base_url is not None:
-            _validate_url("base_url", base_url)
         now = self._now()
         cid = new_id(now)
         values = {
@@ -584,13 +603,15 @@ class Vault:
             "name": name,
             "provider": provider,
             "client_id": client_id,
-            "client_secret_enc": self._seal(CONNECTIONS, "client_secret_enc", cid, client_secret),
+            "client_secret_enc": None
+            if client_secret is None
+            else self._seal(CONNECTIONS, "client_secret_enc", cid, client_secret),
             "scopes": scope_text,
             "bot_token_enc": None
             if bot_token is None
             else self._seal(CONNECTIONS, "bot_token_enc", cid, bot_token),
-            "base_url": base_url,
             "require_user_verification": bool(require_user_verification),
+            "allowed_tools": None if allowed_tools is None else list(allowed_tools),
             "created_at": now,
             "updated_at": now,
         }
@@ -615,6 +636,7 @@ class Vault:
                         "provider": provider,
                         "scopes": scope_text.split(),
                         "require_user_verification": bool(require_user_verification),
+                        "allowed_tools": values["allowed_tools"],
                     },
                 )
         except IntegrityError:
@@ -654,10 +676,11 @@ class Vault:
         client_secret: str | _Unset = UNSET,
         scopes: Sequence[str] | _Unset = UNSET,
         bot_token: str | _Unset | None = UNSET,
-        base_url: str | _Unset | None = UNSET,
         require_user_verification: bool | _Unset = UNSET,
+        allowed_tools: Sequence[str] | _Unset | None = UNSET,
     ) -> ConnectionRecord:
-        """Change the given fields; ``None`` clears ``bot_token`` / ``base_url``."""
+        """Change the given fields; ``None`` clears ``bot_token`` / ``allowed_tools`` (every
+        tool allowed again)."""
         values: dict[str, Any] = {}
         if not isinstance(client_id, _Unset):
             _validate_text("client_id", client_id)
@@ -677,12 +700,10 @@ class Vault:
                 if bot_token is None
                 else self._seal(CONNECTIONS, "bot_token_enc", connection_id, bot_token)
             )
-        if not isinstance(base_url, _Unset):
-            if base_url is not None:
-                _validate_url("base_url", base_url)
-            values["base_url"] = base_url
         if not isinstance(require_user_verification, _Unset):
             values["require_user_verification"] = bool(require_user_verification)
+        if not isinstance(allowed_tools, _Unset):
+            values["allowed_tools"] = None if allowed_tools is None else list(allowed_tools)
         changed = sorted(k.removesuffix("_enc") for k in values)
         if not changed:
             return await self.get_connection(connection_id)
@@ -969,6 +990,131 @@ class Vault:
             await emit_status(self, conn, row, AccountStatus(status).value, None)
             return self._account(await self._require_account(conn, account_id))
 
+    async def store_bot_account(
+        self,
+        connection_id: str,
+        identifier: str,
+        *,
+        bot_token: str,
+        provider_user_id: str,
+        username: str | None = None,
+    ) -> tuple[AccountRecord, bool]:
+        """Create the account for (connection, identifier) holding ``bot_token`` (already checked
+        with the provider), ``ACTIVE``; or give an existing account of the same bot its new token
+        (after a token reset), ``ACTIVE`` again. Returns ``(account, created)``.
+
+        Refused (:class:`ConflictError` ``BOT_CHANGE_REFUSED``, nothing written) when the
+        identifier already holds another bot's token: which bot acts for an identifier changes
+        only by deleting the account first.
+        """
+        _validate_text("identifier", identifier)
+        _validate_text("bot_token", bot_token, max_len=4096)
+        now = self._now()
+        for _attempt in range(3):
+            try:
+                async with self._writer.begin() as conn:
+                    row = (
+                        await conn.execute(
+                            select(ACCOUNTS).where(
+                                ACCOUNTS.c.connection_id == connection_id,
+                                ACCOUNTS.c.identifier == identifier,
+                            )
+                        )
+                    ).first()
+                    if row is not None and row.provider_user_id not in (None, provider_user_id):
+                        raise ConflictError(
+                            f"identifier {identifier!r} already holds the token of another bot "
+                            f"(user {row.provider_user_id}); delete the account first to give "
+                            "it another bot",
+                            code="BOT_CHANGE_REFUSED",
+                            details={
+                                "account_id": row.id,
+                                "provider_user_id": row.provider_user_id,
+                                "new_provider_user_id": provider_user_id,
+                            },
+                        )
+                    created = row is None
+                    if row is None:
+                        known = await conn.execute(
+                            select(CONNECTIONS.c.id).where(CONNECTIONS.c.id == connection_id)
+                        )
+                        if known.first() is None:
+                            raise ConnectionNotFound(
+                                f"connection {connection_id!r} does not exist",
+                                details={"id": connection_id},
+                            )
+                        aid = new_id(now)
+                        await conn.execute(
+                            insert(ACCOUNTS).values(
+                                id=aid,
+                                connection_id=connection_id,
+                                identifier=identifier,
+                                status=AccountStatus.PENDING_AUTH.value,
+                                version=0,
+                                created_at=now,
+                                updated_at=now,
+                            )
+                        )
+                        await self._event(
+                            conn,
+                            "account.created",
+                            connection_id=connection_id,
+                            account_id=aid,
+                            data={"identifier": identifier},
+                        )
+                    else:
+                        aid = row.id
+                    await conn.execute(
+                        update(ACCOUNTS)
+                        .where(ACCOUNTS.c.id == aid)
+                        .values(
+                            access_token_enc=self._seal(
+                                ACCOUNTS, "access_token_enc", aid, bot_token
+                            ),
+                            refresh_token_enc=None,
+                            expires_at=None,
+                            granted_scopes="",
+                            provider_user_id=provider_user_id,
+                            status=AccountStatus.ACTIVE.value,
+                            status_reason=None,
+                            version=ACCOUNTS.c.version + 1,
+                            refresh_lease_owner=None,
+                            refresh_lease_until=None,
+                            refresh_started_at=None,
+                            updated_at=now,
+                        )
+                    )
+                    await self._event(
+                        conn,
+                        "account.linked",
+                        connection_id=connection_id,
+                        account_id=aid,
+                        data={
+                            "credential": "bot_token",
+                            "provider_user_id": provider_user_id,
+                            "username": username,
+                            "replaced": not created,
+                            "status": AccountStatus.ACTIVE.value,
+                        },
+                    )
+                    stored = await self._require_account(conn, aid)
+                    if created:
+                        await emit(
+                            self,
+                            conn,
+                            "connected_account.created",
+                            await account_data(conn, stored),
+                        )
+                    else:
+                        await emit_status(self, conn, row, AccountStatus.ACTIVE.value, None)
+                    return self._account(stored), created
+            except IntegrityError:
+                continue  # another writer created the same identifier first: update theirs
+        raise ConflictError(
+            "could not store the connected account (concurrent writes); try again",
+            details={"connection_id": connection_id, "identifier": identifier},
+        )
+
     @staticmethod
     def _grant_holders_query(
         provider_user_id: str, connection: Row[Any], exclude_id: str | None
@@ -987,7 +1133,6 @@ class Vault:
                 ACCOUNTS.c.status.in_(GRANT_HOLDING_STATUSES),
                 CONNECTIONS.c.provider == connection.provider,
                 CONNECTIONS.c.client_id == connection.client_id,
-                CONNECTIONS.c.base_url.is_not_distinct_from(connection.base_url),
             )
             .order_by(ACCOUNTS.c.id)
         )
@@ -1298,6 +1443,7 @@ class Vault:
         owner: str | None,
         expected_version: int | None,
         data: Mapping[str, Any] | None = None,
+        active_only: bool = False,
     ) -> AccountRecord | None:
         row = await self._require_account(conn, account_id)
         conditions = [ACCOUNTS.c.id == account_id]
@@ -1305,6 +1451,8 @@ class Vault:
             conditions.append(ACCOUNTS.c.refresh_lease_owner == owner)
         if expected_version is not None:
             conditions.append(ACCOUNTS.c.version == expected_version)
+        if active_only:
+            conditions.append(ACCOUNTS.c.status == AccountStatus.ACTIVE.value)
         values: dict[str, Any] = {
             "status": AccountStatus.EXPIRED.value,
             "status_reason": reason,
@@ -1334,17 +1482,26 @@ class Vault:
         *,
         owner: str | None = None,
         expected_version: int | None = None,
+        active_only: bool = False,
+        data: Mapping[str, Any] | None = None,
     ) -> AccountRecord | None:
         """Set ``EXPIRED`` with a reason (and its event), dropping the lease and refresh intent.
 
         With ``owner``, only while that owner still holds the lease; with ``expected_version``,
-        only while the credentials are still the ones read at that version. Returns ``None``
-        (nothing written) when a condition no longer holds: someone else refreshed or re-linked
-        meanwhile, and their good tokens must not be overwritten.
+        only while the credentials are still the ones read at that version; with
+        ``active_only``, only an ``ACTIVE`` account (so concurrent callers record one event).
+        Returns ``None`` (nothing written) when a condition no longer holds: someone else
+        refreshed or re-linked meanwhile, and their good tokens must not be overwritten.
         """
         async with self._writer.begin() as conn:
             return await self._expire(
-                conn, account_id, reason, owner=owner, expected_version=expected_version
+                conn,
+                account_id,
+                reason,
+                owner=owner,
+                expected_version=expected_version,
+                data=data,
+                active_only=active_only,
             )
 
     # -- auth requests -------------------------------------------------------------------------

@@ -228,18 +228,21 @@ async def wanted(conn: AsyncConnection, event_type: str) -> bool:
 async def reauthorization_link(vault: Vault, conn: AsyncConnection, account: Any) -> str | None:
     """A fresh authorization link for ``account``, created in ``conn``'s transaction (the state and
     verifier are placeholders: opening the link mints new ones). ``None`` when the vault has no
-    link settings, or the connection requires user verification and no ``user_verify_url`` was
-    ever given for this account."""
+    link settings, the connection has no OAuth client (bot accounts), or it requires user
+    verification and no ``user_verify_url`` was ever given for this account."""
     links = vault.event_links
     if links is None:
         return None
-    needs_verification = (
+    connection = (
         await conn.execute(
-            select(_CONNECTIONS.c.require_user_verification).where(
+            select(_CONNECTIONS.c.require_user_verification, _CONNECTIONS.c.client_id).where(
                 _CONNECTIONS.c.id == account.connection_id
             )
         )
-    ).scalar_one_or_none()
+    ).first()
+    if connection is None or connection.client_id is None:
+        return None  # no OAuth client (a bot connection): a link cannot help, a new token can
+    needs_verification = connection.require_user_verification
     verify_url: str | None = None
     if needs_verification:
         verify_url = (

@@ -1,8 +1,9 @@
-"""``/api/v1/connected-accounts``: end users' Discord accounts, their links and verification."""
+"""``/api/v1/connected-accounts``: end users' Discord accounts (their links and verification), and
+accounts holding a bot token (``discordbot`` connections)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from tokenward.clock import utc_datetime
 from tokenward.errors import TokenwardError
@@ -13,6 +14,8 @@ from tokenward.server.api.models import (
     AuthorizationLinkRequest,
     AuthorizationLinkResponse,
     ConnectedAccount,
+    ConnectedAccountCreate,
+    ConnectedAccountCreated,
     ConnectedAccountDeleted,
     ConnectedAccountList,
     ConnectedAccountResponse,
@@ -36,6 +39,39 @@ def _container(request: Request) -> Container:
 async def _view(container: Container, record: AccountRecord) -> ConnectedAccount:
     connection = await container.vault.get_connection(record.connection_id)
     return ConnectedAccount.of(record, connection.name)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ConnectedAccountCreated,
+    summary="Create a connected account holding a bot token",
+    responses={
+        200: {
+            "model": ConnectedAccountCreated,
+            "description": "The identifier already held a token of the same bot: replaced.",
+        },
+        **error_responses(400, 401, 404, 409, 502),
+    },
+    dependencies=[scoped("accounts:write")],
+)
+async def create_account(
+    body: ConnectedAccountCreate, request: Request, response: Response
+) -> ConnectedAccountCreated:
+    """On a `discordbot` connection: store `credentials.bot_token` for `identifier`, after
+    checking it with Discord (`GET /users/@me` as the bot). A token Discord refuses is a 400
+    naming `credentials.bot_token` and nothing is written. The token is encrypted and never
+    returned. An identifier that already holds a token of the same bot gets the new one (200);
+    one holding another bot's token is refused (409 `BOT_CHANGE_REFUSED`)."""
+    container = _container(request)
+    record, created = await container.bot_accounts.create(
+        body.connection_name, body.identifier, body.credentials.bot_token.get_secret_value()
+    )
+    if not created:
+        response.status_code = 200
+    return ConnectedAccountCreated(
+        connected_account=ConnectedAccount.of(record, body.connection_name), created=created
+    )
 
 
 @router.post(

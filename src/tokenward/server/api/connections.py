@@ -1,7 +1,8 @@
 """``/api/v1/connections``: the Discord applications tokenward acts for.
 
 Responses never carry the client secret or the bot token (only ``has_bot_token``); they do carry
-``redirect_uri``, the callback to register in Discord's Developer Portal.
+``redirect_uri``, the callback to register in Discord's Developer Portal (null for a
+``discordbot`` connection, whose accounts hold bot tokens and are not linked through OAuth2).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tokenward.server.api.models import (
     RevokeFailureView,
 )
 from tokenward.server.container import Container
+from tokenward.tools.policy import check_patterns
 from tokenward.vault.repository import ConnectionRecord
 
 router = APIRouter(prefix="/api/v1/connections", tags=["connections"])
@@ -48,18 +50,59 @@ def _view(container: Container, record: ConnectionRecord) -> Connection:
     dependencies=[scoped("connections:write")],
 )
 async def create_connection(body: ConnectionCreate, request: Request) -> ConnectionResponse:
-    """Register a Discord application. Add the returned `redirect_uri` in Discord's portal."""
+    """Register a Discord application (`provider: discord`; add the returned `redirect_uri` in
+    Discord's portal), or a connection whose accounts each hold a bot token (`provider:
+    discordbot`; no OAuth client, no redirect URI)."""
     container = _container(request)
-    record = await container.vault.create_connection(
+    record = await create_connection_record(
+        container,
         name=body.name,
         provider=body.provider,
         client_id=body.client_id,
-        client_secret=body.client_secret.get_secret_value(),
+        client_secret=None if body.client_secret is None else body.client_secret.get_secret_value(),
         scopes=body.scopes,
         bot_token=None if body.bot_token is None else body.bot_token.get_secret_value(),
         require_user_verification=body.require_user_verification,
+        allowed_tools=body.allowed_tools,
     )
     return ConnectionResponse(connection=_view(container, record))
+
+
+async def create_connection_record(
+    container: Container,
+    *,
+    name: str,
+    provider: str,
+    client_id: str | None,
+    client_secret: str | None,
+    scopes: list[str] | None,
+    bot_token: str | None,
+    require_user_verification: bool,
+    allowed_tools: list[str] | None,
+) -> ConnectionRecord:
+    """Check the fields against the provider (an OAuth client or none, tool patterns that match
+    its tools), then store the connection. Shared by the API and the CLI."""
+    connector = container.connectors.provider(provider)
+    connector.check_connection(
+        client_id=client_id,
+        client_secret=client_secret,
+        scopes=scopes,
+        bot_token=bot_token,
+        require_user_verification=require_user_verification,
+    )
+    patterns = check_patterns(allowed_tools, connector.catalog.names())
+    if scopes is None and connector.uses_oauth:
+        scopes = list(connector.spec.default_scopes)
+    return await container.vault.create_connection(
+        name=name,
+        provider=provider,
+        client_id=client_id,
+        client_secret=client_secret,
+        scopes=scopes or [],
+        bot_token=bot_token,
+        require_user_verification=require_user_verification,
+        allowed_tools=patterns,
+    )
 
 
 @router.get(
@@ -98,16 +141,17 @@ async def get_connection(request: Request, name: str = NamePath) -> ConnectionRe
 async def update_connection(
     body: ConnectionUpdate, request: Request, name: str = NamePath
 ) -> ConnectionResponse:
-    """Change `client_secret`, `scopes`, `bot_token` (`null` removes the bot token) or
+    """Change `client_secret`, `scopes`, `bot_token` (`null` removes the bot token),
     `require_user_verification` (links made before it was turned on can no longer be used;
-    accounts already linked stay as they are)."""
+    accounts already linked stay as they are) or `allowed_tools` (`null`: every tool)."""
     given = body.model_fields_set
     if not given:
         raise ValidationError(
-            "nothing to change: give client_secret, scopes, bot_token or require_user_verification",
+            "nothing to change: give client_secret, scopes, bot_token, require_user_verification "
+            "or allowed_tools",
             fields={
                 "body": "give at least one of client_secret, scopes, bot_token, "
-                "require_user_verification"
+                "require_user_verification, allowed_tools"
             },
         )
     nulls: dict[str, str] = {
@@ -128,6 +172,17 @@ async def update_connection(
         changes["require_user_verification"] = body.require_user_verification
     container = _container(request)
     current = await container.vault.get_connection_by_name(name)
+    connector = container.connector(current)
+    if not connector.uses_oauth:
+        connector.check_connection(
+            client_id=None,
+            client_secret=changes.get("client_secret"),
+            scopes=changes.get("scopes"),
+            bot_token=changes.get("bot_token"),
+            require_user_verification=bool(changes.get("require_user_verification")),
+        )
+    if "allowed_tools" in given:
+        changes["allowed_tools"] = check_patterns(body.allowed_tools, connector.catalog.names())
     record = await container.vault.update_connection(current.id, **changes)
     container.directory.forget_connection(name)
     return ConnectionResponse(connection=_view(container, record))

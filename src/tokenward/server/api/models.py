@@ -90,6 +90,20 @@ REQUIRE_VERIFICATION_DOC = (
 )
 
 
+ALLOWED_TOOLS_DOC = (
+    "Which tools may run on this connection: glob patterns over tool names, `!` first for a "
+    'deny rule; the last pattern matching a tool decides (e.g. `["*", "!*_ban*"]`: every '
+    "tool but bans). A list with allow patterns refuses tools none of them matches; a list of "
+    "deny rules only allows the rest. `null` (default): every tool. Refused calls answer 403 "
+    "`TOOL_NOT_ALLOWED` naming the rule."
+)
+
+AllowedTools = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=128)]],
+    Field(max_length=200, description=ALLOWED_TOOLS_DOC, examples=[["*", "!*_ban*"]]),
+]
+
+
 class ConnectionCreate(RequestModel):
     name: str = Field(
         min_length=1,
@@ -98,28 +112,49 @@ class ConnectionCreate(RequestModel):
         description="Unique name applications pass as `connection_name`.",
         examples=["discord"],
     )
-    provider: Literal["discord"] = "discord"
-    client_id: str = Field(min_length=1, max_length=255, description="The Discord app's id.")
-    client_secret: SecretStr = Field(
-        min_length=1, max_length=4096, description="The Discord app's client secret."
+    provider: str = Field(
+        "discord",
+        min_length=1,
+        max_length=32,
+        description="`discord` (users link their account through OAuth2: needs `client_id` and "
+        "`client_secret`) or `discordbot` (each connected account holds a bot token: no OAuth "
+        "client).",
+        examples=["discord", "discordbot"],
     )
-    scopes: ScopeList
+    client_id: str | None = Field(
+        None, min_length=1, max_length=255, description="The Discord app's id (`discord`)."
+    )
+    client_secret: SecretStr | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        description="The Discord app's client secret (`discord`).",
+    )
+    scopes: ScopeList | None = Field(
+        None, description="OAuth2 scopes to request (`discord`; default: the whole catalog's)."
+    )
     bot_token: SecretStr | None = Field(
-        None, min_length=1, max_length=4096, description="Optional bot token for bot-only calls."
+        None,
+        min_length=1,
+        max_length=4096,
+        description="Optional bot token for bot-only calls of `discord` tools.",
     )
     require_user_verification: StrictBool = Field(False, description=REQUIRE_VERIFICATION_DOC)
+    allowed_tools: AllowedTools | None = None
 
     _split = field_validator("scopes", mode="before")(split_scopes)
     _check = field_validator("scopes")(_check_scopes)
 
 
 class ConnectionUpdate(RequestModel):
-    """Only the fields present change; ``bot_token: null`` removes the bot token."""
+    """Only the fields present change; ``bot_token: null`` removes the bot token and
+    ``allowed_tools: null`` allows every tool again."""
 
     client_secret: SecretStr | None = Field(None, min_length=1, max_length=4096)
     scopes: ScopeList | None = None
     bot_token: SecretStr | None = Field(None, min_length=1, max_length=4096)
     require_user_verification: StrictBool | None = Field(None, description=REQUIRE_VERIFICATION_DOC)
+    allowed_tools: AllowedTools | None = None
 
     _split = field_validator("scopes", mode="before")(split_scopes)
     _check = field_validator("scopes")(_check_scopes)
@@ -129,16 +164,20 @@ class Connection(BaseModel):
     id: str
     name: str
     provider: str
-    client_id: str
+    client_id: str | None = Field(description="The OAuth client's id; null for `discordbot`.")
     scopes: list[str]
     has_bot_token: bool
     require_user_verification: bool = Field(description=REQUIRE_VERIFICATION_DOC)
-    redirect_uri: str = Field(description="Register this in Discord's Developer Portal.")
+    allowed_tools: list[str] | None = Field(description=ALLOWED_TOOLS_DOC)
+    redirect_uri: str | None = Field(
+        description="Register this in Discord's Developer Portal (null for `discordbot`, whose "
+        "accounts are not linked through OAuth2)."
+    )
     created_at: datetime
     updated_at: datetime
 
     @classmethod
-    def of(cls, record: ConnectionRecord, redirect_uri: str) -> Connection:
+    def of(cls, record: ConnectionRecord, redirect_uri: str | None) -> Connection:
         return cls(
             id=record.id,
             name=record.name,
@@ -147,7 +186,8 @@ class Connection(BaseModel):
             scopes=list(record.scopes),
             has_bot_token=record.bot_token is not None,
             require_user_verification=record.require_user_verification,
-            redirect_uri=redirect_uri,
+            allowed_tools=None if record.allowed_tools is None else list(record.allowed_tools),
+            redirect_uri=redirect_uri if record.client_id is not None else None,
             created_at=utc_datetime(record.created_at),
             updated_at=utc_datetime(record.updated_at),
         )
@@ -214,6 +254,33 @@ class ConnectedAccount(BaseModel):
             created_at=utc_datetime(record.created_at),
             updated_at=utc_datetime(record.updated_at),
         )
+
+
+class BotCredentialsBody(RequestModel):
+    bot_token: SecretStr = Field(
+        min_length=1,
+        max_length=512,
+        description="The bot's token (Developer Portal > your app > Bot > Reset Token). Checked "
+        "with Discord (GET /users/@me) before it is stored; encrypted; never returned.",
+    )
+
+
+class ConnectedAccountCreate(RequestModel):
+    """A connected account holding a bot token, on a connection of provider `discordbot`."""
+
+    connection_name: str = Field(min_length=1, max_length=64, examples=["discordbot"])
+    identifier: str = Field(
+        min_length=1, max_length=255, description="Your application's key for this account."
+    )
+    credentials: BotCredentialsBody
+
+
+class ConnectedAccountCreated(BaseModel):
+    connected_account: ConnectedAccount
+    created: bool = Field(
+        description="False when the identifier already held a token of the same bot, now "
+        "replaced by this one (e.g. after a reset in the Developer Portal)."
+    )
 
 
 class AuthorizationLinkRequest(RequestModel):

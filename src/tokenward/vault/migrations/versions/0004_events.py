@@ -4,8 +4,8 @@ An event is written to ``outbox_events`` in the transaction of the change that c
 one ``webhook_deliveries`` row per endpoint that wants it; the delivery worker in ``serve`` claims
 due rows, sends them signed, and logs each attempt in ``webhook_attempts``.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-01
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003"
-down_revision: str | None = "0002"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | None = None
 depends_on: str | None = None
 
