@@ -26,10 +26,12 @@ from tokenward.errors import (
     UnexpectedResponse,
     UpstreamUnavailable,
     ValidationError,
+    WebhookSignatureError,
 )
 
 if TYPE_CHECKING:
     from tokenward.sdk import AsyncClient, Client
+    from tokenward.sdk.webhooks import verify_webhook
 
 
 def __getattr__(name: str) -> Any:
@@ -38,6 +40,10 @@ def __getattr__(name: str) -> Any:
         from tokenward import sdk
 
         return getattr(sdk, name)
+    if name == "verify_webhook":
+        from tokenward.sdk.webhooks import verify_webhook
+
+        return verify_webhook
     raise AttributeError(f"module 'tokenward' has no attribute {name!r}")
 
 
@@ -63,5 +69,7 @@ __all__ = [
     "UnexpectedResponse",
     "UpstreamUnavailable",
     "ValidationError",
+    "WebhookSignatureError",
     "__version__",
+    "verify_webhook",
 ]

@@ -55,6 +55,17 @@ class Settings(BaseSettings):
     pending_account_ttl_seconds: float = Field(default=86_400.0, ge=0)
     # How often `serve` runs its janitor (stale accounts, long-expired auth requests); 0: never.
     janitor_interval_seconds: float = Field(default=600.0, ge=0)
+    # Webhooks (events to the application). Plain http and loopback URLs only with this set.
+    webhooks_allow_insecure: bool = False
+    webhooks_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    webhooks_first_retry_seconds: float = Field(default=5.0, gt=0)
+    webhooks_max_attempts: int = Field(default=11, ge=1, le=50)
+    webhooks_disable_after_seconds: float = Field(default=3 * 86400.0, gt=0)
+    webhooks_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhooks_retention_seconds: float = Field(default=7 * 86400.0, gt=0)
+    # Lifetime of the authorization links sent in status events (longer than a link made on
+    # request: the event may be read later).
+    event_link_ttl_seconds: int = Field(default=7 * 86400, ge=60)
 
     @property
     def effective_database_url(self) -> str:

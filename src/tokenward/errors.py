@@ -128,6 +128,12 @@ class AuthenticationError(TokenwardError):
     status = 401
 
 
+class WebhookSignatureError(AuthenticationError):
+    """A webhook delivery whose signature does not check out (forged, another secret, stale)."""
+
+    code = "WEBHOOK_SIGNATURE_INVALID"
+
+
 class InsufficientScope(TokenwardError):
     """The API client's scopes do not allow this call; ``details.required_scope`` names the
     scope it needs (see :mod:`tokenward.scopes`)."""

@@ -46,6 +46,9 @@ SCOPES: Final[dict[str, str]] = {
     "connections:write": "Create connections, change their client secret, bot token or scopes, "
     "and delete them; includes connections:read.",
     "mcp:sessions": "Create MCP session URLs (also needs tools:execute).",
+    "webhooks:read": "List webhook endpoints and their deliveries.",
+    "webhooks:write": "Create, delete and re-enable webhook endpoints, rotate their secrets and "
+    "re-send deliveries; includes webhooks:read.",
     ADMIN: "Everything, including scopes added later (the default).",
 }
 """Every scope and what it allows, in display order."""

@@ -349,6 +349,36 @@ def test_every_status_the_routes_return_is_declared(walk: Walk) -> None:
         headers={"connection_name": "discord", "identifier": "p"},
     )
 
+    # -- webhooks --------------------------------------------------------------------------------
+    # An event type nothing here emits: no delivery ever leaves for the made-up host.
+    quiet = {"url": "https://hooks.example.com/tokenward", "events": ["discord.event"]}
+    hooks = "/api/v1/webhooks"
+    created = walk.call("POST", hooks, json=quiet)
+    assert created.status_code == 201, created.text
+    hook_id = created.json()["id"]
+    walk.call("POST", hooks, json={"url": "http://10.0.0.1/x"})
+    walk.call("POST", hooks, json={**quiet, "events": ["no.such.event"]})
+    walk.call("GET", hooks)
+    hook = "/api/v1/webhooks/{endpoint_id}"
+    for verb, path in (
+        ("GET", hook),
+        ("DELETE", hook),
+        ("POST", hook + "/rotate-secret"),
+        ("POST", hook + "/enable"),
+        ("GET", hook + "/deliveries"),
+    ):
+        walk.call(verb, path, params={"endpoint_id": hook_id})
+        walk.call(verb, path, params={"endpoint_id": "nope"})
+        walk.call(verb, path, params={"endpoint_id": "x" * 41})
+        if verb == "DELETE":
+            walk.call("POST", hooks, json=quiet)
+    walk.check(
+        "GET", hook + "/deliveries", api.get(f"/api/v1/webhooks/{hook_id}/deliveries?limit=0")
+    )
+    resend = hook + "/deliveries/{delivery_id}/resend"
+    walk.call("POST", resend, params={"endpoint_id": "nope", "delivery_id": "nope"})
+    walk.call("POST", resend, params={"endpoint_id": "nope", "delivery_id": "x" * 41})
+
     # -- Discord failing ------------------------------------------------------------------------
     fault = {"route": "/api/oauth2/token/revoke", "status": 503}
     httpx.post(f"{api.sandbox_url}/_sandbox/faults", json=fault).raise_for_status()

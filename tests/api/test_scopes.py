@@ -70,6 +70,10 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, str]] = [
         {"connection_name": "discord", "identifier": "u1"},
         "mcp:sessions",
     ),
+    ("GET", "/api/v1/webhooks", None, "webhooks:read"),
+    ("GET", "/api/v1/webhooks/nope/deliveries", None, "webhooks:read"),
+    ("POST", "/api/v1/webhooks", {"url": "http://10.0.0.1/x"}, "webhooks:write"),
+    ("DELETE", "/api/v1/webhooks/nope", None, "webhooks:write"),
 ]
 
 

@@ -41,18 +41,18 @@ async def _diff(url: str) -> list[object]:
 
 async def test_migrated_schema_matches_the_models(database_url: str) -> None:
     assert await _diff(database_url) == []
-    assert await current_revision_async(database_url) == head_revision() == "0003"
+    assert await current_revision_async(database_url) == head_revision() == "0004"
 
 
 async def test_upgrade_is_idempotent_and_callable_from_async_code(database_url: str) -> None:
-    assert await upgrade_async(database_url) == "0003"
-    assert await upgrade_async(database_url) == "0003"
+    assert await upgrade_async(database_url) == head_revision()
+    assert await upgrade_async(database_url) == head_revision()
 
 
 def test_fresh_sqlite_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'nested' / 'dir' / 'tw.db'}"
     assert current_revision(url) is None
-    assert upgrade(url) == "0003"
+    assert upgrade(url) == head_revision()
     assert downgrade(url, "base") is None
 
     async def tables() -> set[str]:
@@ -64,7 +64,7 @@ def test_fresh_sqlite_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
             await engine.dispose()
 
     assert asyncio.run(tables()) == {"alembic_version"}
-    assert upgrade(url) == "0003"
+    assert upgrade(url) == head_revision()
     assert {t.name for t in Base.metadata.sorted_tables} <= asyncio.run(tables())
 
 
@@ -209,4 +209,4 @@ def test_upgrade_from_0002_to_0003_keeps_connections_and_allows_bot_connections(
     assert has_base_url is False
     with pytest.raises(RuntimeError, match="no OAuth client"):
         downgrade(url, "0002")
-    assert current_revision(url) == "0003"
+    assert current_revision(url) == head_revision()

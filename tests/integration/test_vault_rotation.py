@@ -17,7 +17,7 @@ from tokenward.cli import app
 from tokenward.clock import ManualClock
 from tokenward.config import Settings
 from tokenward.vault.crypto import KEY_FILE_NAME, Keyring, aad, envelope_kid, generate_key
-from tokenward.vault.db import create_engine
+from tokenward.vault.db import create_engine, head_revision
 from tokenward.vault.keys import prepare_keys
 from tokenward.vault.repository import Vault
 from tokenward.vault.rotation import count_stale, rotate
@@ -204,10 +204,14 @@ def test_cli_db_upgrade_and_keys_rotate_with_a_key_file(tmp_path: Path) -> None:
     env = _env(tmp_path)
     first = runner.invoke(app, ["db", "upgrade", "--json"], env=env)
     assert first.exit_code == 0, first.output
-    assert json.loads(first.stdout) == {"backend": "sqlite", "from": None, "revision": "0003"}
+    assert json.loads(first.stdout) == {
+        "backend": "sqlite",
+        "from": None,
+        "revision": head_revision(),
+    }
     again = runner.invoke(app, ["db", "upgrade"], env=env)
     assert again.exit_code == 0
-    assert "already at revision 0003" in again.stdout
+    assert f"already at revision {head_revision()}" in again.stdout
 
     settings = Settings(data_dir=tmp_path, database_url=None, encryption_keys=None)
 
@@ -309,6 +313,6 @@ def test_cli_db_upgrade_on_postgres(postgres_server_url: str, tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {
         "backend": "postgresql",
-        "from": "0003",
-        "revision": "0003",
+        "from": head_revision(),
+        "revision": head_revision(),
     }

@@ -54,6 +54,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         port=port,
         sandbox_url=sandbox_url,
         encryption_keys=new_encryption_keys(),
+        # Webhook tests deliver to a receiver on loopback, quickly.
+        extra={
+            "TOKENWARD_WEBHOOKS_ALLOW_INSECURE": "true",
+            "TOKENWARD_WEBHOOKS_POLL_INTERVAL_SECONDS": "0.05",
+        },
     )
     gateway = ServiceProcess(
         "serve", ["serve"], env, health_url=f"http://127.0.0.1:{port}/healthz", log_dir=tmp

@@ -26,7 +26,9 @@ EXPECTED = {
     "UnexpectedResponse",
     "UpstreamUnavailable",
     "ValidationError",
+    "WebhookSignatureError",
     "__version__",
+    "verify_webhook",
 }
 
 

@@ -9,6 +9,7 @@ from tokenward.cli import mcp_cmd as _mcp_cmd  # noqa: F401  (registers commands
 from tokenward.cli import sandbox_cmd as _sandbox_cmd  # noqa: F401  (registers commands)
 from tokenward.cli import tools_cmd as _tools_cmd  # noqa: F401  (registers commands)
 from tokenward.cli import vault_cmd as _vault_cmd  # noqa: F401  (registers commands)
+from tokenward.cli import webhooks_cmd as _webhooks_cmd  # noqa: F401  (registers commands)
 from tokenward.cli.app import app
 
 

@@ -51,6 +51,7 @@ from tokenward.sdk.models import (
     ToolExecution,
     ToolInfo,
 )
+from tokenward.sdk.webhooks import AsyncWebhooks, Webhooks
 
 if TYPE_CHECKING:
     from langchain_core.tools import StructuredTool
@@ -280,6 +281,7 @@ class AsyncClient:
         self._token_expires = 0.0
         self._token_lock = asyncio.Lock()
         self.actions = AsyncActions(self)
+        self.webhooks = AsyncWebhooks(self)
 
     def __repr__(self) -> str:
         return f"AsyncClient(env_url={self.env_url!r}, client_id={self.client_id!r})"
@@ -723,6 +725,7 @@ class Client:
             self._loop.stop()
             raise
         self.actions = Actions(self._async.actions, self._loop)
+        self.webhooks = Webhooks(self._async.webhooks, self.actions._run)
 
     def __repr__(self) -> str:
         return f"Client(env_url={self._async.env_url!r}, client_id={self._async.client_id!r})"

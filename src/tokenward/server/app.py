@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tokenward import __version__
 from tokenward.config import Settings
 from tokenward.errors import AuthenticationError, NotFoundError
-from tokenward.server.api import accounts, connections, tokens
+from tokenward.server.api import accounts, connections, tokens, webhooks
 from tokenward.server.api.auth import ApiAuth, ApiPrincipal, require_api_client
 from tokenward.server.api.errors import install_error_handlers
 from tokenward.server.api.observability import (
@@ -168,6 +168,7 @@ def create_app(
     app.include_router(tokens.router)
     app.include_router(connections.router, dependencies=authenticated)
     app.include_router(accounts.router, dependencies=authenticated)
+    app.include_router(webhooks.router, dependencies=authenticated)
     app.include_router(tools_router(container), dependencies=authenticated)
     install_mcp(app, container, dependencies=authenticated)  # /api/v1/mcp/sessions, /mcp
     app.include_router(_operations_routes(metrics, settings.metrics_token))

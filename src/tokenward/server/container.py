@@ -12,6 +12,8 @@ from tokenward import __version__
 from tokenward.clock import Clock, SystemClock
 from tokenward.config import Settings
 from tokenward.connectors import Connector, Connectors
+from tokenward.events.delivery import AiohttpSender, Deliverer
+from tokenward.events.service import WebhookService
 from tokenward.oauth.endpoints import OAuthEndpoints
 from tokenward.oauth.refresh import TokenManager
 from tokenward.oauth.service import OAuthService, no_oauth
@@ -27,6 +29,7 @@ from tokenward.server.janitor import Janitor
 from tokenward.server.readiness import Readiness
 from tokenward.tools.runner import ToolRunner
 from tokenward.vault.repository import ConnectionRecord, Vault
+from tokenward.vault.webhooks import EventLinks, WebhookStore
 
 log = logging.getLogger("tokenward")
 
@@ -67,12 +70,28 @@ class Container:
         self.metrics = Metrics()
         self.bookkeeper = Bookkeeper(self.vault, self.clock)
         self.readiness = Readiness(settings, self.vault)
+        self.vault.event_links = EventLinks(settings.public_base, settings.event_link_ttl_seconds)
+        self.webhooks = WebhookStore(self.vault)
+        self.webhook_service = WebhookService(self.webhooks, settings)
+        self.deliverer = Deliverer(
+            self.webhooks,
+            self.clock,
+            AiohttpSender(allow_loopback=settings.webhooks_allow_insecure),
+            poll_interval=settings.webhooks_poll_interval_seconds,
+            first_retry=settings.webhooks_first_retry_seconds,
+            max_attempts=settings.webhooks_max_attempts,
+            disable_after=settings.webhooks_disable_after_seconds,
+            timeout=settings.webhooks_timeout_seconds,
+        )
+        self.vault.on_outbox = self.deliverer.wake
         self.janitor = Janitor(
             self.vault,
             self.clock,
             pending_ttl=settings.pending_account_ttl_seconds,
             interval=settings.janitor_interval_seconds,
             ready=lambda: self.readiness.prepared,
+            purge_events=lambda older_than: self.webhooks.purge(older_than=older_than),
+            event_retention=settings.webhooks_retention_seconds,
         )
         self._clients: dict[tuple[str, str, str], ProviderClient] = {}
         self._runner: ToolRunner | None = None
@@ -85,6 +104,8 @@ class Container:
         (:mod:`tokenward.server.readiness`). ``serving``: tolerate a database that is not ready
         yet (``/readyz`` says why) and run the janitor."""
         self.readiness.migrate = migrate if migrate is not None else self.settings.is_sqlite
+        if serving:
+            self.readiness.on_ready(self._start_delivery)
         await self.readiness.start(serving=serving)
         if self.settings.redis_url:
             log.warning(
@@ -99,11 +120,16 @@ class Container:
         if self._tokens is not None:
             # Refreshes in flight finish (and are stored) before anything is closed.
             await self._tokens.drain(self.settings.shutdown_grace_seconds)
+        await self.deliverer.close()
         await self.janitor.close()
         await self.readiness.close()
         await self.bookkeeper.close()
         await self.transport.aclose()
         await self.vault.close()
+
+    async def _start_delivery(self) -> None:
+        """Webhook deliveries start once the database is ready (``serve`` only)."""
+        self.deliverer.start()
 
     # -- providers -------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,7 @@ class JanitorReport:
     accounts_deleted: int
     auth_requests_deleted: int
     batches: int
+    events_deleted: int = 0
 
 
 class Janitor:
@@ -61,6 +62,8 @@ class Janitor:
         interval: float,
         batch_size: int = BATCH_SIZE,
         ready: Callable[[], bool] = lambda: True,
+        purge_events: Callable[[float], Awaitable[int]] | None = None,
+        event_retention: float = 7 * 86400.0,
     ) -> None:
         self.vault = vault
         self.clock = clock
@@ -68,6 +71,8 @@ class Janitor:
         self.interval = interval
         self.batch_size = batch_size
         self.ready = ready
+        self.purge_events = purge_events
+        self.event_retention = event_retention
         self.passes = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -90,6 +95,10 @@ class Janitor:
             auth_requests += deleted
             if deleted < self.batch_size:
                 break
+        events = 0
+        if self.purge_events is not None:
+            # Webhook events whose deliveries are all settled, past their retention.
+            events = await self.purge_events(self.clock.time() - self.event_retention)
         self.passes += 1
         if accounts or auth_requests:
             log.info(
@@ -97,7 +106,7 @@ class Janitor:
                 accounts,
                 auth_requests,
             )
-        return JanitorReport(accounts, auth_requests, batches)
+        return JanitorReport(accounts, auth_requests, batches, events)
 
     async def _delete_stale_accounts(self) -> int:
         if self.pending_ttl <= 0:

@@ -174,9 +174,82 @@ class EventRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class WebhookEndpointRow(Base):
+    """Where events are sent: a URL, the event types it wants ('' = all), its signing secret."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    events: Mapped[str] = mapped_column(Text, default="")
+    secret_enc: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # enabled | disabled
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    failing_since: Mapped[float | None]
+    created_at: Mapped[float]
+    updated_at: Mapped[float]
+
+
+class OutboxEventRow(Base):
+    """An event to deliver, written in the transaction of the change that caused it."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (Index(None, "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # msg_<ULID>: the webhook-id
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[float]
+
+
+class WebhookDeliveryRow(Base):
+    """One event for one endpoint: pending until delivered or given up."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index(None, "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    event_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("outbox_events.id", ondelete="CASCADE"), index=True
+    )
+    endpoint_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16))  # pending | succeeded | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float]
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    claimed_until: Mapped[float | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[float | None]
+    created_at: Mapped[float]
+    updated_at: Mapped[float]
+
+
+class WebhookAttemptRow(Base):
+    """Every delivery attempt: when, the answer's status, how long it took, what went wrong."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    delivery_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    endpoint_id: Mapped[str] = mapped_column(String(26), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[float]
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 # Every secret column, per table (each keyed by its ``id`` primary key): rotation walks these.
 SECRET_COLUMNS: tuple[tuple[type[Base], tuple[str, ...]], ...] = (
     (ConnectionRow, ("client_secret_enc", "bot_token_enc")),
     (AccountRow, ("access_token_enc", "refresh_token_enc")),
     (AuthRequestRow, ("code_verifier_enc",)),
+    (WebhookEndpointRow, ("secret_enc",)),
 )

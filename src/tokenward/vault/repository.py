@@ -32,10 +32,11 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from pydantic import SecretStr
 from sqlalchemy import Row, Table, and_, delete, func, insert, or_, select, true, update
@@ -56,6 +57,7 @@ from tokenward.scopes import format_scopes, parse_scopes
 from tokenward.vault.crypto import Keyring, aad, load_keyring
 from tokenward.vault.db import create_engine, write_engine
 from tokenward.vault.models import AccountStatus, Base, new_id
+from tokenward.vault.webhooks import EventLinks, account_data, emit, emit_status
 
 CONNECTIONS: Final[Table] = Base.metadata.tables["connections"]
 ACCOUNTS: Final[Table] = Base.metadata.tables["connected_accounts"]
@@ -242,6 +244,15 @@ class EventRecord:
     data: dict[str, Any]
 
 
+class _AccountView(NamedTuple):
+    """The fields of an account row that status events read."""
+
+    id: str
+    connection_id: str
+    identifier: str
+    status: str
+
+
 # ---------------------------------------------------------------------------------------------
 # Helpers
 
@@ -400,6 +411,10 @@ class Vault:
         self.clock = clock
         self._writer = write_engine(engine)
         self._refresh_engine: AsyncEngine | None = None
+        # Set by the composition root: how status events build their authorization links, and
+        # what to wake when an event is written (the delivery worker).
+        self.event_links: EventLinks | None = None
+        self.on_outbox: Callable[[], None] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Vault:
@@ -414,6 +429,29 @@ class Vault:
         await self.engine.dispose()
 
     # -- plumbing ------------------------------------------------------------------------------
+
+    def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A write transaction (SQLite: the write lock taken at BEGIN)."""
+        return self._writer.begin()
+
+    def seal(self, table: Table, column: str, row_id: str, value: str) -> str:
+        """Encrypt ``value`` for ``table.column`` of row ``row_id``."""
+        return self._seal(table, column, row_id, value)
+
+    def open(self, table: Table, column: str, row_id: str, value: str) -> SecretStr:
+        """Decrypt what :meth:`seal` wrote there."""
+        return self._open(table, column, row_id, value)
+
+    async def audit(
+        self, conn: AsyncConnection, kind: str, *, data: Mapping[str, Any] | None = None
+    ) -> None:
+        """An audit event in ``conn``'s transaction."""
+        await self._event(conn, kind, data=data)
+
+    def note_outbox(self) -> None:
+        """An event was written: wake the delivery worker (it also polls)."""
+        if self.on_outbox is not None:
+            self.on_outbox()
 
     def _now(self) -> float:
         return self.clock.time()
@@ -753,6 +791,9 @@ class Vault:
                         data={"identifier": identifier},
                     )
                     row = await self._require_account(conn, aid)
+                    await emit(
+                        self, conn, "connected_account.created", await account_data(conn, row)
+                    )
                     return self._account(row)
             except IntegrityError:
                 # Another writer inserted the same (connection, identifier) first: read theirs.
@@ -838,6 +879,7 @@ class Vault:
                 account_id=account_id,
                 data={"from": row.status, "to": new_status.value, "reason": reason},
             )
+            await emit_status(self, conn, row, new_status.value, reason)
             return self._account(await self._require_account(conn, account_id))
 
     async def store_tokens_after_callback(
@@ -945,6 +987,7 @@ class Vault:
                     "username": username,
                 },
             )
+            await emit_status(self, conn, row, AccountStatus(status).value, None)
             return self._account(await self._require_account(conn, account_id))
 
     async def store_bot_account(
@@ -1054,7 +1097,17 @@ class Vault:
                             "status": AccountStatus.ACTIVE.value,
                         },
                     )
-                    return self._account(await self._require_account(conn, aid)), created
+                    stored = await self._require_account(conn, aid)
+                    if created:
+                        await emit(
+                            self,
+                            conn,
+                            "connected_account.created",
+                            await account_data(conn, stored),
+                        )
+                    else:
+                        await emit_status(self, conn, row, AccountStatus.ACTIVE.value, None)
+                    return self._account(stored), created
             except IntegrityError:
                 continue  # another writer created the same identifier first: update theirs
         raise ConflictError(
@@ -1172,6 +1225,15 @@ class Vault:
                         "revoked_with_account_id": row.id,
                     },
                 )
+                await emit_status(
+                    self,
+                    conn,
+                    _AccountView(
+                        sibling.id, sibling.connection_id, sibling.identifier, sibling.status.value
+                    ),
+                    AccountStatus.DISCONNECTED.value,
+                    reason,
+                )
             await conn.execute(delete(ACCOUNTS).where(ACCOUNTS.c.id == account_id))
             data: dict[str, Any] = {"identifier": row.identifier}
             if revoked is not None:
@@ -1184,6 +1246,12 @@ class Vault:
                 connection_id=row.connection_id,
                 account_id=account_id,
                 data=data,
+            )
+            await emit(
+                self,
+                conn,
+                "connected_account.deleted",
+                {**await account_data(conn, row), "revoked": revoked},
             )
             return siblings
 
@@ -1404,6 +1472,7 @@ class Vault:
             account_id=account_id,
             data={"from": row.status, "reason": reason, **(data or {})},
         )
+        await emit_status(self, conn, row, AccountStatus.EXPIRED.value, reason)
         return self._account(await self._require_account(conn, account_id))
 
     async def mark_expired(
@@ -1477,37 +1546,70 @@ class Vault:
                     "account does not belong to this connection and identifier",
                     fields={"account_id": "belongs to another connection or identifier"},
                 )
-            await conn.execute(
-                insert(AUTH_REQUESTS).values(
-                    id=rid,
-                    state_hash=state_hash(state),
-                    connection_id=connection_id,
-                    account_id=account_id,
-                    identifier=identifier,
-                    code_verifier_enc=self._seal(
-                        AUTH_REQUESTS, "code_verifier_enc", rid, code_verifier
-                    ),
-                    user_verify_url=user_verify_url,
-                    app_state=app_state,
-                    redirect_uri=redirect_uri,
-                    expires_at=now + ttl_seconds,
-                    created_at=now,
-                    allow_user_change=bool(allow_user_change),
-                )
-            )
-            await self._event(
+            await self.insert_auth_request(
                 conn,
-                "auth_request.created",
+                rid,
                 connection_id=connection_id,
                 account_id=account_id,
-                data={
-                    "auth_request_id": rid,
-                    "expires_at": now + ttl_seconds,
-                    "allow_user_change": bool(allow_user_change),
-                },
+                identifier=identifier,
+                state=state,
+                code_verifier=code_verifier,
+                redirect_uri=redirect_uri,
+                ttl_seconds=ttl_seconds,
+                user_verify_url=user_verify_url,
+                app_state=app_state,
+                allow_user_change=allow_user_change,
             )
             row = (await conn.execute(select(AUTH_REQUESTS).where(AUTH_REQUESTS.c.id == rid))).one()
             return self._auth_request(row)
+
+    async def insert_auth_request(
+        self,
+        conn: AsyncConnection,
+        rid: str,
+        *,
+        connection_id: str,
+        account_id: str,
+        identifier: str,
+        state: str,
+        code_verifier: str,
+        redirect_uri: str,
+        ttl_seconds: float,
+        user_verify_url: str | None,
+        app_state: str | None,
+        allow_user_change: bool,
+    ) -> None:
+        """Write a pending authorization request (and its event) in ``conn``'s transaction."""
+        now = self._now()
+        await conn.execute(
+            insert(AUTH_REQUESTS).values(
+                id=rid,
+                state_hash=state_hash(state),
+                connection_id=connection_id,
+                account_id=account_id,
+                identifier=identifier,
+                code_verifier_enc=self._seal(
+                    AUTH_REQUESTS, "code_verifier_enc", rid, code_verifier
+                ),
+                user_verify_url=user_verify_url,
+                app_state=app_state,
+                redirect_uri=redirect_uri,
+                expires_at=now + ttl_seconds,
+                created_at=now,
+                allow_user_change=bool(allow_user_change),
+            )
+        )
+        await self._event(
+            conn,
+            "auth_request.created",
+            connection_id=connection_id,
+            account_id=account_id,
+            data={
+                "auth_request_id": rid,
+                "expires_at": now + ttl_seconds,
+                "allow_user_change": bool(allow_user_change),
+            },
+        )
 
     async def consume_auth_request(
         self, state: str, connection_id: str
@@ -1946,6 +2048,18 @@ class RefreshWriter:
                 account_id=account_id,
                 data=data,
             )
+            if not data.get("final"):
+                row = await self._vault._require_account(self.conn, account_id)
+                await emit(
+                    self._vault,
+                    self.conn,
+                    "connected_account.token_refresh_failed",
+                    {
+                        **await account_data(self.conn, row),
+                        "attempt": data.get("attempt"),
+                        "error": data.get("error"),
+                    },
+                )
             if settle_owner is not None:
                 values: dict[str, Any] = {"refresh_lease_owner": None, "refresh_lease_until": None}
                 if clear_intent:
