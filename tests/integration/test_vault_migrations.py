@@ -180,7 +180,7 @@ def test_upgrade_from_0002_to_0003_keeps_connections_and_allows_bot_connections(
                         " 'https://example.test', 1.0, 1.0)"
                     )
                 )
-            await asyncio.to_thread(upgrade, url)
+            await asyncio.to_thread(upgrade, url, "0003")
             async with engine.begin() as conn:
                 kept = (
                     await conn.execute(
@@ -209,4 +209,5 @@ def test_upgrade_from_0002_to_0003_keeps_connections_and_allows_bot_connections(
     assert has_base_url is False
     with pytest.raises(RuntimeError, match="no OAuth client"):
         downgrade(url, "0002")
-    assert current_revision(url) == head_revision()
+    assert current_revision(url) == "0003"
+    assert upgrade(url) == head_revision()
