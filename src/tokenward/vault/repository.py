@@ -39,7 +39,19 @@ from enum import Enum
 from typing import Any, Final, NamedTuple
 
 from pydantic import SecretStr
-from sqlalchemy import Row, Table, and_, delete, func, insert, or_, select, true, update
+from sqlalchemy import (
+    Row,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -1868,14 +1880,20 @@ class Vault:
         async with self._writer.begin() as conn:
             if rows:
                 await conn.execute(insert(EVENTS), rows)
-            for account_id, at in last_used.items():
+            if last_used:
+                # One statement executed for many rows (the driver batches it), not one
+                # round trip per account.
                 await conn.execute(
                     update(ACCOUNTS)
                     .where(
-                        ACCOUNTS.c.id == account_id,
-                        or_(ACCOUNTS.c.last_used_at.is_(None), ACCOUNTS.c.last_used_at < at),
+                        ACCOUNTS.c.id == bindparam("used_id"),
+                        or_(
+                            ACCOUNTS.c.last_used_at.is_(None),
+                            ACCOUNTS.c.last_used_at < bindparam("used_at"),
+                        ),
                     )
-                    .values(last_used_at=at)
+                    .values(last_used_at=bindparam("used_at")),
+                    [{"used_id": k, "used_at": at} for k, at in last_used.items()],
                 )
 
     async def list_events(
