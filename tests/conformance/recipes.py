@@ -536,6 +536,8 @@ class Call:
     body: Any
     files: dict[str, Any] | None
     auth: str
+    sampled: bool = False
+    """The body is a sample of the request schema, not the recipe's own."""
 
 
 def arrange(w: Walker, op: Operation) -> Call:
@@ -553,6 +555,7 @@ def arrange(w: Walker, op: Operation) -> Call:
     auth = recipe.auth
     if auth == "default":
         auth = "bot" if "bot" in op.security else ("none" if "none" in op.security else "bearer")
-    if op.request_schema is not None and body is None and recipe.files is None:
+    sampled = op.request_schema is not None and body is None and recipe.files is None
+    if sampled:
         body = spec().schemas.sample(op.request_schema, op.id)
-    return Call(op, path, dict(recipe.query), body, recipe.files, auth)
+    return Call(op, path, dict(recipe.query), body, recipe.files, auth, sampled)

@@ -67,6 +67,11 @@ INPUTS: dict[str, Callable[[Walker], dict[str, Any]]] = {
     "discordbot_create_guild_application_command": lambda w: {"type": 1},
     "discordbot_start_thread_without_message": lambda w: {"channel_id": GENERAL, "type": 11},
 }
+# Fields of an operation's recipe that a tool leaves to a sibling tool of the same operation.
+NOT_SENT: dict[str, set[str]] = {
+    "discordbot_start_thread_without_message": {"message"},  # discordbot_start_thread_in_forum…
+    "discordbot_create_group_dm": {"recipient_id"},  # discordbot_create_dm
+}
 
 
 @dataclass
@@ -210,7 +215,16 @@ def _dig(body: Any, dotted: str) -> tuple[bool, Any]:
 
 
 def tool_input(walker: Walker, tool: ToolSpec, call: Call) -> dict[str, Any]:
-    """The tool's input for ``call``: each parameter takes the value its wire name has there."""
+    """The tool's input for ``call``: each parameter takes the value its wire name has there.
+    Every query field and (unless it is a sample) body field of the recipe must be one the tool
+    sends: a tool that cannot say what its operation needs fails here."""
+    sent = {(p.location, p.wire_name.split(".")[0]) for p in tool.params}
+    wanted = {("query", key) for key in call.query}
+    if isinstance(call.body, dict) and not call.sampled:
+        wanted |= {("body", key) for key in call.body}
+    if not any(p.wire == BODY_ROOT for p in tool.params):
+        missing = {key for _, key in wanted - sent} - NOT_SENT.get(tool.name, set())
+        assert not missing, f"{tool.name} has no parameter for {sorted(missing)}"
     arguments: dict[str, Any] = {}
     for p in tool.params:
         if p.location == "path":
@@ -218,13 +232,13 @@ def tool_input(walker: Walker, tool: ToolSpec, call: Call) -> dict[str, Any]:
         elif p.location == "query" and p.wire_name in call.query:
             arguments[p.name] = _coerce(p, call.query[p.wire_name])
         elif p.location == "body" and call.files is not None:
-            sent = call.files.get(p.wire_name)
+            part = call.files.get(p.wire_name)
             if p.file is not None:
                 files = [f for f in call.files.values() if f[0] is not None]
                 assert len(files) == 1, (tool.name, call.files)
                 arguments[p.name] = base64.b64encode(files[0][1]).decode("ascii")
-            elif sent is not None:
-                arguments[p.name] = sent[1]
+            elif part is not None:
+                arguments[p.name] = part[1]
         elif p.location == "body" and p.wire == BODY_ROOT:
             arguments[p.name] = call.body
         elif p.location == "body":
