@@ -216,6 +216,45 @@ def test_invoke_delivers_a_signed_command_and_a_type_4_answer_becomes_the_messag
     assert stored["original_pending"] is False
 
 
+def test_invoke_in_a_dm_sends_the_user_instead_of_a_member(bot: Bot, endpoint: Endpoint) -> None:
+    dm = bot.ok(bot.post("/users/@me/channels", json={"recipient_id": ADA}))
+    wrong = bot.client.post(
+        "/_sandbox/interactions/invoke",
+        json={"command": "ping", "channel_id": dm["id"], "user_id": GRACE},
+    )
+    assert wrong.status_code == 400
+    assert "user_id" in wrong.json()["error"]["details"]["fields"]
+    record = invoke(bot, channel_id=dm["id"], user_id=ADA)
+    assert record["status"] == "answered", record
+    payload = endpoint.last("/interactions").payload
+    assert payload["user"]["id"] == ADA
+    assert "member" not in payload
+    assert "guild_id" not in payload
+    assert payload["channel_id"] == dm["id"]
+    assert payload["context"] == 1
+    assert [m["content"] for m in bot.messages(dm["id"])] == ["pong"]
+
+
+def test_user_and_channel_options_come_with_resolved_objects(bot: Bot, endpoint: Endpoint) -> None:
+    options = [
+        {"name": "who", "type": 6, "value": GRACE},
+        {"name": "where", "type": 7, "value": GENERAL},
+        {"name": "count", "value": 3},
+    ]
+    invoke(bot, options=options)
+    data = endpoint.last("/interactions").payload["data"]
+    assert data["options"][2] == {"name": "count", "type": 4, "value": 3}
+    assert data["resolved"]["users"][GRACE]["id"] == GRACE
+    assert "user" not in data["resolved"]["members"][GRACE]
+    assert data["resolved"]["channels"][GENERAL]["name"] == "general"
+    unknown = bot.client.post(
+        "/_sandbox/interactions/invoke",
+        json={"command": "ping", "options": [{"name": "who", "type": 6, "value": "42"}]},
+    )
+    assert unknown.status_code == 400
+    assert "options[0].value" in unknown.json()["error"]["details"]["fields"]
+
+
 def test_a_slow_endpoint_is_a_timeout_after_three_seconds(bot: Bot, endpoint: Endpoint) -> None:
     endpoint.delay = 4.5
     started = time.monotonic()

@@ -133,6 +133,49 @@ def _options(value: Any, where: str, depth: int = 1) -> list[dict[str, Any]]:
     return result
 
 
+def _resolved(
+    world: World, guild_id: str | None, options: list[dict[str, Any]], where: str = "options"
+) -> dict[str, dict[str, Any]]:
+    """``data.resolved`` for user (6), channel (7), role (8) and mentionable (9) options, as
+    Discord sends it; an id the sandbox does not know is refused."""
+    guild = world.guilds.get(guild_id or "")
+    result: dict[str, dict[str, Any]] = {}
+    for index, option in enumerate(options):
+        path = f"{where}[{index}]"
+        if "options" in option:
+            for key, found in _resolved(
+                world, guild_id, option["options"], path + ".options"
+            ).items():
+                result.setdefault(key, {}).update(found)
+            continue
+        kind, value = option["type"], str(option.get("value"))
+        if kind not in (6, 7, 8, 9):
+            continue
+        if kind in (6, 9) and world.user_exists(value):
+            result.setdefault("users", {})[value] = world.user_object(value)
+            if guild is not None and value in guild.members:
+                member = world.member_object(guild, value)
+                member.pop("user", None)
+                result.setdefault("members", {})[value] = member
+            option["value"] = value
+        elif kind == 7 and value in world.channels:
+            channel = world.channels[value]
+            result.setdefault("channels", {})[value] = {
+                k: channel[k] for k in ("id", "name", "type", "parent_id") if k in channel
+            }
+            option["value"] = value
+        elif kind in (8, 9) and guild is not None and value in guild.roles:
+            result.setdefault("roles", {})[value] = dict(guild.roles[value])
+            option["value"] = value
+        else:
+            what = {6: "user", 7: "channel", 8: "role", 9: "user or role"}[kind]
+            raise ValidationError(
+                f"{path}.value is not a known {what}",
+                fields={f"{path}.value": f"the id of a {what} the sandbox knows"},
+            )
+    return result
+
+
 def _command(
     world: World, app: Application, name: str, guild_id: str | None
 ) -> dict[str, Any] | None:
@@ -220,6 +263,14 @@ def parse_invoke(
                 fields={"channel_id": f"not a channel of guild {guild_id}"},
             )
         guild_id = None if channel_guild is None else str(channel_guild)
+        if guild_id is None:
+            people = {r["id"] for r in channel.get("recipients", ())}
+            people |= {channel.get("_owner"), channel.get("owner_id")}
+            if user_id not in people:
+                raise ValidationError(
+                    "the user is not in that DM channel",
+                    fields={"user_id": f"not a recipient of channel {channel_id}"},
+                )
     else:
         assert guild_id is not None
         if guild_id not in world.guilds:
@@ -255,6 +306,9 @@ def parse_invoke(
         payload["guild_id"] = command["guild_id"]
     if options:
         payload["options"] = options
+        resolved = _resolved(world, guild_id, options)
+        if resolved:
+            payload["resolved"] = resolved
     interaction = world.new_interaction(app.client_id, guild_id, channel_id, user_id, 2, payload)
     body = interaction_payload(world, app, interaction, locale)
     return app, interaction, body, signature, registered
