@@ -364,6 +364,16 @@ def test_an_accepted_bad_signature_is_recorded_and_the_url_removed(
     assert "application_id" in again.json()["error"]["details"]["fields"]
 
 
+def test_no_answer_to_a_bad_signature_is_not_an_acceptance(bot: Bot, endpoint: Endpoint) -> None:
+    endpoint.check_signatures = False
+    endpoint.delay = 4.5
+    record = invoke(bot, signature="bad")
+    assert record["status"] == "timeout", record
+    assert record["refused_bad_signature"] is False
+    assert record["endpoint_removed"] is False
+    assert bot.ok(bot.get("/applications/@me"))["interactions_endpoint_url"] is not None
+
+
 def test_an_accepted_stale_signature_is_not_refused(bot: Bot, endpoint: Endpoint) -> None:
     record = invoke(bot, signature="stale")  # the endpoint checks the signature, not the age
     assert record["refused_bad_signature"] is False

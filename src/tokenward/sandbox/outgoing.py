@@ -272,7 +272,7 @@ async def deliver_interaction(
         probe = await ping_interactions_endpoint(state, app, url, signature="bad")
         record["probe"] = probe
         record["refused_bad_signature"] = probe["refused"]
-        probe_accepted = not probe["refused"]
+        probe_accepted = probe["http_status"] is not None and not probe["refused"]
 
     outcome = await post_signed(app, url, payload, state.clock.time(), signature)
     record["http_status"] = outcome.http_status
@@ -290,7 +290,8 @@ async def deliver_interaction(
                 f"the endpoint answered {outcome.http_status} to a request whose signature does "
                 "not verify; it must answer 401"
             )
-            probe_accepted = True
+            # An answer other than 401 accepted the forgery; no answer at all is only a failure.
+            probe_accepted = outcome.http_status is not None
     elif outcome.timed_out:
         record["status"] = "timeout"
         record["error"] = outcome.error
