@@ -16,6 +16,7 @@ parameter checks and error messages) and the buckets they always had.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -377,7 +378,10 @@ def dispatcher(state: SandboxState, table: RouteTable) -> Callable[[Request], An
             )
             ctx = Ctx(state, request, op, caller, found.params, query, body, _audit_reason(request))
             handler = HANDLERS.get(op.id, synthesized)
-            return answer(spec, op, handler(ctx))
+            result = handler(ctx)
+            if inspect.isawaitable(result):  # a handler that calls out (e.g. to verify a URL)
+                result = await result
+            return answer(spec, op, result)
         except DiscordError as exc:
             return exc.response()
 
