@@ -55,11 +55,11 @@ APPLICATION_COMMAND_AUTOCOMPLETE_RESULT: Final = 8
 def parse_public_key(value: object, *, field: str = "public_key") -> str:
     """The key as stored (lower-case hex), or a :class:`ValidationError` naming ``field`` and
     why. An Ed25519 public key is 32 bytes: 64 hex characters, as the Developer Portal shows it."""
+    portal = "must be the application's public key from Discord's Developer Portal"
     if not isinstance(value, str):
-        reason = "must be the application's public key: 64 hex characters"
+        reason = f"{portal}: a string of 64 hex characters"
         raise ValidationError(f"{field} {reason}", fields={field: reason})
     text = value.strip().lower()
-    portal = "must be the application's public key from Discord's Developer Portal"
     if any(ch not in "0123456789abcdef" for ch in text):
         reason = f"{portal}: 64 hex characters (0-9, a-f), and it has other characters"
         raise ValidationError(f"{field} {reason}", fields={field: reason})
