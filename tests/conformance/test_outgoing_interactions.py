@@ -315,6 +315,13 @@ def test_a_bad_answer_is_an_error_and_creates_nothing(bot: Bot, endpoint: Endpoi
     record = invoke(bot)
     assert record["status"] == "error"
     assert record["error"]["code"] == 50035
+    endpoint.answer = lambda payload: JSONResponse({"type": 4, "data": {"flags": "many"}})
+    record = invoke(bot)
+    assert record["status"] == "error"
+    assert record["error"]["code"] == 50035
+    assert "data" in record["error"]["errors"], record
+    endpoint.answer = lambda payload: JSONResponse({"type": 4, "data": {"content": "x" * 2001}})
+    assert invoke(bot)["error"]["code"] == 50035
     endpoint.answer = lambda payload: Response("oops", status_code=500)
     record = invoke(bot)
     assert record["status"] == "error"
@@ -589,6 +596,18 @@ def test_ping_and_generic_events_are_recorded(bot: Bot, endpoint: Endpoint) -> N
     assert sent["status"] == "delivered"
     assert endpoint.last("/events").payload["event"]["data"] == entitlement
 
+    bot.bearer(GRACE, "identify", "applications.commands")
+    authorized = bot.client.post(
+        f"/_sandbox/applications/{APP}/events",
+        json={"type": "APPLICATION_AUTHORIZED", "user_id": GRACE},
+    ).json()
+    assert authorized["status"] == "delivered", authorized
+    event = endpoint.last("/events").payload["event"]
+    assert event["type"] == "APPLICATION_AUTHORIZED"
+    assert event["data"]["integration_type"] == 1
+    assert event["data"]["scopes"] == ["identify", "applications.commands"]
+    assert event["data"]["user"]["id"] == GRACE
+
     bad = bot.client.post(
         f"/_sandbox/applications/{APP}/ping-event-webhooks", json={"signature": "bad"}
     ).json()
@@ -606,6 +625,7 @@ def test_ping_and_generic_events_are_recorded(bot: Bot, endpoint: Endpoint) -> N
     assert "type" in unknown.json()["error"]["details"]["fields"]
     deliveries = bot.client.get("/_sandbox/events").json()["deliveries"]
     assert [d["status"] for d in deliveries] == [
+        "delivered",
         "delivered",
         "delivered",
         "refused",

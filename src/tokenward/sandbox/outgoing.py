@@ -241,6 +241,7 @@ async def deliver_interaction(
     """Send one interaction to the application's endpoint and act on the answer as Discord
     would; returns the delivery record (also kept on the interaction)."""
     from tokenward.sandbox.families.webhooks import apply_interaction_response
+    from tokenward.sandbox.rest import check_request_body
 
     url = app.interactions_endpoint_url
     assert url is not None
@@ -314,7 +315,9 @@ async def deliver_interaction(
             record["error"] = "the endpoint's answer is not a JSON interaction response"
         else:
             try:
-                apply_interaction_response(world, interaction, answer)
+                # Checked as a body of POST /interactions/{id}/{token}/callback would be.
+                checked = check_request_body("create_interaction_response", answer)
+                apply_interaction_response(world, interaction, checked)
             except DiscordError as exc:
                 record["error"] = {"message": exc.message, "code": exc.code, "errors": exc.errors}
             else:
