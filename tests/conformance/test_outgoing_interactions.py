@@ -13,7 +13,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,7 @@ class Endpoint:
     max_age: float | None = None  # refuse timestamps older than this many seconds
     delay: float = 0.0
     answer: Answer = field(default=lambda payload: JSONResponse({"type": 1}))
+    async_answer: Callable[[dict[str, Any]], Awaitable[Response]] | None = None
     received: list[Received] = field(default_factory=list)
 
     def verified(self, request_headers: dict[str, str], raw: bytes) -> bool:
@@ -76,6 +77,8 @@ class Endpoint:
             return JSONResponse({"type": 1})
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.async_answer is not None:
+            return await self.async_answer(payload)
         return self.answer(payload)
 
     async def events(self, request: Request) -> Response:
@@ -120,6 +123,7 @@ def endpoint(bot: Bot, endpoint_server: tuple[Endpoint, str]) -> Endpoint:
     endpoint.check_signatures = True
     endpoint.max_age = None
     endpoint.delay = 0.0
+    endpoint.async_answer = None
     endpoint.answer = lambda payload: JSONResponse({"type": 4, "data": {"content": "pong"}})
     endpoint.verify_key = bot.ok(bot.get("/applications/@me"))["verify_key"]
     response = bot.client.patch(
@@ -307,6 +311,27 @@ def test_an_endpoint_may_answer_through_the_callback_route(bot: Bot, endpoint: E
     record = invoke(bot)
     assert record["status"] == "answered", record
     assert bot.messages(GENERAL)[-1]["content"] == "via callback"
+
+
+def test_a_callback_in_time_counts_even_if_the_http_answer_is_late(
+    bot: Bot, endpoint: Endpoint
+) -> None:
+    base = str(bot.client.base_url)
+
+    async def answer_late(payload: dict[str, Any]) -> Response:
+        url = f"{base}/api/v10/interactions/{payload['id']}/{payload['token']}/callback"
+        async with httpx.AsyncClient() as client:
+            callback = await client.post(url, json={"type": 5})
+        assert callback.status_code == 204, callback.text
+        await asyncio.sleep(4.0)
+        return Response(status_code=204)
+
+    endpoint.async_answer = answer_late
+    record = invoke(bot)
+    assert record["status"] == "deferred", record
+    assert record["http_status"] is None  # the HTTP answer never came in time
+    stored = bot.client.get(f"/_sandbox/interactions/{record['interaction_id']}").json()
+    assert stored["original_pending"] is True
 
 
 def test_a_bad_answer_is_an_error_and_creates_nothing(bot: Bot, endpoint: Endpoint) -> None:

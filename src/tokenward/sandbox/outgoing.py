@@ -252,7 +252,7 @@ async def deliver_interaction(
         "application_id": app.client_id,
         "url": url,
         "signature": signature,
-        "status": "error",
+        "status": "pending",  # while the request is open
         "http_status": None,
         "response": None,
         "elapsed_ms": 0.0,
@@ -293,15 +293,15 @@ async def deliver_interaction(
             )
             # An answer other than 401 accepted the forgery; no answer at all is only a failure.
             probe_accepted = outcome.http_status is not None
+    elif interaction.responded:
+        # The endpoint answered through POST /interactions/{id}/{token}/callback while the
+        # request was open; its HTTP answer (or the lack of one) then no longer matters.
+        record["status"] = _classify_answer(interaction)
     elif outcome.timed_out:
         record["status"] = "timeout"
         record["error"] = outcome.error
     elif outcome.http_status is None:
         record["error"] = outcome.error
-    elif interaction.responded:
-        # The endpoint answered through POST /interactions/{id}/{token}/callback while the
-        # request was open; its HTTP answer then no longer matters.
-        record["status"] = _classify_answer(interaction)
     elif outcome.http_status == 401:
         record["error"] = (
             "the endpoint refused a correctly signed request (401); it should verify with the "
@@ -323,6 +323,8 @@ async def deliver_interaction(
             else:
                 record["status"] = _classify_answer(interaction)
 
+    if record["status"] == "pending":
+        record["status"] = "error"
     if probe_accepted and app.interactions_endpoint_url == url:
         app.interactions_endpoint_url = None
         record["endpoint_removed"] = True
