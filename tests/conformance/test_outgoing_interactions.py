@@ -594,6 +594,35 @@ def test_deauthorize_revokes_the_grant_and_sends_a_signed_event(
     assert "not authorized" in again.json()["event_skipped"]
 
 
+def test_revoking_a_token_also_sends_the_event(bot: Bot, endpoint: Endpoint) -> None:
+    base = str(bot.client.base_url)
+    with loopback_client(base) as client:
+        app = next(a for a in client.get("/_sandbox/applications").json() if a["client_id"] == APP)
+        tokens = tokens_for(client, app, scope="identify", user_id=GRACE)
+        revoked = client.post(
+            "/api/oauth2/token/revoke",
+            data={"token": tokens["refresh_token"]},
+            auth=(APP, str(app["client_secret"])),
+        )
+        assert revoked.status_code == 200
+        deadline = time.monotonic() + 5
+        deliveries: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not deliveries:
+            deliveries = client.get("/_sandbox/events").json()["deliveries"]
+            time.sleep(0.05)
+        assert [d["event_type"] for d in deliveries] == ["APPLICATION_DEAUTHORIZED"]
+        assert deliveries[0]["status"] == "delivered"
+        assert endpoint.last("/events").payload["event"]["data"]["user"]["id"] == GRACE
+        # A second revoke finds no live grant: no second event.
+        client.post(
+            "/api/oauth2/token/revoke",
+            data={"token": tokens["access_token"]},
+            auth=(APP, str(app["client_secret"])),
+        )
+        time.sleep(0.3)
+        assert len(client.get("/_sandbox/events").json()["deliveries"]) == 1
+
+
 def test_deauthorize_respects_the_subscription(bot: Bot, endpoint: Endpoint) -> None:
     bot.client.patch(
         f"/_sandbox/applications/{APP}", json={"event_webhooks_types": ["ENTITLEMENT_CREATE"]}

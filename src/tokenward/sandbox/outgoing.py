@@ -18,6 +18,7 @@ import asyncio
 import ipaddress
 import json
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -440,3 +441,29 @@ async def deliver_event(
     }
     world.event_deliveries.append(record)
     return record
+
+
+async def send_deauthorized(
+    state: SandboxState, app: Application, user_id: str, had_grant: bool
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Deliver APPLICATION_DEAUTHORIZED for a revoked authorization when the application wants
+    it; returns ``(record, None)`` or ``(None, why it was not sent)``."""
+    if not had_grant:
+        return None, "the user had not authorized the application"
+    if app.event_webhooks_url is None:
+        return None, "the application has no event_webhooks_url"
+    if not event_subscribed(app, "APPLICATION_DEAUTHORIZED"):
+        return None, "the application is not subscribed to APPLICATION_DEAUTHORIZED"
+    user = state.world.user_object(user_id)
+    record = await deliver_event(state, app, "APPLICATION_DEAUTHORIZED", {"user": user})
+    return record, None
+
+
+_BACKGROUND: set[asyncio.Task[Any]] = set()
+
+
+def in_background(coroutine: Coroutine[Any, Any, Any]) -> None:
+    """Run a delivery after the current answer, as Discord sends events asynchronously."""
+    task = asyncio.get_running_loop().create_task(coroutine)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)

@@ -32,6 +32,7 @@ from tokenward.sandbox.outgoing import (
     event_subscribed,
     interaction_payload,
     loopback_url_problem,
+    send_deauthorized,
     verify_interactions_endpoint,
 )
 from tokenward.sandbox.state import Application, SandboxState
@@ -407,17 +408,7 @@ def routes(state: SandboxState) -> list[BaseRoute]:
             if g.user_id == user_id and g.client_id == client_id and not g.revoked
         ]
         revoke_authorization(state, user_id, client_id)
-        event = None
-        skipped = None
-        if not live:
-            skipped = "the user had not authorized the application"
-        elif app.event_webhooks_url is None:
-            skipped = "the application has no event_webhooks_url"
-        elif not event_subscribed(app, "APPLICATION_DEAUTHORIZED"):
-            skipped = "the application is not subscribed to APPLICATION_DEAUTHORIZED"
-        else:
-            user = state.world.user_object(user_id)
-            event = await deliver_event(state, app, "APPLICATION_DEAUTHORIZED", {"user": user})
+        event, skipped = await send_deauthorized(state, app, user_id, bool(live))
         return JSONResponse(
             {
                 "user_id": user_id,
