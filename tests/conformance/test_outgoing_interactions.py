@@ -13,7 +13,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,7 @@ class Endpoint:
     max_age: float | None = None  # refuse timestamps older than this many seconds
     delay: float = 0.0
     answer: Answer = field(default=lambda payload: JSONResponse({"type": 1}))
+    async_answer: Callable[[dict[str, Any]], Awaitable[Response]] | None = None
     received: list[Received] = field(default_factory=list)
 
     def verified(self, request_headers: dict[str, str], raw: bytes) -> bool:
@@ -76,6 +77,8 @@ class Endpoint:
             return JSONResponse({"type": 1})
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.async_answer is not None:
+            return await self.async_answer(payload)
         return self.answer(payload)
 
     async def events(self, request: Request) -> Response:
@@ -120,6 +123,7 @@ def endpoint(bot: Bot, endpoint_server: tuple[Endpoint, str]) -> Endpoint:
     endpoint.check_signatures = True
     endpoint.max_age = None
     endpoint.delay = 0.0
+    endpoint.async_answer = None
     endpoint.answer = lambda payload: JSONResponse({"type": 4, "data": {"content": "pong"}})
     endpoint.verify_key = bot.ok(bot.get("/applications/@me"))["verify_key"]
     response = bot.client.patch(
@@ -309,12 +313,40 @@ def test_an_endpoint_may_answer_through_the_callback_route(bot: Bot, endpoint: E
     assert bot.messages(GENERAL)[-1]["content"] == "via callback"
 
 
+def test_a_callback_in_time_counts_even_if_the_http_answer_is_late(
+    bot: Bot, endpoint: Endpoint
+) -> None:
+    base = str(bot.client.base_url)
+
+    async def answer_late(payload: dict[str, Any]) -> Response:
+        url = f"{base}/api/v10/interactions/{payload['id']}/{payload['token']}/callback"
+        async with httpx.AsyncClient() as client:
+            callback = await client.post(url, json={"type": 5})
+        assert callback.status_code == 204, callback.text
+        await asyncio.sleep(4.0)
+        return Response(status_code=204)
+
+    endpoint.async_answer = answer_late
+    record = invoke(bot)
+    assert record["status"] == "deferred", record
+    assert record["http_status"] is None  # the HTTP answer never came in time
+    stored = bot.client.get(f"/_sandbox/interactions/{record['interaction_id']}").json()
+    assert stored["original_pending"] is True
+
+
 def test_a_bad_answer_is_an_error_and_creates_nothing(bot: Bot, endpoint: Endpoint) -> None:
     before = len(bot.messages(GENERAL))
     endpoint.answer = lambda payload: JSONResponse({"type": 8})  # autocomplete, not allowed here
     record = invoke(bot)
     assert record["status"] == "error"
     assert record["error"]["code"] == 50035
+    endpoint.answer = lambda payload: JSONResponse({"type": 4, "data": {"flags": "many"}})
+    record = invoke(bot)
+    assert record["status"] == "error"
+    assert record["error"]["code"] == 50035
+    assert "data" in record["error"]["errors"], record
+    endpoint.answer = lambda payload: JSONResponse({"type": 4, "data": {"content": "x" * 2001}})
+    assert invoke(bot)["error"]["code"] == 50035
     endpoint.answer = lambda payload: Response("oops", status_code=500)
     record = invoke(bot)
     assert record["status"] == "error"
@@ -562,6 +594,35 @@ def test_deauthorize_revokes_the_grant_and_sends_a_signed_event(
     assert "not authorized" in again.json()["event_skipped"]
 
 
+def test_revoking_a_token_also_sends_the_event(bot: Bot, endpoint: Endpoint) -> None:
+    base = str(bot.client.base_url)
+    with loopback_client(base) as client:
+        app = next(a for a in client.get("/_sandbox/applications").json() if a["client_id"] == APP)
+        tokens = tokens_for(client, app, scope="identify", user_id=GRACE)
+        revoked = client.post(
+            "/api/oauth2/token/revoke",
+            data={"token": tokens["refresh_token"]},
+            auth=(APP, str(app["client_secret"])),
+        )
+        assert revoked.status_code == 200
+        deadline = time.monotonic() + 5
+        deliveries: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not deliveries:
+            deliveries = client.get("/_sandbox/events").json()["deliveries"]
+            time.sleep(0.05)
+        assert [d["event_type"] for d in deliveries] == ["APPLICATION_DEAUTHORIZED"]
+        assert deliveries[0]["status"] == "delivered"
+        assert endpoint.last("/events").payload["event"]["data"]["user"]["id"] == GRACE
+        # A second revoke finds no live grant: no second event.
+        client.post(
+            "/api/oauth2/token/revoke",
+            data={"token": tokens["access_token"]},
+            auth=(APP, str(app["client_secret"])),
+        )
+        time.sleep(0.3)
+        assert len(client.get("/_sandbox/events").json()["deliveries"]) == 1
+
+
 def test_deauthorize_respects_the_subscription(bot: Bot, endpoint: Endpoint) -> None:
     bot.client.patch(
         f"/_sandbox/applications/{APP}", json={"event_webhooks_types": ["ENTITLEMENT_CREATE"]}
@@ -589,6 +650,18 @@ def test_ping_and_generic_events_are_recorded(bot: Bot, endpoint: Endpoint) -> N
     assert sent["status"] == "delivered"
     assert endpoint.last("/events").payload["event"]["data"] == entitlement
 
+    bot.bearer(GRACE, "identify", "applications.commands")
+    authorized = bot.client.post(
+        f"/_sandbox/applications/{APP}/events",
+        json={"type": "APPLICATION_AUTHORIZED", "user_id": GRACE},
+    ).json()
+    assert authorized["status"] == "delivered", authorized
+    event = endpoint.last("/events").payload["event"]
+    assert event["type"] == "APPLICATION_AUTHORIZED"
+    assert event["data"]["integration_type"] == 1
+    assert event["data"]["scopes"] == ["identify", "applications.commands"]
+    assert event["data"]["user"]["id"] == GRACE
+
     bad = bot.client.post(
         f"/_sandbox/applications/{APP}/ping-event-webhooks", json={"signature": "bad"}
     ).json()
@@ -606,6 +679,7 @@ def test_ping_and_generic_events_are_recorded(bot: Bot, endpoint: Endpoint) -> N
     assert "type" in unknown.json()["error"]["details"]["fields"]
     deliveries = bot.client.get("/_sandbox/events").json()["deliveries"]
     assert [d["status"] for d in deliveries] == [
+        "delivered",
         "delivered",
         "delivered",
         "refused",

@@ -18,6 +18,7 @@ import asyncio
 import ipaddress
 import json
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -241,6 +242,7 @@ async def deliver_interaction(
     """Send one interaction to the application's endpoint and act on the answer as Discord
     would; returns the delivery record (also kept on the interaction)."""
     from tokenward.sandbox.families.webhooks import apply_interaction_response
+    from tokenward.sandbox.rest import check_request_body
 
     url = app.interactions_endpoint_url
     assert url is not None
@@ -251,7 +253,7 @@ async def deliver_interaction(
         "application_id": app.client_id,
         "url": url,
         "signature": signature,
-        "status": "error",
+        "status": "pending",  # while the request is open
         "http_status": None,
         "response": None,
         "elapsed_ms": 0.0,
@@ -292,15 +294,15 @@ async def deliver_interaction(
             )
             # An answer other than 401 accepted the forgery; no answer at all is only a failure.
             probe_accepted = outcome.http_status is not None
+    elif interaction.responded:
+        # The endpoint answered through POST /interactions/{id}/{token}/callback while the
+        # request was open; its HTTP answer (or the lack of one) then no longer matters.
+        record["status"] = _classify_answer(interaction)
     elif outcome.timed_out:
         record["status"] = "timeout"
         record["error"] = outcome.error
     elif outcome.http_status is None:
         record["error"] = outcome.error
-    elif interaction.responded:
-        # The endpoint answered through POST /interactions/{id}/{token}/callback while the
-        # request was open; its HTTP answer then no longer matters.
-        record["status"] = _classify_answer(interaction)
     elif outcome.http_status == 401:
         record["error"] = (
             "the endpoint refused a correctly signed request (401); it should verify with the "
@@ -314,12 +316,16 @@ async def deliver_interaction(
             record["error"] = "the endpoint's answer is not a JSON interaction response"
         else:
             try:
-                apply_interaction_response(world, interaction, answer)
+                # Checked as a body of POST /interactions/{id}/{token}/callback would be.
+                checked = check_request_body("create_interaction_response", answer)
+                apply_interaction_response(world, interaction, checked)
             except DiscordError as exc:
                 record["error"] = {"message": exc.message, "code": exc.code, "errors": exc.errors}
             else:
                 record["status"] = _classify_answer(interaction)
 
+    if record["status"] == "pending":
+        record["status"] = "error"
     if probe_accepted and app.interactions_endpoint_url == url:
         app.interactions_endpoint_url = None
         record["endpoint_removed"] = True
@@ -435,3 +441,29 @@ async def deliver_event(
     }
     world.event_deliveries.append(record)
     return record
+
+
+async def send_deauthorized(
+    state: SandboxState, app: Application, user_id: str, had_grant: bool
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Deliver APPLICATION_DEAUTHORIZED for a revoked authorization when the application wants
+    it; returns ``(record, None)`` or ``(None, why it was not sent)``."""
+    if not had_grant:
+        return None, "the user had not authorized the application"
+    if app.event_webhooks_url is None:
+        return None, "the application has no event_webhooks_url"
+    if not event_subscribed(app, "APPLICATION_DEAUTHORIZED"):
+        return None, "the application is not subscribed to APPLICATION_DEAUTHORIZED"
+    user = state.world.user_object(user_id)
+    record = await deliver_event(state, app, "APPLICATION_DEAUTHORIZED", {"user": user})
+    return record, None
+
+
+_BACKGROUND: set[asyncio.Task[Any]] = set()
+
+
+def in_background(coroutine: Coroutine[Any, Any, Any]) -> None:
+    """Run a delivery after the current answer, as Discord sends events asynchronously."""
+    task = asyncio.get_running_loop().create_task(coroutine)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)

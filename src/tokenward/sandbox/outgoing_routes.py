@@ -32,6 +32,7 @@ from tokenward.sandbox.outgoing import (
     event_subscribed,
     interaction_payload,
     loopback_url_problem,
+    send_deauthorized,
     verify_interactions_endpoint,
 )
 from tokenward.sandbox.state import Application, SandboxState
@@ -334,6 +335,21 @@ def interaction_record(world: World, interaction: Interaction) -> dict[str, Any]
     }
 
 
+def _authorization_data(
+    state: SandboxState, app: Application, kind: str, user_id: str
+) -> dict[str, Any]:
+    """``data`` of APPLICATION_AUTHORIZED (a user install: ``integration_type`` 1, the scopes of
+    the user's live grants) or APPLICATION_DEAUTHORIZED (only ``user``)."""
+    data: dict[str, Any] = {"user": state.world.user_object(user_id)}
+    if kind == "APPLICATION_AUTHORIZED":
+        scopes: list[str] = []
+        for grant in state.grants.values():
+            if grant.user_id == user_id and grant.client_id == app.client_id and not grant.revoked:
+                scopes.extend(s for s in grant.scopes if s not in scopes)
+        data = {"integration_type": 1, "scopes": scopes, **data}
+    return data
+
+
 def routes(state: SandboxState) -> list[BaseRoute]:
     async def invoke(request: Request) -> Response:
         try:
@@ -392,17 +408,7 @@ def routes(state: SandboxState) -> list[BaseRoute]:
             if g.user_id == user_id and g.client_id == client_id and not g.revoked
         ]
         revoke_authorization(state, user_id, client_id)
-        event = None
-        skipped = None
-        if not live:
-            skipped = "the user had not authorized the application"
-        elif app.event_webhooks_url is None:
-            skipped = "the application has no event_webhooks_url"
-        elif not event_subscribed(app, "APPLICATION_DEAUTHORIZED"):
-            skipped = "the application is not subscribed to APPLICATION_DEAUTHORIZED"
-        else:
-            user = state.world.user_object(user_id)
-            event = await deliver_event(state, app, "APPLICATION_DEAUTHORIZED", {"user": user})
+        event, skipped = await send_deauthorized(state, app, user_id, bool(live))
         return JSONResponse(
             {
                 "user_id": user_id,
@@ -429,14 +435,30 @@ def routes(state: SandboxState) -> list[BaseRoute]:
         try:
             app = _application(state, request.path_params["client_id"])
             data = await _json_object(request)
-            _reject_unknown(data, {"type", "data", "signature", "url"})
+            _reject_unknown(data, {"type", "data", "user_id", "signature", "url"})
             kind = data.get("type")
             if kind not in EVENT_TYPES:
                 raise ValidationError(
                     "type must be a webhook event type",
                     fields={"type": "one of: " + ", ".join(EVENT_TYPES)},
                 )
-            body = data.get("data", {})
+            user_id = _snowflake_field(data, "user_id", None)
+            if user_id is not None:
+                if "data" in data:
+                    raise ValidationError(
+                        "give data or user_id, not both",
+                        fields={"user_id": "not allowed together with data"},
+                    )
+                if kind not in ("APPLICATION_AUTHORIZED", "APPLICATION_DEAUTHORIZED"):
+                    raise ValidationError(
+                        "user_id builds only APPLICATION_(DE)AUTHORIZED data",
+                        fields={"user_id": "only with APPLICATION_AUTHORIZED or _DEAUTHORIZED"},
+                    )
+                if not state.world.user_exists(user_id):
+                    raise NotFoundError("no user with this id", details={"user_id": "unknown"})
+                body = _authorization_data(state, app, str(kind), user_id)
+            else:
+                body = data.get("data", {})
             if not isinstance(body, dict):
                 raise ValidationError("data must be an object", fields={"data": "an object"})
             signature = _signature(data)

@@ -293,6 +293,13 @@ def _check_body(spec: Spec, op: Operation, body: Any) -> Any:
     return value
 
 
+def check_request_body(operation_id: str, body: Any) -> Any:
+    """``body`` checked (and coerced) against an operation's request schema exactly as a request
+    to that operation would be; raises ``400 50035`` with Discord's error tree."""
+    spec = load_spec()
+    return _check_body(spec, spec.by_id(operation_id), body)
+
+
 # -- answers ---------------------------------------------------------------------------------------
 
 
