@@ -108,6 +108,9 @@ async def _verified(
             now=container.clock.time(),
             tolerance=container.settings.discord_signature_tolerance_seconds,
         )
+        if connection is None or key is None:
+            # Never let a signature that happens to verify against the stand-in key through.
+            raise DiscordSignatureError("the signature does not match")
     except DiscordSignatureError as exc:
         why = (
             "no such connection"
@@ -118,8 +121,6 @@ async def _verified(
         )
         log.warning("refused a request to /discord/%s/...: %s", connection_id[:64], why)
         raise
-    if connection is None:  # cannot happen: a key was found
-        raise DiscordSignatureError("the signature does not match")
     try:
         parsed = json.loads(body)
     except ValueError:
