@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     # Lifetime of the authorization links sent in status events (longer than a link made on
     # request: the event may be read later).
     event_link_ttl_seconds: int = Field(default=7 * 86400, ge=60)
+    # Requests from Discord (interactions, webhook events): a signature timestamp further than
+    # this from now is refused (a replay); how long an interaction waits for the application's
+    # answer before tokenward answers a deferred response (Discord allows 3 s in all).
+    discord_signature_tolerance_seconds: float = Field(default=300.0, gt=0, le=3600)
+    discord_interaction_timeout_seconds: float = Field(default=2.0, gt=0, le=2.5)
 
     @property
     def effective_database_url(self) -> str:

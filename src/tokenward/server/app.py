@@ -32,6 +32,7 @@ from tokenward.server.api.observability import (
 from tokenward.server.api.openapi import install_openapi
 from tokenward.server.browser import browser_routes
 from tokenward.server.container import Container
+from tokenward.server.discord_routes import discord_router
 from tokenward.server.mcp_routes import install_mcp
 from tokenward.server.proxy_endpoint import ProxyEndpoint
 from tokenward.server.tools_routes import tools_router
@@ -173,6 +174,7 @@ def create_app(
     install_mcp(app, container, dependencies=authenticated)  # /api/v1/mcp/sessions, /mcp
     app.include_router(_operations_routes(metrics, settings.metrics_token))
     app.include_router(browser_routes(container))
+    app.include_router(discord_router(container))  # Discord signs these; no API token
 
     # Middleware: add_middleware() wraps what is already there, so the last one added is the
     # outermost. The /proxy fast path (a pure ASGI endpoint in front of the router) sits inside

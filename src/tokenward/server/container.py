@@ -13,6 +13,7 @@ from tokenward.clock import Clock, SystemClock
 from tokenward.config import Settings
 from tokenward.connectors import Connector, Connectors
 from tokenward.events.delivery import AiohttpSender, Deliverer
+from tokenward.events.relay import DiscordRelay
 from tokenward.events.service import WebhookService
 from tokenward.oauth.endpoints import OAuthEndpoints
 from tokenward.oauth.refresh import TokenManager
@@ -84,6 +85,13 @@ class Container:
             timeout=settings.webhooks_timeout_seconds,
         )
         self.vault.on_outbox = self.deliverer.wake
+        # Discord's interactions go to the application synchronously, on a pool of their own.
+        self.relay = DiscordRelay(
+            self.webhooks,
+            self.deliverer,
+            AiohttpSender(allow_loopback=settings.webhooks_allow_insecure),
+            budget=settings.discord_interaction_timeout_seconds,
+        )
         self.janitor = Janitor(
             self.vault,
             self.clock,
@@ -120,6 +128,7 @@ class Container:
         if self._tokens is not None:
             # Refreshes in flight finish (and are stored) before anything is closed.
             await self._tokens.drain(self.settings.shutdown_grace_seconds)
+        await self.relay.close()
         await self.deliverer.close()
         await self.janitor.close()
         await self.readiness.close()
@@ -166,6 +175,12 @@ class Container:
             )
             self._clients[key] = client
         return client
+
+    def discord_urls(self, connection_id: str) -> tuple[str, str]:
+        """The connection's Interactions Endpoint URL and Webhook Events URL (to paste in the
+        Developer Portal)."""
+        base = f"{self.settings.public_base}/discord/{connection_id}"
+        return f"{base}/interactions", f"{base}/events"
 
     @property
     def provider_client(self) -> ProviderClient:

@@ -2,7 +2,9 @@
 
 Responses never carry the client secret or the bot token (only ``has_bot_token``); they do carry
 ``redirect_uri``, the callback to register in Discord's Developer Portal (null for a
-``discordbot`` connection, whose accounts hold bot tokens and are not linked through OAuth2).
+``discordbot`` connection, whose accounts hold bot tokens and are not linked through OAuth2),
+and, once the connection has the application's ``public_key``, ``interactions_endpoint_url`` and
+``event_webhooks_url``, the two URLs Discord sends interactions and webhook events to.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ def _container(request: Request) -> Container:
 
 
 def _view(container: Container, record: ConnectionRecord) -> Connection:
-    return Connection.of(record, container.oauth.redirect_uri(record.id))
+    return Connection.of(
+        record, container.oauth.redirect_uri(record.id), container.discord_urls(record.id)
+    )
 
 
 @router.post(
@@ -64,6 +68,7 @@ async def create_connection(body: ConnectionCreate, request: Request) -> Connect
         bot_token=None if body.bot_token is None else body.bot_token.get_secret_value(),
         require_user_verification=body.require_user_verification,
         allowed_tools=body.allowed_tools,
+        public_key=body.public_key,
     )
     return ConnectionResponse(connection=_view(container, record))
 
@@ -79,6 +84,7 @@ async def create_connection_record(
     bot_token: str | None,
     require_user_verification: bool,
     allowed_tools: list[str] | None,
+    public_key: str | None = None,
 ) -> ConnectionRecord:
     """Check the fields against the provider (an OAuth client or none, tool patterns that match
     its tools), then store the connection. Shared by the API and the CLI."""
@@ -102,6 +108,7 @@ async def create_connection_record(
         bot_token=bot_token,
         require_user_verification=require_user_verification,
         allowed_tools=patterns,
+        public_key=public_key,
     )
 
 
@@ -143,15 +150,16 @@ async def update_connection(
 ) -> ConnectionResponse:
     """Change `client_secret`, `scopes`, `bot_token` (`null` removes the bot token),
     `require_user_verification` (links made before it was turned on can no longer be used;
-    accounts already linked stay as they are) or `allowed_tools` (`null`: every tool)."""
+    accounts already linked stay as they are), `allowed_tools` (`null`: every tool) or
+    `public_key` (`null` removes it: requests from Discord are refused again)."""
     given = body.model_fields_set
     if not given:
         raise ValidationError(
-            "nothing to change: give client_secret, scopes, bot_token, require_user_verification "
-            "or allowed_tools",
+            "nothing to change: give client_secret, scopes, bot_token, require_user_verification, "
+            "allowed_tools or public_key",
             fields={
                 "body": "give at least one of client_secret, scopes, bot_token, "
-                "require_user_verification, allowed_tools"
+                "require_user_verification, allowed_tools, public_key"
             },
         )
     nulls: dict[str, str] = {
@@ -183,6 +191,8 @@ async def update_connection(
         )
     if "allowed_tools" in given:
         changes["allowed_tools"] = check_patterns(body.allowed_tools, connector.catalog.names())
+    if "public_key" in given:
+        changes["public_key"] = body.public_key
     record = await container.vault.update_connection(current.id, **changes)
     container.directory.forget_connection(name)
     return ConnectionResponse(connection=_view(container, record))
