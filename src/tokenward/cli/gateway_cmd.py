@@ -601,6 +601,14 @@ def serve(
     port: int | None = typer.Option(
         None, "--port", min=0, max=65535, help="Port (default TOKENWARD_PORT); 0 picks a free one."
     ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        max=64,
+        help="Worker processes on the one port (default TOKENWARD_WORKERS, 1); more than 1 "
+        "needs TOKENWARD_REDIS_URL so that they share rate limits.",
+    ),
 ) -> None:
     """Run the gateway's HTTP server.
 
@@ -610,4 +618,4 @@ def serve(
     """
     from tokenward.cli.serving import run_serve
 
-    run_serve(host=host, port=port)
+    run_serve(host=host, port=port, workers=workers)

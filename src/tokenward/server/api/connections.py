@@ -184,7 +184,7 @@ async def update_connection(
     if "allowed_tools" in given:
         changes["allowed_tools"] = check_patterns(body.allowed_tools, connector.catalog.names())
     record = await container.vault.update_connection(current.id, **changes)
-    container.directory.forget_connection(name)
+    container.announce("connection", name)
     return ConnectionResponse(connection=_view(container, record))
 
 
@@ -209,7 +209,7 @@ async def delete_connection(
     `revoke_failed` (and logged as a warning), so you can revoke it by hand in Discord."""
     container = _container(request)
     outcome = await container.oauth.delete_connection(name, revoke=revoke)
-    container.directory.forget_connection(name)
+    container.announce("connection", name)
     return ConnectionDeleted(
         id=outcome.connection.id,
         name=outcome.connection.name,
