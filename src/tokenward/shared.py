@@ -27,18 +27,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Any
-
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Any
 
 from tokenward.clock import Clock
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+# redis-py is imported only when Redis is configured: a process without it does not pay for it.
 
 log = logging.getLogger("tokenward.redis")
 
@@ -52,9 +53,12 @@ Handler = Callable[[str, str], None]
 """``handler(kind, value)`` for one invalidation message (called on the event loop)."""
 
 
+@functools.cache
 def redis_errors() -> tuple[type[BaseException], ...]:
     """What a Redis use may raise when Redis is away (a timeout is ``TimeoutError`` or
     ``RedisError`` depending on where it happens; a refused connection is ``OSError``)."""
+    from redis.exceptions import RedisError
+
     return (RedisError, OSError, TimeoutError)
 
 
@@ -80,6 +84,10 @@ class SharedRedis:
         timeout: float = COMMAND_TIMEOUT_S,
         on_state: Callable[[bool], None] | None = None,
     ) -> None:
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
         self.url = url
         self.clock = clock
         self.prefix = prefix

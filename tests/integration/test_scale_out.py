@@ -7,6 +7,7 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,10 @@ import httpx
 import pytest
 
 from api.conftest import api_settings, create_api_client, start_api
-from conftest import closed_port_url
+from conftest import PrivateRedis, closed_port_url
 from e2e.processes import tokenward_command
 from tokenward.config import Settings
+from tokenward.proxy.redis_ratelimit import RedisRateLimiter
 from tokenward.shared import redacted_url
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
@@ -204,3 +206,87 @@ def test_readiness_shows_redis_when_it_answers(
         assert "tokenward_redis_up 1.0" in metrics
     finally:
         server.stop()
+
+
+def bot_account(gateway: Gateway, token: str, name: str = "bots") -> dict[str, str]:
+    """A discordbot connection and one account on the sandbox's default bot; proxy headers."""
+    base = gateway.settings.discord_base_url
+    apps = httpx.get(f"{base}/_sandbox/applications").raise_for_status().json()
+    bot = next(app["bot_token"] for app in apps if app["client_id"] == "1300000000000000001")
+    created = gateway.call(
+        "POST", "/api/v1/connections", token, json={"name": name, "provider": "discordbot"}
+    )
+    assert created.status_code == 201, created.text
+    account = gateway.call(
+        "POST",
+        "/api/v1/connected-accounts",
+        token,
+        json={"connection_name": name, "identifier": "team", "credentials": {"bot_token": bot}},
+    )
+    assert account.status_code in (200, 201), account.text
+    return {"connection_name": name, "identifier": "team"}
+
+
+def proxied_burst(
+    gateways: list[Gateway], token: str, headers: dict[str, str], calls: int
+) -> list[int]:
+    def one(index: int) -> int:
+        gateway = gateways[index % len(gateways)]
+        response = gateway.call("GET", "/proxy/api/v10/users/@me", token, headers=headers)
+        return response.status_code
+
+    with ThreadPoolExecutor(max_workers=calls) as pool:
+        return list(pool.map(one, range(calls)))
+
+
+def test_a_burst_for_one_bot_spread_over_two_gateways_gets_no_429(
+    pair: tuple[Gateway, Gateway], sandbox_url: str
+) -> None:
+    a, b = pair
+    client_id, secret = create_api_client(a.settings)
+    token = token_for(a, client_id, secret)
+    headers = bot_account(a, token)
+    before = httpx.get(f"{sandbox_url}/_sandbox/stats").json()["rate_limited"]
+    statuses = proxied_burst([a, b], token, headers, 20)
+    assert statuses == [200] * 20
+    assert httpx.get(f"{sandbox_url}/_sandbox/stats").json()["rate_limited"] == before == 0
+
+
+def test_redis_restarted_under_a_gateway_fails_no_call(
+    tmp_path: Path, sandbox_url: str, postgres_url: str, private_redis: PrivateRedis
+) -> None:
+    settings = api_settings(
+        tmp_path, sandbox_url, database_url=postgres_url, redis_url=private_redis.url
+    )
+    gateway = Gateway(settings, sandbox_url)
+    try:
+        shared = gateway.container.shared
+        assert shared is not None
+        wait_until(shared.subscribed.is_set, "subscribed")
+        client_id, secret = create_api_client(settings)
+        token = token_for(gateway, client_id, secret)
+        headers = bot_account(gateway, token)
+        statuses = proxied_burst([gateway], token, headers, 6)
+
+        private_redis.stop()
+        statuses += proxied_burst([gateway], token, headers, 6)
+        ready = httpx.get(gateway.url + "/readyz", trust_env=False)
+        assert ready.status_code == 200
+        assert ready.json()["checks"]["redis"]["degraded"] is True
+        statuses += proxied_burst([gateway], token, headers, 6)
+
+        private_redis.start()
+        wait_until(shared.subscribed.is_set, "subscribed again", timeout=10)
+        statuses += proxied_burst([gateway], token, headers, 6)
+        ready = httpx.get(gateway.url + "/readyz", trust_env=False)
+        assert ready.json()["checks"]["redis"]["mode"] == "shared"
+        limiter = gateway.container.limiter
+        assert isinstance(limiter, RedisRateLimiter)
+        assert limiter.fallback_grants > 0
+        assert limiter.shared_grants > 6
+    finally:
+        gateway.server.stop()
+    assert statuses == [200] * 24
+    # Each switch (to the per-process limiter, back to a Redis that forgot everything) starts
+    # from an unknown bucket whose one probe may meet a spent window; the call retries it.
+    assert httpx.get(f"{sandbox_url}/_sandbox/stats").json()["rate_limited"] <= 2

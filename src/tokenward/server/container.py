@@ -21,7 +21,6 @@ from tokenward.oauth.service import OAuthService, no_oauth
 from tokenward.proxy.accounts import AccountDirectory
 from tokenward.proxy.client import ProviderClient
 from tokenward.proxy.ratelimit import Limiter, RateLimiter
-from tokenward.proxy.redis_ratelimit import RedisRateLimiter
 from tokenward.proxy.retry import RetryPolicy
 from tokenward.proxy.transport import AiohttpTransport, Timeouts, Transport
 from tokenward.server.api.observability import Metrics
@@ -77,6 +76,8 @@ class Container:
         self.limiter: Limiter
         self._invalidation_hooks: list[Callable[[str, str], None]] = []
         if settings.redis_url:
+            from tokenward.proxy.redis_ratelimit import RedisRateLimiter
+
             self.shared = SharedRedis(
                 settings.redis_url,
                 self.clock,
