@@ -69,6 +69,8 @@ async def create_account(
     )
     if not created:
         response.status_code = 200
+        # A new token for an existing account: other replicas drop the old one now.
+        container.announce("account_key", f"{record.connection_id}\n{record.identifier}")
     return ConnectedAccountCreated(
         connected_account=ConnectedAccount.of(record, body.connection_name), created=created
     )
