@@ -214,3 +214,25 @@ async def test_redis_restarted_mid_run_fails_no_call(
         assert limiter.shared.up
         assert limiter.shared_grants > shared_before
     assert first + during + after == [200] * 18
+
+
+async def test_a_replica_that_dies_mid_request_holds_nothing_past_its_lease(
+    redis_server_url: str, redis_prefix: str
+) -> None:
+    """A probe taken by a replica that never answers (killed) stops blocking the bucket once its
+    lease ends, instead of until every caller's max_wait runs out."""
+    clock = SystemClock()
+    make = shared_limiter(redis_server_url, redis_prefix, in_flight_lease=0.5)
+    a, b = make(clock), make(clock)
+    try:
+        dead = a.acquire("GET /users/@me", "tok_z")
+        await dead.__aenter__()  # the probe of an unknown bucket, never reported
+        started = clock.monotonic()
+        async with b.acquire("GET /users/@me", "tok_z", max_wait=5.0) as slot:
+            waited = clock.monotonic() - started
+            slot.update(200, {})
+        assert 0.3 < waited < 2.0
+    finally:
+        for limiter in (a, b):
+            await limiter.aclose()
+            await limiter.shared.aclose()
