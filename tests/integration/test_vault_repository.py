@@ -276,6 +276,32 @@ async def test_list_accounts_keyset_pagination_and_filters(vault: Vault) -> None
     assert "status" in info.value.fields
 
 
+async def test_listing_decrypts_tokens_only_when_asked(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page of accounts for the API or the CLI never returns tokens, so it must not pay for
+    decrypting them; deleting a connection asks for them (it revokes each grant)."""
+    conn = await make_connection(vault)
+    await link_account(vault, conn, "u1")
+    opened: list[str] = []
+    real_open = vault.keyring.decrypt
+
+    def counting(envelope: str, aad: str) -> str:
+        opened.append(aad)
+        return real_open(envelope, aad)
+
+    monkeypatch.setattr(vault.keyring, "decrypt", counting)
+    page = await vault.list_accounts(connection_id=conn.id)
+    assert page.items[0].status is AccountStatus.ACTIVE
+    assert page.items[0].access_token is None
+    assert page.items[0].refresh_token is None
+    assert opened == []
+    full = await vault.list_accounts(connection_id=conn.id, with_tokens=True)
+    assert full.items[0].access_token is not None
+    assert full.items[0].access_token.get_secret_value() == ACCESS
+    assert len(opened) == 2
+
+
 # -- auth requests -------------------------------------------------------------------------
 
 

@@ -240,7 +240,7 @@ def test_cli_db_upgrade_and_keys_rotate_with_a_key_file(tmp_path: Path) -> None:
 
         async def check() -> None:
             # The running server's keyring follows the key file: reads work, writes use the new key.
-            account = (await server.list_accounts()).items[0]
+            account = (await server.list_accounts(with_tokens=True)).items[0]
             assert account.access_token is not None
             assert server.keyring.active_kid == report["active_kid"]
             await server.close()

@@ -196,6 +196,7 @@ def create_app(
     app.proxy_chain = ObservabilityMiddleware(
         ProxyEndpoint(_not_found, container=container, authenticate=authenticate_proxy),
         metrics=metrics,
+        access_log_enabled=container.settings.proxy_access_log,
     )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     return app

@@ -39,7 +39,19 @@ from enum import Enum
 from typing import Any, Final, NamedTuple
 
 from pydantic import SecretStr
-from sqlalchemy import Row, Table, and_, delete, func, insert, or_, select, true, update
+from sqlalchemy import (
+    Row,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -486,7 +498,9 @@ class Vault:
             allowed_tools=_stored_patterns(m["allowed_tools"]),
         )
 
-    def _account(self, row: Row[Any]) -> AccountRecord:
+    def _account(self, row: Row[Any], *, tokens: bool = True) -> AccountRecord:
+        """The account of ``row``; ``tokens=False`` leaves both tokens ``None`` instead of
+        decrypting them (for listings that never return them)."""
         m = row._mapping
         rid = m["id"]
         return AccountRecord(
@@ -497,9 +511,15 @@ class Vault:
             status_reason=m["status_reason"],
             granted_scopes=_split_scopes(m["granted_scopes"]),
             provider_user_id=m["provider_user_id"],
-            access_token=self._open_opt(ACCOUNTS, "access_token_enc", rid, m["access_token_enc"]),
-            refresh_token=self._open_opt(
-                ACCOUNTS, "refresh_token_enc", rid, m["refresh_token_enc"]
+            access_token=(
+                self._open_opt(ACCOUNTS, "access_token_enc", rid, m["access_token_enc"])
+                if tokens
+                else None
+            ),
+            refresh_token=(
+                self._open_opt(ACCOUNTS, "refresh_token_enc", rid, m["refresh_token_enc"])
+                if tokens
+                else None
             ),
             expires_at=m["expires_at"],
             version=m["version"],
@@ -835,8 +855,10 @@ class Vault:
         status: AccountStatus | str | None = None,
         page_size: int = 50,
         page_token: str | None = None,
+        with_tokens: bool = False,
     ) -> AccountPage:
-        """Accounts in creation (id) order, ``page_size`` at a time (keyset pagination)."""
+        """Accounts in creation (id) order, ``page_size`` at a time (keyset pagination).
+        Their tokens are decrypted only ``with_tokens`` (otherwise both are ``None``)."""
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             reason = f"must be between 1 and {MAX_PAGE_SIZE}"
             raise ValidationError(f"page_size {reason}", fields={"page_size": reason})
@@ -857,7 +879,7 @@ class Vault:
         stmt = stmt.order_by(ACCOUNTS.c.id).limit(page_size + 1)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
-        items = tuple(self._account(row) for row in rows[:page_size])
+        items = tuple(self._account(row, tokens=with_tokens) for row in rows[:page_size])
         more = len(rows) > page_size
         return AccountPage(items, _encode_page_token(items[-1].id) if more else None)
 
@@ -1868,14 +1890,20 @@ class Vault:
         async with self._writer.begin() as conn:
             if rows:
                 await conn.execute(insert(EVENTS), rows)
-            for account_id, at in last_used.items():
+            if last_used:
+                # One statement executed for many rows (the driver batches it), not one
+                # round trip per account.
                 await conn.execute(
                     update(ACCOUNTS)
                     .where(
-                        ACCOUNTS.c.id == account_id,
-                        or_(ACCOUNTS.c.last_used_at.is_(None), ACCOUNTS.c.last_used_at < at),
+                        ACCOUNTS.c.id == bindparam("used_id"),
+                        or_(
+                            ACCOUNTS.c.last_used_at.is_(None),
+                            ACCOUNTS.c.last_used_at < bindparam("used_at"),
+                        ),
                     )
-                    .values(last_used_at=at)
+                    .values(last_used_at=bindparam("used_at")),
+                    [{"used_id": k, "used_at": at} for k, at in last_used.items()],
                 )
 
     async def list_events(

@@ -107,9 +107,11 @@ def _edit_application(ctx: Ctx, app: Application) -> Any:
     for key, value in ctx.body_dict().items():
         if key in _APP_FIELDS:
             edits[key] = clean(value)
-    description = edits.pop("description", None)
-    if isinstance(description, dict):  # {"default": "...", "localizations": {...}}
-        app.description = str(description.get("default", ""))
+    if "description" in edits:
+        description = edits.pop("description")
+        if isinstance(description, dict):  # {"default": "...", "localizations": {...}}
+            description = description.get("default")
+        app.description = str(description or "")  # documented as a string; null clears it
     return private_application(ctx.world, app)
 
 
