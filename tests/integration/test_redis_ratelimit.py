@@ -236,3 +236,34 @@ async def test_a_replica_that_dies_mid_request_holds_nothing_past_its_lease(
         for limiter in (a, b):
             await limiter.aclose()
             await limiter.shared.aclose()
+
+
+async def test_a_caller_cancelled_while_its_acquire_ran_gives_the_slot_back(
+    redis_server_url: str, redis_prefix: str
+) -> None:
+    """The script granted a probe but its caller was cancelled before reading the answer (a
+    client that hung up): the probe is released at once, not when its 60 s lease ends."""
+    clock = SystemClock()
+    make = shared_limiter(redis_server_url, redis_prefix)
+    a, b = make(clock), make(clock)
+    granted_then_cancelled = a._acquire
+
+    async def cancelled_after_running(**kw: Any) -> Any:
+        await granted_then_cancelled(**kw)  # runs in Redis: the probe is taken
+        raise asyncio.CancelledError
+
+    a._acquire = cancelled_after_running  # type: ignore[assignment]
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            async with a.acquire("GET /users/@me", "tok_c"):
+                pass
+        await a.flush()
+        started = clock.monotonic()
+        async with b.acquire("GET /users/@me", "tok_c", max_wait=3.0) as slot:
+            waited = clock.monotonic() - started
+            slot.update(200, {})
+        assert waited < 0.5
+    finally:
+        for limiter in (a, b):
+            await limiter.aclose()
+            await limiter.shared.aclose()

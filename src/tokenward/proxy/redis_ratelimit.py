@@ -119,7 +119,7 @@ redis.call('RPUSH', KEYS[2], at)
 redis.call('LTRIM', KEYS[2], -glimit, -1)
 redis.call('PEXPIRE', KEYS[2], at - now + period + 1000)
 if probe == 1 then
-  redis.call('HSET', bkey, 'probe', now + tonumber(ARGV[6]))
+  redis.call('HSET', bkey, 'probe', now + tonumber(ARGV[6]), 'powner', ARGV[4])
 elseif limit ~= nil and b[5] ~= '1' then
   redis.call('HSET', bkey, 'rem', rem, 'reset', reset)
 end
@@ -142,7 +142,9 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local taken = KEYS[2]
 redis.call('ZREM', taken .. '/f', ARGV[4])
-if ARGV[5] == '1' then redis.call('HDEL', taken, 'probe') end
+if redis.call('HGET', taken, 'powner') == ARGV[4] then
+  redis.call('HDEL', taken, 'probe', 'powner')
+end
 local target = taken
 if ARGV[7] ~= '' then
   redis.call('HSET', KEYS[1], ARGV[3], ARGV[7])
@@ -218,9 +220,27 @@ return 1
 # KEYS: 1 bucket key the slot was taken from. ARGV: 1 slot id, 2 probe (0/1), 3 give back (0/1)
 RELEASE = """
 redis.call('ZREM', KEYS[1] .. '/f', ARGV[1])
-if ARGV[2] == '1' then redis.call('HDEL', KEYS[1], 'probe') end
+if redis.call('HGET', KEYS[1], 'powner') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'probe', 'powner')
+end
 if ARGV[3] == '1' and ARGV[2] ~= '1' and redis.call('HEXISTS', KEYS[1], 'limit') == 1 then
   redis.call('HINCRBY', KEYS[1], 'rem', 1)
+end
+return 1
+"""
+
+# An acquire whose answer never arrived (the caller was cancelled while the script ran): undo
+# whatever it may have taken, in the bucket it would have used.
+# KEYS: 1 routes hash. ARGV: 1 bucket key prefix, 2 suffix, 3 route key, 4 slot id
+CANCEL = """
+local hash = redis.call('HGET', KEYS[1], ARGV[3])
+local bkey = ARGV[1] .. (hash or ('?' .. ARGV[3])) .. ARGV[2]
+if redis.call('ZREM', bkey .. '/f', ARGV[4]) == 1 then
+  if redis.call('HGET', bkey, 'powner') == ARGV[4] then
+    redis.call('HDEL', bkey, 'probe', 'powner')
+  elseif redis.call('HEXISTS', bkey, 'limit') == 1 then
+    redis.call('HINCRBY', bkey, 'rem', 1)
+  end
 end
 return 1
 """
@@ -344,6 +364,7 @@ class RedisRateLimiter:
         self._acquire = client.register_script(ACQUIRE)
         self._update_script = client.register_script(UPDATE)
         self._release_script = client.register_script(RELEASE)
+        self._cancel_script = client.register_script(CANCEL)
         self._pending: set[asyncio.Task[Any]] = set()
         self.shared_grants = 0
         self.fallback_grants = 0
@@ -413,6 +434,10 @@ class RedisRateLimiter:
             except redis_errors() as exc:
                 self.shared.failed(exc)
                 break
+            except asyncio.CancelledError:
+                # The script may have granted a slot nobody will use: give it back.
+                self._spawn(self._run_cancel(routes, bucket_prefix, bucket_suffix, slot))
+                raise
             self.shared.succeeded()
             granted, wait_ms, bucket_key, probe, scope = answer
             wait = int(wait_ms) / 1000
@@ -460,6 +485,16 @@ class RedisRateLimiter:
         try:
             await self._release_script(
                 keys=[bucket_key], args=[slot_id, int(probe), int(give_back)]
+            )
+        except redis_errors() as exc:
+            self.shared.failed(exc)  # the lease ends the reservation anyway
+
+    async def _run_cancel(
+        self, routes: str, bucket_prefix: str, bucket_suffix: str, slot: _SharedSlot
+    ) -> None:
+        try:
+            await self._cancel_script(
+                keys=[routes], args=[bucket_prefix, bucket_suffix, slot.route_key, slot.slot_id]
             )
         except redis_errors() as exc:
             self.shared.failed(exc)  # the lease ends the reservation anyway
