@@ -21,7 +21,9 @@ where the state lives and who may change it:
 * **In flight, with leases.** Requests in flight are members of a sorted set scored with a lease
   deadline (``in_flight_lease``): a replica that dies mid-request stops counting once its
   leases end, instead of holding the bucket forever. A bucket whose limits are unknown lets one
-  probe through (a lease of its own); others poll until its headers arrive.
+  probe through (a lease of its own, released only by its owner); others poll until its headers
+  arrive. A caller cancelled while its acquire script ran gives back what the script may have
+  granted (``CANCEL``).
 * **Keys.** Under the configured prefix: ``rl:r:{identity}`` (hash route → bucket),
   ``rl:b:{identity}:{bucket}:{major}`` (hash: limit, remaining, reset, window, window key) with
   ``…/f`` (in flight), ``rl:g:{identity}`` (list: the global log's send times) and
