@@ -27,7 +27,12 @@ class Settings(BaseSettings):
     public_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
+    # Shared rate limits and invalidations for several replicas/workers (tokenward.shared).
     redis_url: str | None = None
+    # Key and channel prefix in Redis: deployments sharing one Redis use different prefixes.
+    redis_prefix: str = Field(default="tokenward:", min_length=1)
+    # `serve` worker processes on one port; more than 1 needs redis_url.
+    workers: int = Field(default=1, ge=1, le=64)
     discord_base_url: str = "https://discord.com"
     log_level: str = "INFO"
     # One access-log line per proxied request costs a fifth of /proxy's throughput; /metrics

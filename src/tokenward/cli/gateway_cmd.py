@@ -239,6 +239,7 @@ async def connections_update(
             allowed_tools=checked,
             public_key=(None if no_public_key else public_key) if key_given else UNSET,
         )
+        container.announce("connection", name)  # running servers re-read it now (with Redis)
         doc = _connection_doc(container, record)
     if as_json:
         print_json(doc)
@@ -385,18 +386,23 @@ async def connections_delete(
 async def _delete_connection_with_progress(
     container: Container, name: str, *, revoke: bool, holding: int, quiet: bool
 ) -> ConnectionDeleteOutcome:
-    """Revoke, then delete; a progress bar on stderr when there are many grants to revoke."""
+    """Revoke, then delete; a progress bar on stderr when there are many grants to revoke.
+    Running servers are told (with Redis) to forget the connection."""
     if quiet or not revoke or holding < PROGRESS_THRESHOLD:
-        return await container.oauth.delete_connection(name, revoke=revoke)
+        outcome = await container.oauth.delete_connection(name, revoke=revoke)
+        container.announce("connection", name)
+        return outcome
     from rich.progress import Progress
 
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task("Revoking grants at Discord", total=holding)
-        return await container.oauth.delete_connection(
+        outcome = await container.oauth.delete_connection(
             name,
             revoke=revoke,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
+    container.announce("connection", name)
+    return outcome
 
 
 # -- link ------------------------------------------------------------------------------------
@@ -489,6 +495,8 @@ async def accounts_create(
         return
     async with local_container() as container:
         account, created = await container.bot_accounts.create(connection, identifier, token)
+        if not created:  # running servers drop the old token now (with Redis)
+            container.announce("account_key", f"{account.connection_id}\n{account.identifier}")
         doc = ConnectedAccount.of(account, connection).model_dump(mode="json")
     if as_json:
         print_json({"connected_account": doc, "created": created})
@@ -633,6 +641,9 @@ async def accounts_delete(
         outcome = await container.oauth.delete_account(
             account.id, force=force, revoke=not no_revoke, revoke_siblings=revoke_siblings
         )
+        container.announce("account", outcome.account_id)  # running servers forget it now
+        for sibling in outcome.siblings_disconnected:
+            container.announce("account", sibling.id)
     siblings_doc = [{**s.public(), "status": "DISCONNECTED"} for s in outcome.siblings_disconnected]
     doc = {
         "deleted": True,
@@ -664,6 +675,14 @@ def serve(
     port: int | None = typer.Option(
         None, "--port", min=0, max=65535, help="Port (default TOKENWARD_PORT); 0 picks a free one."
     ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        max=64,
+        help="Worker processes on the one port (default TOKENWARD_WORKERS, 1); more than 1 "
+        "needs TOKENWARD_REDIS_URL so that they share rate limits.",
+    ),
 ) -> None:
     """Run the gateway's HTTP server.
 
@@ -673,4 +692,4 @@ def serve(
     """
     from tokenward.cli.serving import run_serve
 
-    run_serve(host=host, port=port)
+    run_serve(host=host, port=port, workers=workers)

@@ -36,6 +36,7 @@ from tokenward.server.discord_routes import discord_router
 from tokenward.server.mcp_routes import install_mcp
 from tokenward.server.proxy_endpoint import ProxyEndpoint
 from tokenward.server.tools_routes import tools_router
+from tokenward.shared import RESYNC
 
 DESCRIPTION = """\
 Self-hosted agent-auth gateway for Discord.
@@ -130,6 +131,14 @@ def create_app(
     settings = container.settings
     metrics = metrics or container.metrics
     api_auth = ApiAuth(container.vault, settings, container.clock)
+
+    def invalidated(kind: str, value: str) -> None:
+        if kind == "api_client":
+            api_auth.forget_client(value)
+        elif kind == RESYNC:
+            api_auth.clients.expire()  # a deletion may have been missed while disconnected
+
+    container.on_invalidation(invalidated)
     if setup_logging:
         configure_logging(settings.log_level, secrets=_configured_secrets(settings))
 

@@ -69,6 +69,8 @@ async def create_account(
     )
     if not created:
         response.status_code = 200
+        # A new token for an existing account: other replicas drop the old one now.
+        container.announce("account_key", f"{record.connection_id}\n{record.identifier}")
     return ConnectedAccountCreated(
         connected_account=ConnectedAccount.of(record, body.connection_name), created=created
     )
@@ -113,7 +115,7 @@ async def verify(body: VerifyRequest, request: Request) -> ConnectedAccountRespo
     the account goes from PENDING_VERIFICATION to ACTIVE."""
     container = _container(request)
     record = await container.oauth.verify(body.auth_request_id, body.identifier)
-    container.directory.forget(record.connection_id, record.identifier)
+    container.announce("account_key", f"{record.connection_id}\n{record.identifier}")
     return ConnectedAccountResponse(connected_account=await _view(container, record))
 
 
@@ -211,9 +213,9 @@ async def delete_account(
                 exc.message, code="REVOKE_FAILED", status=502, details=exc.details
             ) from exc
         raise
-    container.directory.forget_by_id(outcome.account_id)
+    container.announce("account", outcome.account_id)
     for sibling in outcome.siblings_disconnected:
-        container.directory.forget_by_id(sibling.id)
+        container.announce("account", sibling.id)
     return ConnectedAccountDeleted(
         id=outcome.account_id,
         revoked=outcome.revoked,

@@ -194,7 +194,7 @@ async def update_connection(
     if "public_key" in given:
         changes["public_key"] = body.public_key
     record = await container.vault.update_connection(current.id, **changes)
-    container.directory.forget_connection(name)
+    container.announce("connection", name)
     return ConnectionResponse(connection=_view(container, record))
 
 
@@ -219,7 +219,7 @@ async def delete_connection(
     `revoke_failed` (and logged as a warning), so you can revoke it by hand in Discord."""
     container = _container(request)
     outcome = await container.oauth.delete_connection(name, revoke=revoke)
-    container.directory.forget_connection(name)
+    container.announce("connection", name)
     return ConnectionDeleted(
         id=outcome.connection.id,
         name=outcome.connection.name,
