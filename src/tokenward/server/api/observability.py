@@ -588,6 +588,8 @@ def route_template(scope: Scope) -> str:
         path: str = scope.get("path", "")
         if path == "/proxy" or path.startswith("/proxy/"):
             return "/proxy/{path}"
+        if path.startswith("/static/"):
+            return "/static/{path}"
         return UNMATCHED_ROUTE
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
     return str(template) if template else UNMATCHED_ROUTE
