@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     # Lifetime of the authorization links sent in status events (longer than a link made on
     # request: the event may be read later).
     event_link_ttl_seconds: int = Field(default=7 * 86400, ge=60)
+    # The dashboard (/dashboard): how long a sign-in lasts, and how many failed sign-ins one
+    # username may have within the window before further attempts for it are refused.
+    dashboard_session_ttl_seconds: float = Field(default=12 * 3600.0, gt=0)
+    dashboard_sign_in_failures: int = Field(default=5, ge=1)
+    dashboard_sign_in_window_seconds: float = Field(default=300.0, gt=0)
 
     @property
     def effective_database_url(self) -> str:

@@ -41,7 +41,7 @@ async def _diff(url: str) -> list[object]:
 
 async def test_migrated_schema_matches_the_models(database_url: str) -> None:
     assert await _diff(database_url) == []
-    assert await current_revision_async(database_url) == head_revision() == "0004"
+    assert await current_revision_async(database_url) == head_revision() == "0005"
 
 
 async def test_upgrade_is_idempotent_and_callable_from_async_code(database_url: str) -> None:

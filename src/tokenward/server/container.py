@@ -28,6 +28,7 @@ from tokenward.server.bot_accounts import BotAccounts
 from tokenward.server.janitor import Janitor
 from tokenward.server.readiness import Readiness
 from tokenward.tools.runner import ToolRunner
+from tokenward.vault.admins import AdminStore
 from tokenward.vault.repository import ConnectionRecord, Vault
 from tokenward.vault.webhooks import EventLinks, WebhookStore
 
@@ -72,6 +73,7 @@ class Container:
         self.readiness = Readiness(settings, self.vault)
         self.vault.event_links = EventLinks(settings.public_base, settings.event_link_ttl_seconds)
         self.webhooks = WebhookStore(self.vault)
+        self.admins = AdminStore(self.vault, session_ttl=settings.dashboard_session_ttl_seconds)
         self.webhook_service = WebhookService(self.webhooks, settings)
         self.deliverer = Deliverer(
             self.webhooks,

@@ -54,6 +54,7 @@ from tokenward.errors import (
 )
 from tokenward.scopes import ADMIN as ADMIN_SCOPE
 from tokenward.scopes import format_scopes, parse_scopes
+from tokenward.vault.actor import current_actor
 from tokenward.vault.crypto import Keyring, aad, load_keyring
 from tokenward.vault.db import create_engine, write_engine
 from tokenward.vault.models import AccountStatus, Base, new_id
@@ -374,7 +375,11 @@ def _check_event_data(data: Mapping[str, Any]) -> dict[str, Any]:
     bad = sorted(k for k in data if k.lower() in FORBIDDEN_EVENT_KEYS)
     if bad:
         raise ValueError(f"event data may not carry secret-bearing keys: {bad}")
-    return dict(data)
+    checked = dict(data)
+    actor = current_actor()
+    if actor is not None:
+        checked.setdefault("actor", actor)
+    return checked
 
 
 def _encode_page_token(last_id: str) -> str:
