@@ -162,7 +162,11 @@ class ApiClientRow(Base):
 
 class EventRow(Base):
     __tablename__ = "events"
-    __table_args__ = (Index(None, "account_id"), Index(None, "connection_id"))
+    __table_args__ = (
+        Index(None, "account_id"),
+        Index(None, "connection_id"),
+        Index(None, "kind", "at"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True

@@ -42,6 +42,7 @@ from pydantic import SecretStr
 from sqlalchemy import Row, Table, and_, delete, func, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from tokenward.clock import Clock, SystemClock
 from tokenward.config import Settings
@@ -1909,6 +1910,71 @@ class Vault:
             EventRecord(r.id, r.at, r.kind, r.connection_id, r.account_id, dict(r.data or {}))
             for r in rows
         ]
+
+    async def recent_events(
+        self,
+        *,
+        kinds: Sequence[str] = (),
+        connection_id: str | None = None,
+        account_id: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[EventRecord]:
+        """Events newest first (``before_id`` continues from a previous page): the activity
+        pages read the trail from its end."""
+        conditions: list[ColumnElement[bool]] = []
+        if kinds:
+            conditions.append(EVENTS.c.kind.in_(list(kinds)))
+        if connection_id is not None:
+            conditions.append(EVENTS.c.connection_id == connection_id)
+        if account_id is not None:
+            conditions.append(EVENTS.c.account_id == account_id)
+        if before_id is not None:
+            conditions.append(EVENTS.c.id < before_id)
+        stmt = (
+            select(EVENTS)
+            .where(and_(true(), *conditions))
+            .order_by(EVENTS.c.id.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [
+            EventRecord(r.id, r.at, r.kind, r.connection_id, r.account_id, dict(r.data or {}))
+            for r in rows
+        ]
+
+    async def event_counts(self, kinds: Sequence[str], *, since: float) -> dict[str, int]:
+        """How many events of each kind were written since ``since``."""
+        stmt = (
+            select(EVENTS.c.kind, func.count())
+            .where(EVENTS.c.kind.in_(list(kinds)), EVENTS.c.at >= since)
+            .group_by(EVENTS.c.kind)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return {str(kind): int(n) for kind, n in rows}
+
+    async def tool_call_statuses(self, *, since: float) -> dict[str, int]:
+        """Tool calls since ``since`` by their status (``ok`` or an error code)."""
+        status = EVENTS.c.data["status"].as_string()
+        stmt = (
+            select(status, func.count())
+            .where(EVENTS.c.kind == "tool.executed", EVENTS.c.at >= since)
+            .group_by(status)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return {str(value or "unknown"): int(n) for value, n in rows}
+
+    async def account_counts(self) -> dict[tuple[str, str], int]:
+        """Accounts per (connection id, status)."""
+        stmt = select(ACCOUNTS.c.connection_id, ACCOUNTS.c.status, func.count()).group_by(
+            ACCOUNTS.c.connection_id, ACCOUNTS.c.status
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return {(str(cid), str(status)): int(n) for cid, status, n in rows}
 
     async def count_events(self, kind: str | None = None) -> int:
         stmt = select(func.count()).select_from(EVENTS)

@@ -2,7 +2,8 @@
 
 ``admins`` holds each operator's username and scrypt password hash; ``admin_sessions`` the
 signed-in browsers, keyed by the SHA-256 of the session cookie (the cookie itself is never
-stored), so signing out or deleting an operator ends a session on every replica at once.
+stored), so signing out or deleting an operator ends a session on every replica at
+once. An index on ``events (kind, at)`` serves the dashboard's counts of the last day.
 
 Revision ID: 0005
 Revises: 0004
@@ -47,9 +48,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id_hash", name="pk_admin_sessions"),
     )
     op.create_index("ix_admin_sessions_admin_id", "admin_sessions", ["admin_id"])
+    # The overview counts events of a kind over the last day.
+    op.create_index("ix_events_kind_at", "events", ["kind", "at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_events_kind_at", table_name="events")
     op.drop_index("ix_admin_sessions_admin_id", table_name="admin_sessions")
     op.drop_table("admin_sessions")
     op.drop_table("admins")
