@@ -32,6 +32,7 @@ from tokenward.server.api.observability import (
 from tokenward.server.api.openapi import install_openapi
 from tokenward.server.browser import browser_routes
 from tokenward.server.container import Container
+from tokenward.server.dashboard import dashboard_router
 from tokenward.server.docs import docs_router, static_mount
 from tokenward.server.mcp_routes import install_mcp
 from tokenward.server.proxy_endpoint import ProxyEndpoint
@@ -177,6 +178,7 @@ def create_app(
     app.include_router(_operations_routes(metrics, settings.metrics_token))
     app.include_router(browser_routes(container))
     app.include_router(docs_router(app.title))
+    app.include_router(dashboard_router(container))
     app.router.routes.append(static_mount())
 
     # Middleware: add_middleware() wraps what is already there, so the last one added is the
