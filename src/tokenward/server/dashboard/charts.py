@@ -15,8 +15,8 @@ from markupsafe import Markup
 __all__ = ["bar_chart"]
 
 _ROW = 26
-_LABEL = 150
-_WIDTH = 460
+_LABEL = 140
+_WIDTH = 340
 
 
 def bar_chart(title: str, rows: Sequence[tuple[str, int, str]]) -> Markup:
@@ -24,17 +24,18 @@ def bar_chart(title: str, rows: Sequence[tuple[str, int, str]]) -> Markup:
     if not rows:
         return Markup('<p class="muted">{}</p>').format(f"{title}: nothing yet.")
     top = max(value for _label, value, _css in rows) or 1
-    span = _WIDTH - _LABEL - 60
+    span = _WIDTH - _LABEL - 48
     height = _ROW * len(rows) + 4
     parts = [
-        f'<svg viewBox="0 0 {_WIDTH} {height}" role="img" aria-labelledby="{_slug(title)}" '
+        f'<svg viewBox="0 0 {_WIDTH} {height}" width="{_WIDTH}" height="{height}" role="img" '
+        f'aria-labelledby="{_slug(title)}" '
         f'preserveAspectRatio="xMinYMin meet" class="chart">'
     ]
     for i, (label, value, css) in enumerate(rows):
         y = i * _ROW + 2
         width = 0 if value == 0 else max(2, round(span * value / top))
         parts.append(
-            f'<text x="0" y="{y + 17}" class="chart-label">{escape(label[:22])}</text>'
+            f'<text x="0" y="{y + 17}" class="chart-label">{escape(label[:20])}</text>'
             f'<rect x="{_LABEL}" y="{y + 4}" width="{width}" height="16" rx="2" '
             f'class="bar {escape(css)}"></rect>'
             f'<text x="{_LABEL + width + 6}" y="{y + 17}" class="chart-value">{value}</text>'

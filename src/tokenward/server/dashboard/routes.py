@@ -66,6 +66,13 @@ PAGE_POLICY: Final = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 STATUSES: Final = tuple(s.value for s in AccountStatus)
+STATUS_LABELS: Final = {
+    "PENDING_AUTH": "pending auth",
+    "PENDING_VERIFICATION": "pending verification",
+    "ACTIVE": "active",
+    "EXPIRED": "expired",
+    "DISCONNECTED": "disconnected",
+}
 EVENT_KINDS: Final = (
     "tool.executed",
     "account.created",
@@ -428,9 +435,11 @@ def dashboard_router(container: Container) -> APIRouter:
             connections=connections,
             counts=counts,
             statuses=STATUSES,
+            status_labels=STATUS_LABELS,
             backlog=backlog,
             account_chart=bar_chart(
-                "Accounts by status", [(s, totals.get(s, 0), status_css[s]) for s in STATUSES]
+                "Accounts by status",
+                [(STATUS_LABELS[s], totals.get(s, 0), status_css[s]) for s in STATUSES],
             ),
             calls_chart=bar_chart(
                 "Tool calls by outcome",
@@ -461,13 +470,17 @@ def dashboard_router(container: Container) -> APIRouter:
 
     # -- connections -----------------------------------------------------------------------------
 
-    def scope_choices(current: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    def scope_choices(current: tuple[str, ...] = ()) -> dict[str, list[tuple[str, str]]]:
+        """The common scopes (and any the connection has) first; the rest folded away."""
         connector = container.connectors.provider("discord")
         known = list(connector.spec.known_scopes)
-        ordered: list[str] = [s for s in COMMON_SCOPES if s in known]
-        ordered += [s for s in current if s not in ordered]
-        ordered += [s for s in known if s not in ordered]
-        return [(s, describe_scope(s)) for s in ordered]
+        first: list[str] = [s for s in COMMON_SCOPES if s in known]
+        first += [s for s in current if s not in first]
+        rest = [s for s in known if s not in first]
+        return {
+            "scope_choices": [(s, describe_scope(s)) for s in first],
+            "more_scopes": [(s, describe_scope(s)) for s in rest],
+        }
 
     def default_scopes() -> tuple[str, ...]:
         return tuple(container.connectors.provider("discord").spec.default_scopes)
@@ -490,7 +503,7 @@ def dashboard_router(container: Container) -> APIRouter:
     def new_connection_form(request: Request, **context: Any) -> dict[str, Any]:
         return {
             "action": f"{PREFIX}/connections/new",
-            "scope_choices": scope_choices(),
+            **scope_choices(),
             "connection": None,
             "redirect_uri": None,
             "section": "Connections",
@@ -547,7 +560,7 @@ def dashboard_router(container: Container) -> APIRouter:
             "action": f"{PREFIX}/connections/{record.name}",
             "connection": {**record.public()},
             "redirect_uri": container.oauth.redirect_uri(record.id) if uses_oauth else None,
-            "scope_choices": scope_choices(record.scopes),
+            **scope_choices(record.scopes),
             "chosen_scopes": record.scopes,
             "section": "Connections",
         }
