@@ -94,6 +94,7 @@ class Container:
             ready=lambda: self.readiness.prepared,
             purge_events=lambda older_than: self.webhooks.purge(older_than=older_than),
             event_retention=settings.webhooks_retention_seconds,
+            purge_sessions=self.admins.purge_expired,
         )
         self._clients: dict[tuple[str, str, str], ProviderClient] = {}
         self._runner: ToolRunner | None = None
