@@ -53,3 +53,7 @@ def test_docs_names_only_same_origin_assets_and_they_are_served(api: ApiEnv) -> 
 def test_static_refuses_paths_outside_its_folder(api: ApiEnv) -> None:
     for path in ("/static/../app.py", "/static/%2e%2e/app.py", "/static/nope.js"):
         assert api.get(path, auth=False).status_code == 404, path
+    # Every file shares one metrics label, so file names cannot grow the series.
+    metrics = api.get("/metrics", auth=False).text
+    assert 'route="/static/{path}"' in metrics
+    assert "nope.js" not in metrics

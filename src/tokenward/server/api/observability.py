@@ -582,14 +582,14 @@ def route_template(scope: Scope) -> str:
         return named
     route = scope.get("route")
     if route is None:
+        if scope.get("path", "").startswith("/static/"):
+            return "/static/{path}"  # the mounted files: one label, whatever the file
         endpoint = scope.get("endpoint")
         if endpoint is not None:  # a plain Starlette route (/docs, /openapi.json)
             return _endpoint_template(scope.get("router"), endpoint)
         path: str = scope.get("path", "")
         if path == "/proxy" or path.startswith("/proxy/"):
             return "/proxy/{path}"
-        if path.startswith("/static/"):
-            return "/static/{path}"
         return UNMATCHED_ROUTE
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
     return str(template) if template else UNMATCHED_ROUTE
