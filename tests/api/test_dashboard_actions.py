@@ -96,3 +96,37 @@ def test_webhook_endpoints_from_the_dashboard(api: ApiEnv, browser: Browser) -> 
     )
     assert gone.status_code == 303
     assert api.get("/api/v1/webhooks").json()["webhooks"] == []
+
+
+def test_a_bot_token_connection_from_the_dashboard(api: ApiEnv, browser: Browser) -> None:
+    assert browser.sign_in("alice").status_code == 303
+    csrf = browser.csrf("/dashboard/connections/new")
+    made = browser.client.post(
+        "/dashboard/connections/new",
+        data={"csrf_token": csrf, "name": "bots", "provider": "discordbot", "scopes": "identify"},
+    )
+    assert made.status_code == 303, made.text
+    (connection,) = api.get("/api/v1/connections").json()["connections"]
+    assert connection["provider"] == "discordbot"
+    assert connection["redirect_uri"] is None
+    page = browser.client.get("/dashboard/connections/bots")
+    assert "Redirect URI" not in page.text
+    # A client id on a bot-token connection is refused, naming the field.
+    refused = browser.client.post(
+        "/dashboard/connections/new",
+        data={
+            "csrf_token": csrf,
+            "name": "bots2",
+            "provider": "discordbot",
+            "client_id": "123456789012345678",
+        },
+    )
+    assert refused.status_code == 400
+    assert 'id="client_id-error"' in refused.text
+    unknown = browser.client.post(
+        "/dashboard/connections/new",
+        data={"csrf_token": csrf, "name": "x", "provider": "nope", "client_id": "1"},
+    )
+    assert unknown.status_code in (400, 404)
+    assert "nope" in unknown.text
+    assert len(api.get("/api/v1/connections").json()["connections"]) == 1

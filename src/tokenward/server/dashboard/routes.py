@@ -503,6 +503,15 @@ def dashboard_router(container: Container) -> APIRouter:
     def new_connection_form(request: Request, **context: Any) -> dict[str, Any]:
         return {
             "action": f"{PREFIX}/connections/new",
+            "providers": [
+                (
+                    c.name,
+                    "OAuth2: each user links their account"
+                    if c.uses_oauth
+                    else "each account holds a bot token (no OAuth)",
+                )
+                for c in container.connectors.providers()
+            ],
             **scope_choices(),
             "connection": None,
             "redirect_uri": None,
@@ -523,9 +532,14 @@ def dashboard_router(container: Container) -> APIRouter:
     async def create_connection(request: Request) -> Response:
         form = await form_of(request)
         scopes = many(form, "scopes")
-        values = {"name": text(form, "name"), "client_id": text(form, "client_id")}
+        values = {
+            "name": text(form, "name"),
+            "client_id": text(form, "client_id"),
+            "provider": text(form, "provider") or "discord",
+        }
         try:
-            if not values["client_id"]:
+            connector = container.connectors.provider(values["provider"])
+            if connector.uses_oauth and not values["client_id"]:
                 raise ValidationError(
                     "client_id is required: the application's id from Discord's portal",
                     fields={"client_id": "required: the application's id from Discord's portal"},
@@ -533,10 +547,11 @@ def dashboard_router(container: Container) -> APIRouter:
             record = await create_connection_record(
                 container,
                 name=values["name"],
-                provider="discord",
-                client_id=values["client_id"],
+                provider=values["provider"],
+                client_id=values["client_id"] or None,
                 client_secret=text(form, "client_secret") or None,
-                scopes=scopes,
+                # Scopes belong to the OAuth flow; a bot-token provider has none to ask for.
+                scopes=scopes if connector.uses_oauth else None,
                 bot_token=text(form, "bot_token") or None,
                 require_user_verification=False,
                 allowed_tools=None,
