@@ -237,6 +237,28 @@ ERRATA: list[tuple[str, str, Any, str]] = [
         "resources/entitlement.mdx marks user_id optional: a guild's entitlement has none",
     ),
     (
+        "ApplicationFormPartial",
+        "properties.description",
+        {
+            "anyOf": [
+                {"type": ["string", "null"], "maxLength": 400},
+                {
+                    "type": "object",
+                    "properties": {
+                        "default": {"type": "string", "maxLength": 400},
+                        "localizations": {
+                            "type": ["object", "null"],
+                            "additionalProperties": {"type": "string", "maxLength": 400},
+                        },
+                    },
+                    "required": ["default"],
+                },
+            ]
+        },
+        "resources/application.mdx (Edit Current Application) documents description as a string;"
+        " the spec allows only the localized object, which stays accepted",
+    ),
+    (
         "OAuth2GetAuthorizationResponse",
         "properties.expires.type",
         ["string", "null"],

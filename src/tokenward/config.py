@@ -27,9 +27,17 @@ class Settings(BaseSettings):
     public_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
+    # Shared rate limits and invalidations for several replicas/workers (tokenward.shared).
     redis_url: str | None = None
+    # Key and channel prefix in Redis: deployments sharing one Redis use different prefixes.
+    redis_prefix: str = Field(default="tokenward:", min_length=1)
+    # `serve` worker processes on one port; more than 1 needs redis_url.
+    workers: int = Field(default=1, ge=1, le=64)
     discord_base_url: str = "https://discord.com"
     log_level: str = "INFO"
+    # One access-log line per proxied request costs a fifth of /proxy's throughput; /metrics
+    # counts every request either way.
+    proxy_access_log: bool = False
     link_ttl_seconds: int = 600
     refresh_leeway_seconds: int = 300
     refresh_recovery_interval_seconds: float = 30.0
@@ -71,6 +79,11 @@ class Settings(BaseSettings):
     dashboard_session_ttl_seconds: float = Field(default=12 * 3600.0, gt=0)
     dashboard_sign_in_failures: int = Field(default=5, ge=1)
     dashboard_sign_in_window_seconds: float = Field(default=300.0, gt=0)
+    # Requests from Discord (interactions, webhook events): a signature timestamp further than
+    # this from now is refused (a replay); how long an interaction waits for the application's
+    # answer before tokenward answers a deferred response (Discord allows 3 s in all).
+    discord_signature_tolerance_seconds: float = Field(default=300.0, gt=0, le=3600)
+    discord_interaction_timeout_seconds: float = Field(default=2.0, gt=0, le=2.5)
 
     @property
     def effective_database_url(self) -> str:

@@ -130,3 +130,28 @@ def test_a_bot_token_connection_from_the_dashboard(api: ApiEnv, browser: Browser
     assert unknown.status_code in (400, 404)
     assert "nope" in unknown.text
     assert len(api.get("/api/v1/connections").json()["connections"]) == 1
+
+
+def test_public_key_from_the_connection_page(api: ApiEnv, browser: Browser) -> None:
+    api.connect("discord")
+    assert browser.sign_in("alice").status_code == 303
+    csrf = browser.csrf("/dashboard/connections/discord")
+    base = {"csrf_token": csrf, "scopes": ["identify", "guilds"]}
+    bad = browser.client.post(
+        "/dashboard/connections/discord", data={**base, "public_key": "not-hex"}
+    )
+    assert bad.status_code == 400
+    assert 'id="public_key-error"' in bad.text
+    assert api.get("/api/v1/connections/discord").json()["connection"]["public_key"] is None
+    key = "ab" * 32
+    saved = browser.client.post("/dashboard/connections/discord", data={**base, "public_key": key})
+    assert saved.status_code == 303
+    connection = api.get("/api/v1/connections/discord").json()["connection"]
+    assert connection["public_key"] == key
+    assert connection["scopes"] == ["identify", "guilds"]
+    page = browser.client.get("/dashboard/connections/discord").text
+    assert connection["interactions_endpoint_url"] in page
+    assert connection["event_webhooks_url"] in page
+    removed = browser.client.post("/dashboard/connections/discord", data={**base, "public_key": ""})
+    assert removed.status_code == 303
+    assert api.get("/api/v1/connections/discord").json()["connection"]["public_key"] is None

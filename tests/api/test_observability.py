@@ -17,7 +17,7 @@ from tokenward.sandbox.browser import walk_consent
 from tokenward.server.api.observability import Metrics, RedactingFilter, configure_logging
 from tokenward.server.app import create_app
 
-from .conftest import ApiEnv, api_settings, assert_error, sandbox_secrets
+from .conftest import ApiEnv, api_settings, assert_error, sandbox_secrets, start_api
 from .test_auth_required import EXPECTED_API_ROUTES
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -81,6 +81,30 @@ def test_one_json_access_line_per_request_without_query_strings(
     line = log_lines(capsys.readouterr().err)[-1]
     assert line["route"] == "/api/v1/connections/{name}"
     assert line["status"] == 404
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_proxied_requests_are_access_logged_only_when_asked(
+    tmp_path: Path, sandbox_url: str, capsys: pytest.CaptureFixture[str], enabled: bool
+) -> None:
+    """/proxy is the hot path: no access line per request unless PROXY_ACCESS_LOG is set; the
+    API's own routes are logged either way."""
+    settings = api_settings(tmp_path, sandbox_url, proxy_access_log=enabled)
+    server, _container = start_api(settings, sandbox_url)
+    try:
+        capsys.readouterr()
+        proxied = httpx.get(f"{server.url}/proxy/api/v10/users/@me", trust_env=False)
+        assert proxied.status_code == 401
+        assert httpx.get(f"{server.url}/healthz", trust_env=False).status_code == 200
+        routes = [
+            line["route"]
+            for line in log_lines(capsys.readouterr().err)
+            if line.get("event") == "http_request"
+        ]
+    finally:
+        server.stop()
+    assert "/healthz" in routes
+    assert ("/proxy/{path}" in routes) is enabled, routes
 
 
 def test_metrics_count_requests_by_route_and_expose_the_shared_counters(api: ApiEnv) -> None:

@@ -346,3 +346,15 @@ def test_unknown_ids_give_discords_codes(bot: Bot) -> None:
     error(bot.get("/users/1100000000000009999"), 404, 10013)
     error(bot.patch(f"/guilds/{HUB}/members/{ADA}", json={"nick": "x"}), 403, 50013)
     assert ADMIN_ROLE in bot.ok(bot.get(f"/guilds/{HUB}/members/{ADA}"))["roles"]
+
+
+def test_the_application_description_takes_the_documented_string_and_the_localized_object(
+    bot: Bot,
+) -> None:
+    edited = bot.ok(bot.patch("/applications/@me", json={"description": "Plain text."}))
+    assert edited["description"] == "Plain text."
+    localized = {"default": "Localized.", "localizations": {"fr": "Localisé."}}
+    edited = bot.ok(bot.patch("/applications/@me", json={"description": localized}))
+    assert edited["description"] == "Localized."
+    assert bot.ok(bot.get("/applications/@me"))["description"] == "Localized."
+    error(bot.patch("/applications/@me", json={"description": 7}), 400, 50035)

@@ -149,6 +149,10 @@ class ServiceProcess:
         return proc.wait(timeout=timeout)
 
     @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 

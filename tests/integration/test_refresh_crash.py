@@ -232,7 +232,7 @@ async def run_storm(storm: Storm) -> None:
     stats = httpx.get(f"{storm.sandbox_url}/_sandbox/stats", trust_env=False).json()
     spent = sandbox_refresh_tokens(storm.sandbox_url)
     async with _container(storm.settings) as container:
-        accounts = (await container.vault.list_accounts(page_size=200)).items
+        accounts = (await container.vault.list_accounts(page_size=200, with_tokens=True)).items
         saved = await container.vault.count_events("account.refreshed")
     assert len(accounts) == ACCOUNTS
     active_and_dead = []
@@ -297,7 +297,7 @@ async def test_sigterm_lets_a_refresh_in_flight_finish(tmp_path: Path, sandbox: 
     stats = httpx.get(f"{sandbox}/_sandbox/stats", trust_env=False).json()
     assert stats["grants"]["refresh_token"] == 1
     async with _container(storm.settings) as container:
-        account = (await container.vault.list_accounts()).items[0]
+        account = (await container.vault.list_accounts(with_tokens=True)).items[0]
     assert account.status == AccountStatus.ACTIVE
     assert account.refresh_started_at is None
     assert account.refresh_token is not None
@@ -341,7 +341,7 @@ async def test_sigterm_lets_a_start_up_recheck_in_flight_finish(
     storm = make_storm(tmp_path, sandbox, None, refresh_every_call=False)
     async with _container(storm.settings) as container:
         await _setup(storm, container, accounts=1)
-        account = (await container.vault.list_accounts()).items[0]
+        account = (await container.vault.list_accounts(with_tokens=True)).items[0]
         # A dead process left this account's refresh in flight (the token is still unspent).
         await _mark_interrupted(container, account.id)
     httpx.post(

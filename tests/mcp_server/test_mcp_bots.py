@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import mcp_types as types
 import pytest
 
 from tokenward._serving import BackgroundServer
@@ -172,3 +173,16 @@ async def test_a_read_only_session_naming_a_write_tool_is_refused(
         json={"connection_name": BOTS, "identifier": "team_1", "tools": ["discord_get_my_user"]},
     )
     assert user_tool.status_code == 400  # not a tool of the bot provider
+
+
+async def test_a_text_tool_returns_its_text(bot_env: tuple[McpEnv, dict[str, Any]]) -> None:
+    env, _ = bot_env
+    session = mint(env)
+    async with connect(session["url"]) as client:
+        result = await client.call_tool(
+            "discordbot_get_invite_target_users", {"invite_code": "Hb7xQp2K"}
+        )
+    assert result.is_error is False, result.content
+    (text, *_) = result.content
+    assert isinstance(text, types.TextContent)
+    assert text.text.splitlines()[0] == "user_id"  # the CSV as Discord sent it, not JSON

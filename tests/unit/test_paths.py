@@ -31,6 +31,10 @@ BASE = "https://discord.com"
             "/api/v10/channels/1/messages/2/reactions/%F0%9F%91%8D/@me",
         ),
         ("/api/v10/a%20b", "/api/v10/a%20b"),
+        (
+            "/api/v10/webhooks/1/tok-EN_1/messages/@original",
+            "/api/v10/webhooks/1/tok-EN_1/messages/@original",
+        ),
     ],
 )
 def test_accepts_and_normalises(path: str, expected: str) -> None:
@@ -125,6 +129,9 @@ HOSTILE = [
     ("/api/v10/user@evil.example", "'@'"),
     ("/api/v10/%40evil", "escape decodes"),
     ("@evil.example/api", "'@'"),
+    ("/api/v10/webhooks/1/t/@original", "'@'"),  # only right after messages
+    ("/api/v10/messages/@original.evil", "'@'"),
+    ("/api/v10/messages/x@original", "'@'"),
     ("/api/v10/x\r\nHost: evil", "control character"),
     ("/api/v10/x%0d%0aHost%20evil", "control character"),
     ("/api/v10/x%00", "control character"),

@@ -20,22 +20,24 @@ a transport session opened under another token.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import Any, Final
+from contextlib import asynccontextmanager, suppress
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
-import mcp_types as types
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.shared.exceptions import MCPError
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from tokenward.connectors import ToolCatalog
-from tokenward.mcp.server import Context, LinkFactory, build_server
 from tokenward.mcp.sessions import McpSession, SessionTokenError, SessionTokens
-from tokenward.tools.runner import ToolRunner
+
+if TYPE_CHECKING:
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+    from tokenward.connectors import ToolCatalog
+    from tokenward.mcp.server import Context, LinkFactory
+    from tokenward.tools.runner import ToolRunner
 
 __all__ = ["SCOPE_SESSION", "McpHttpEndpoint"]
 
@@ -43,6 +45,9 @@ log = logging.getLogger("tokenward.mcp")
 
 SCOPE_SESSION: Final = "tokenward.mcp_session"
 """The ASGI scope key holding the request's verified :class:`McpSession`."""
+
+INVALID_REQUEST: Final = -32600
+"""JSON-RPC's "invalid request" error code."""
 
 
 def _error(status: int, code: str, message: str, details: dict[str, Any]) -> JSONResponse:
@@ -55,7 +60,7 @@ def _error(status: int, code: str, message: str, details: dict[str, Any]) -> JSO
         "jsonrpc": "2.0",
         "id": None,
         "error": {
-            "code": types.INVALID_REQUEST,
+            "code": INVALID_REQUEST,
             "message": message,
             "data": {"code": code, "details": details},
         },
@@ -67,7 +72,9 @@ def _session_of(ctx: Context) -> McpSession:
     request = ctx.request
     session = None if request is None else request.scope.get(SCOPE_SESSION)
     if not isinstance(session, McpSession):  # a message that did not come through the endpoint
-        raise MCPError(code=types.INVALID_REQUEST, message="no MCP session for this request")
+        from mcp.shared.exceptions import MCPError
+
+        raise MCPError(code=INVALID_REQUEST, message="no MCP session for this request")
     return session
 
 
@@ -91,24 +98,59 @@ class McpHttpEndpoint:
         self._runner = runner
         self._link_factory = link_factory
         self._manager: StreamableHTTPSessionManager | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._start_lock = asyncio.Lock()
+        self._serving = False
 
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
-        """Build the MCP server and run a session manager for it (a fresh one each time: the
-        SDK's can run only once). ``runner()`` is called here, once the services have started."""
-        server = build_server(
-            catalog=self._catalog,
-            runner=self._runner(),
-            resolve_session=_session_of,
-            link_factory=self._link_factory,
-        )
-        manager = StreamableHTTPSessionManager(app=server, json_response=True, stateless=True)
-        async with manager.run():
-            self._manager = manager
-            try:
-                yield
-            finally:
-                self._manager = None
+        """Serve for as long as this is entered. The MCP stack (a second of imports) is loaded
+        and its session manager started on the first ``/mcp`` request, not at start-up; leaving
+        stops the manager (a fresh one each time: the SDK's can run only once)."""
+        self._serving = True
+        try:
+            yield
+        finally:
+            self._serving = False
+            task, self._task, self._manager = self._task, None, None
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+
+    async def _started(self) -> StreamableHTTPSessionManager:
+        """The running session manager, started on first use (one at a time)."""
+        async with self._start_lock:
+            if self._manager is None:
+                ready: asyncio.Future[StreamableHTTPSessionManager] = (
+                    asyncio.get_running_loop().create_future()
+                )
+                # The manager's task group must be entered and left in one task, so it lives in
+                # a task of its own until the lifespan ends.
+                self._task = asyncio.create_task(self._run_manager(ready), name="mcp-manager")
+                self._manager = await ready
+            return self._manager
+
+    async def _run_manager(self, ready: asyncio.Future[StreamableHTTPSessionManager]) -> None:
+        try:
+            from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+            from tokenward.mcp.server import build_server
+
+            server = build_server(
+                catalog=self._catalog,
+                runner=self._runner(),
+                resolve_session=_session_of,
+                link_factory=self._link_factory,
+            )
+            manager = StreamableHTTPSessionManager(app=server, json_response=True, stateless=True)
+            async with manager.run():
+                ready.set_result(manager)
+                await asyncio.Event().wait()  # until the lifespan cancels this task
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            raise
 
     def _token(self, scope: Scope) -> str:
         """The one session token the request carries (path, query or bearer header)."""
@@ -151,8 +193,7 @@ class McpHttpEndpoint:
             log.info("MCP request refused: %s session token", exc.reason)
             await _error(401, exc.code, exc.message, exc.details)(scope, receive, send)
             return
-        manager = self._manager
-        if manager is None:
+        if not self._serving:
             await _error(
                 503,
                 "UNAVAILABLE",
@@ -160,6 +201,7 @@ class McpHttpEndpoint:
                 {},
             )(scope, receive, send)
             return
+        manager = await self._started()
         scope = dict(scope)
         scope[SCOPE_SESSION] = session
         await manager.handle_request(scope, receive, send)

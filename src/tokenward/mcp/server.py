@@ -97,6 +97,10 @@ def tool_result(result: ToolResult) -> types.CallToolResult:
             content=[types.ImageContent(data=image["data"], mime_type=image["mimeType"]), *notes],
             _meta=meta,
         )
+    if result.text is not None:
+        return types.CallToolResult(
+            content=[types.TextContent(text=result.text.text), *notes], _meta=meta
+        )
     structured = result.data if isinstance(result.data, dict) else {"result": result.data}
     return types.CallToolResult(
         content=[types.TextContent(text=_json_text(structured)), *notes],

@@ -874,7 +874,7 @@ class OAuthService:
         token: str | None = None
         while True:
             page = await self.vault.list_accounts(
-                connection_id=connection_id, page_size=200, page_token=token
+                connection_id=connection_id, page_size=200, page_token=token, with_tokens=True
             )
             accounts.extend(page.items)
             token = page.next_page_token

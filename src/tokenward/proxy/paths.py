@@ -7,8 +7,9 @@ rule is an allow-list, not a list of known attacks:
 * ASCII only; letters, digits and ``-._~!$&'()*+,;=`` raw; anything else must be a ``%XX``
   escape. So schemes (``:``), queries and fragments (``?``, ``#``), backslashes, spaces and
   control characters (raw CR, LF, NUL, …) are refused outright, and so is raw Unicode.
-* ``@`` only as the whole segment ``@me`` (Discord's "the current user"); anywhere else it could
-  be read as ``user@host``.
+* ``@`` only as the whole segment ``@me`` (Discord's "the current user"), or ``@original`` right
+  after ``messages`` (an interaction's first response:
+  ``/webhooks/{id}/{token}/messages/@original``); anywhere else it could be read as ``user@host``.
 * No empty segment (``//host``, ``/api//x``) and no segment made only of dots (``.``, ``..``,
   ``...``), also not before a ``;`` path parameter (``..;``).
 * An escape must be two hex digits and must not decode to something the raw rule refuses: dot,
@@ -163,8 +164,9 @@ def safe_path(path: str, base_prefix: str = "/api") -> str:
                 normalised.append(segment)  # one trailing slash
                 continue
             raise _reject("contains an empty segment ('//')")
-        if "@" in segment and segment != "@me":
-            raise _reject("contains '@' outside the segment '@me'")
+        original = segment == "@original" and position > 0 and segments[position - 1] == "messages"
+        if "@" in segment and segment != "@me" and not original:
+            raise _reject("contains '@' outside the segments '@me' and 'messages/@original'")
         emoji = position > 0 and segments[position - 1] == EMOJI_AFTER
         if emoji and (custom := _custom_emoji(segment)) is not None:
             normalised.append(custom)

@@ -25,7 +25,8 @@ the catalog prepared. A non-idempotent call is never resent once it may have rea
 call the catalog marks ``retry_safe`` (a message with a ``nonce`` and ``enforce_nonce``) is retried
 like a read, since Discord answers the repeat with the message it already created.
 
-**Results.** ``ToolResult.data`` is the provider's answer (``None`` for an empty 204);
+**Results.** ``ToolResult.data`` is the provider's answer (``None`` for an empty 204; an image or
+a text answer is ``ToolResult.image`` or ``ToolResult.text`` instead);
 ``ToolResult.notes`` are the catalog's remarks on the call (e.g. a parameter Discord ignores now),
 returned beside the data over HTTP (``{"data", "execution_id", "notes"}``), the SDK and MCP.
 """
@@ -65,7 +66,7 @@ from tokenward.proxy.client import (
 from tokenward.proxy.ratelimit import route_of
 from tokenward.tools import policy
 from tokenward.tools.catalog import PreparedRequest
-from tokenward.tools.results import ImageResult
+from tokenward.tools.results import ImageResult, TextResult
 from tokenward.vault.repository import AccountRecord, ConnectionRecord
 
 log = logging.getLogger("tokenward.tools")
@@ -83,13 +84,20 @@ class ToolResult:
     data: Any
     latency_ms: float
     image: ImageResult | None = None
+    text: TextResult | None = None
+    """The answer of a tool whose ``output`` is ``text`` (e.g. CSV); ``data`` is then None."""
     meta: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     """Remarks on the call for the caller (e.g. an input Discord no longer honours)."""
 
     def data_json(self) -> Any:
-        """The result as JSON-safe data (an image as ``{type, media_type, data}``)."""
-        return self.image.to_dict() if self.image is not None else self.data
+        """The result as JSON-safe data (an image as ``{type, media_type, data}``, a text as
+        ``{type, media_type, text}``)."""
+        if self.image is not None:
+            return self.image.to_dict()
+        if self.text is not None:
+            return self.text.to_dict()
+        return self.data
 
 
 @dataclass(frozen=True)
@@ -192,8 +200,9 @@ class ToolRunner:
             return ToolResult(
                 tool_name=prepared.tool,
                 execution_id=execution_id,
-                data=result if not isinstance(result, ImageResult) else None,
+                data=result if not isinstance(result, ImageResult | TextResult) else None,
                 image=result if isinstance(result, ImageResult) else None,
+                text=result if isinstance(result, TextResult) else None,
                 latency_ms=latency,
                 notes=write.notes,
             )
@@ -369,6 +378,15 @@ class ToolRunner:
                     details={"status": response.status},
                 )
             return ImageResult(bytes(body), media_type)
+        if prepared.response == "text":
+            media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip()
+            if media_type != prepared.media_type:
+                raise UpstreamUnavailable(
+                    f"Discord answered {media_type or 'no content type'} where "
+                    f"{prepared.media_type} text was expected",
+                    details={"status": response.status},
+                )
+            return TextResult.decode(bytes(body), media_type)
         try:
             data = json.loads(body) if body else None
         except ValueError as exc:

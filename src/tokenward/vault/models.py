@@ -90,6 +90,9 @@ class ConnectionRow(Base):
     )
     # Tool policy: glob patterns, "!" for a deny rule, the last match wins; NULL: every tool.
     allowed_tools: Mapped[list[str] | None] = mapped_column(JSON)
+    # The Discord application's Ed25519 public key (hex), for requests Discord sends to the
+    # connection's Interactions Endpoint URL and Webhook Events URL; NULL: none. Public.
+    public_key: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[float]
     updated_at: Mapped[float]
 
@@ -203,6 +206,9 @@ class OutboxEventRow(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # msg_<ULID>: the webhook-id
     type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The event's data, encrypted, when it carries a credential (an interaction's token); the
+    # payload then has no "data".
+    data_enc: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[float]
 
 
@@ -282,4 +288,5 @@ SECRET_COLUMNS: tuple[tuple[type[Base], tuple[str, ...]], ...] = (
     (AccountRow, ("access_token_enc", "refresh_token_enc")),
     (AuthRequestRow, ("code_verifier_enc",)),
     (WebhookEndpointRow, ("secret_enc",)),
+    (OutboxEventRow, ("data_enc",)),
 )

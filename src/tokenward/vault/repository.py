@@ -39,7 +39,19 @@ from enum import Enum
 from typing import Any, Final, NamedTuple
 
 from pydantic import SecretStr
-from sqlalchemy import Row, Table, and_, delete, func, insert, or_, select, true, update
+from sqlalchemy import (
+    Row,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
@@ -53,6 +65,7 @@ from tokenward.errors import (
     NotFoundError,
     ValidationError,
 )
+from tokenward.events.discord import parse_public_key
 from tokenward.scopes import ADMIN as ADMIN_SCOPE
 from tokenward.scopes import format_scopes, parse_scopes
 from tokenward.vault.actor import current_actor
@@ -128,6 +141,8 @@ class ConnectionRecord:
     require_user_verification: bool = False
     allowed_tools: tuple[str, ...] | None = None
     """Tool policy patterns (see :mod:`tokenward.tools.policy`); None: every tool."""
+    public_key: str | None = None
+    """The Discord application's Ed25519 public key (hex) for requests from Discord; public."""
 
     def public(self) -> dict[str, Any]:
         """A JSON-safe view without secrets."""
@@ -140,6 +155,7 @@ class ConnectionRecord:
             "has_bot_token": self.bot_token is not None,
             "require_user_verification": self.require_user_verification,
             "allowed_tools": None if self.allowed_tools is None else list(self.allowed_tools),
+            "public_key": self.public_key,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
@@ -490,9 +506,12 @@ class Vault:
             updated_at=m["updated_at"],
             require_user_verification=bool(m["require_user_verification"]),
             allowed_tools=_stored_patterns(m["allowed_tools"]),
+            public_key=m["public_key"],
         )
 
-    def _account(self, row: Row[Any]) -> AccountRecord:
+    def _account(self, row: Row[Any], *, tokens: bool = True) -> AccountRecord:
+        """The account of ``row``; ``tokens=False`` leaves both tokens ``None`` instead of
+        decrypting them (for listings that never return them)."""
         m = row._mapping
         rid = m["id"]
         return AccountRecord(
@@ -503,9 +522,15 @@ class Vault:
             status_reason=m["status_reason"],
             granted_scopes=_split_scopes(m["granted_scopes"]),
             provider_user_id=m["provider_user_id"],
-            access_token=self._open_opt(ACCOUNTS, "access_token_enc", rid, m["access_token_enc"]),
-            refresh_token=self._open_opt(
-                ACCOUNTS, "refresh_token_enc", rid, m["refresh_token_enc"]
+            access_token=(
+                self._open_opt(ACCOUNTS, "access_token_enc", rid, m["access_token_enc"])
+                if tokens
+                else None
+            ),
+            refresh_token=(
+                self._open_opt(ACCOUNTS, "refresh_token_enc", rid, m["refresh_token_enc"])
+                if tokens
+                else None
             ),
             expires_at=m["expires_at"],
             version=m["version"],
@@ -583,9 +608,12 @@ class Vault:
         bot_token: str | None = None,
         require_user_verification: bool = False,
         allowed_tools: Sequence[str] | None = None,
+        public_key: str | None = None,
     ) -> ConnectionRecord:
         """A new connection. ``client_id`` and ``client_secret`` go together: both for a provider
-        with OAuth, neither for one without (the caller knows which the provider is)."""
+        with OAuth, neither for one without (the caller knows which the provider is).
+        ``public_key``: the Discord application's public key (64 hex characters), for requests
+        Discord sends to the connection."""
         _validate_name(name)
         if not PROVIDER_RE.match(provider or ""):
             reason = "must be a provider name such as 'discord'"
@@ -602,6 +630,7 @@ class Vault:
         scope_text = _validate_scopes("scopes", scopes)
         if bot_token is not None:
             _validate_text("bot_token", bot_token, max_len=4096)
+        key = None if public_key is None else parse_public_key(public_key)
         now = self._now()
         cid = new_id(now)
         values = {
@@ -618,6 +647,7 @@ class Vault:
             else self._seal(CONNECTIONS, "bot_token_enc", cid, bot_token),
             "require_user_verification": bool(require_user_verification),
             "allowed_tools": None if allowed_tools is None else list(allowed_tools),
+            "public_key": key,
             "created_at": now,
             "updated_at": now,
         }
@@ -643,6 +673,7 @@ class Vault:
                         "scopes": scope_text.split(),
                         "require_user_verification": bool(require_user_verification),
                         "allowed_tools": values["allowed_tools"],
+                        "public_key": key,
                     },
                 )
         except IntegrityError:
@@ -684,9 +715,10 @@ class Vault:
         bot_token: str | _Unset | None = UNSET,
         require_user_verification: bool | _Unset = UNSET,
         allowed_tools: Sequence[str] | _Unset | None = UNSET,
+        public_key: str | _Unset | None = UNSET,
     ) -> ConnectionRecord:
         """Change the given fields; ``None`` clears ``bot_token`` / ``allowed_tools`` (every
-        tool allowed again)."""
+        tool allowed again) / ``public_key`` (requests from Discord are refused again)."""
         values: dict[str, Any] = {}
         if not isinstance(client_id, _Unset):
             _validate_text("client_id", client_id)
@@ -710,6 +742,8 @@ class Vault:
             values["require_user_verification"] = bool(require_user_verification)
         if not isinstance(allowed_tools, _Unset):
             values["allowed_tools"] = None if allowed_tools is None else list(allowed_tools)
+        if not isinstance(public_key, _Unset):
+            values["public_key"] = None if public_key is None else parse_public_key(public_key)
         changed = sorted(k.removesuffix("_enc") for k in values)
         if not changed:
             return await self.get_connection(connection_id)
@@ -841,8 +875,10 @@ class Vault:
         status: AccountStatus | str | None = None,
         page_size: int = 50,
         page_token: str | None = None,
+        with_tokens: bool = False,
     ) -> AccountPage:
-        """Accounts in creation (id) order, ``page_size`` at a time (keyset pagination)."""
+        """Accounts in creation (id) order, ``page_size`` at a time (keyset pagination).
+        Their tokens are decrypted only ``with_tokens`` (otherwise both are ``None``)."""
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             reason = f"must be between 1 and {MAX_PAGE_SIZE}"
             raise ValidationError(f"page_size {reason}", fields={"page_size": reason})
@@ -863,7 +899,7 @@ class Vault:
         stmt = stmt.order_by(ACCOUNTS.c.id).limit(page_size + 1)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
-        items = tuple(self._account(row) for row in rows[:page_size])
+        items = tuple(self._account(row, tokens=with_tokens) for row in rows[:page_size])
         more = len(rows) > page_size
         return AccountPage(items, _encode_page_token(items[-1].id) if more else None)
 
@@ -887,6 +923,85 @@ class Vault:
             )
             await emit_status(self, conn, row, new_status.value, reason)
             return self._account(await self._require_account(conn, account_id))
+
+    async def disconnect_provider_user(
+        self, connection_id: str, provider_user_id: str, reason: str
+    ) -> list[AccountRecord]:
+        """The user removed the application in Discord: every account of that Discord user
+        (``provider_user_id``) through this connection's Discord application (this connection,
+        and any other with the same provider and client id: the grant is the application's)
+        becomes ``DISCONNECTED`` with ``reason``, its dead tokens and any refresh in flight
+        dropped, with an audit event and a ``connected_account.status_updated`` event each, all
+        in one transaction. Accounts already ``DISCONNECTED`` are left alone (a repeated event
+        changes nothing). Returns the accounts changed."""
+        _validate_text("provider_user_id", provider_user_id, max_len=64)
+        async with self._writer.begin() as conn:
+            connection = (
+                await conn.execute(
+                    select(CONNECTIONS.c.provider, CONNECTIONS.c.client_id).where(
+                        CONNECTIONS.c.id == connection_id
+                    )
+                )
+            ).first()
+            if connection is None:
+                raise ConnectionNotFound(
+                    f"connection {connection_id!r} does not exist", details={"id": connection_id}
+                )
+            same_app = CONNECTIONS.c.id == connection_id
+            if connection.client_id is not None:
+                same_app = or_(
+                    same_app,
+                    and_(
+                        CONNECTIONS.c.provider == connection.provider,
+                        CONNECTIONS.c.client_id == connection.client_id,
+                    ),
+                )
+            rows = (
+                await conn.execute(
+                    select(ACCOUNTS)
+                    .join(CONNECTIONS, CONNECTIONS.c.id == ACCOUNTS.c.connection_id)
+                    .where(
+                        same_app,
+                        ACCOUNTS.c.provider_user_id == provider_user_id,
+                        ACCOUNTS.c.status != AccountStatus.DISCONNECTED.value,
+                    )
+                    .order_by(ACCOUNTS.c.id)
+                    .with_for_update(of=ACCOUNTS)
+                )
+            ).all()
+            now = self._now()
+            changed: list[AccountRecord] = []
+            for row in rows:
+                await conn.execute(
+                    update(ACCOUNTS)
+                    .where(ACCOUNTS.c.id == row.id)
+                    .values(
+                        status=AccountStatus.DISCONNECTED.value,
+                        status_reason=reason,
+                        access_token_enc=None,
+                        refresh_token_enc=None,
+                        expires_at=None,
+                        refresh_lease_owner=None,
+                        refresh_lease_until=None,
+                        refresh_started_at=None,
+                        version=ACCOUNTS.c.version + 1,
+                        updated_at=now,
+                    )
+                )
+                await self._event(
+                    conn,
+                    "account.status_changed",
+                    connection_id=row.connection_id,
+                    account_id=row.id,
+                    data={
+                        "from": row.status,
+                        "to": AccountStatus.DISCONNECTED.value,
+                        "reason": reason,
+                    },
+                )
+                await emit_status(self, conn, row, AccountStatus.DISCONNECTED.value, reason)
+                changed.append(self._account(await self._require_account(conn, row.id)))
+            return changed
 
     async def store_tokens_after_callback(
         self,
@@ -1874,14 +1989,20 @@ class Vault:
         async with self._writer.begin() as conn:
             if rows:
                 await conn.execute(insert(EVENTS), rows)
-            for account_id, at in last_used.items():
+            if last_used:
+                # One statement executed for many rows (the driver batches it), not one
+                # round trip per account.
                 await conn.execute(
                     update(ACCOUNTS)
                     .where(
-                        ACCOUNTS.c.id == account_id,
-                        or_(ACCOUNTS.c.last_used_at.is_(None), ACCOUNTS.c.last_used_at < at),
+                        ACCOUNTS.c.id == bindparam("used_id"),
+                        or_(
+                            ACCOUNTS.c.last_used_at.is_(None),
+                            ACCOUNTS.c.last_used_at < bindparam("used_at"),
+                        ),
                     )
-                    .values(last_used_at=at)
+                    .values(last_used_at=bindparam("used_at")),
+                    [{"used_id": k, "used_at": at} for k, at in last_used.items()],
                 )
 
     async def list_events(

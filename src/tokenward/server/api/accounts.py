@@ -70,6 +70,8 @@ async def create_account(
     )
     if not created:
         response.status_code = 200
+        # A new token for an existing account: other replicas drop the old one now.
+        container.announce("account_key", f"{record.connection_id}\n{record.identifier}")
     return ConnectedAccountCreated(
         connected_account=ConnectedAccount.of(record, body.connection_name), created=created
     )
@@ -114,7 +116,7 @@ async def verify(body: VerifyRequest, request: Request) -> ConnectedAccountRespo
     the account goes from PENDING_VERIFICATION to ACTIVE."""
     container = _container(request)
     record = await container.oauth.verify(body.auth_request_id, body.identifier)
-    container.directory.forget(record.connection_id, record.identifier)
+    container.announce("account_key", f"{record.connection_id}\n{record.identifier}")
     return ConnectedAccountResponse(connected_account=await _view(container, record))
 
 
@@ -244,7 +246,7 @@ async def delete_account_by_id(
     outcome = await container.oauth.delete_account(
         account_id, force=force, revoke=revoke, revoke_siblings=revoke_siblings
     )
-    container.directory.forget_by_id(outcome.account_id)
+    container.announce("account", outcome.account_id)
     for sibling in outcome.siblings_disconnected:
-        container.directory.forget_by_id(sibling.id)
+        container.announce("account", sibling.id)
     return outcome

@@ -2,7 +2,9 @@
 
 Responses never carry the client secret or the bot token (only ``has_bot_token``); they do carry
 ``redirect_uri``, the callback to register in Discord's Developer Portal (null for a
-``discordbot`` connection, whose accounts hold bot tokens and are not linked through OAuth2).
+``discordbot`` connection, whose accounts hold bot tokens and are not linked through OAuth2),
+and, once the connection has the application's ``public_key``, ``interactions_endpoint_url`` and
+``event_webhooks_url``, the two URLs Discord sends interactions and webhook events to.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ def _container(request: Request) -> Container:
 
 
 def _view(container: Container, record: ConnectionRecord) -> Connection:
-    return Connection.of(record, container.oauth.redirect_uri(record.id))
+    return Connection.of(
+        record, container.oauth.redirect_uri(record.id), container.discord_urls(record.id)
+    )
 
 
 @router.post(
@@ -66,6 +70,7 @@ async def create_connection(body: ConnectionCreate, request: Request) -> Connect
         bot_token=None if body.bot_token is None else body.bot_token.get_secret_value(),
         require_user_verification=body.require_user_verification,
         allowed_tools=body.allowed_tools,
+        public_key=body.public_key,
     )
     return ConnectionResponse(connection=_view(container, record))
 
@@ -81,6 +86,7 @@ async def create_connection_record(
     bot_token: str | None,
     require_user_verification: bool,
     allowed_tools: list[str] | None,
+    public_key: str | None = None,
 ) -> ConnectionRecord:
     """Check the fields against the provider (an OAuth client or none, tool patterns that match
     its tools), then store the connection. Shared by the API and the CLI."""
@@ -104,6 +110,7 @@ async def create_connection_record(
         bot_token=bot_token,
         require_user_verification=require_user_verification,
         allowed_tools=patterns,
+        public_key=public_key,
     )
 
 
@@ -145,7 +152,8 @@ async def update_connection(
 ) -> ConnectionResponse:
     """Change `client_secret`, `scopes`, `bot_token` (`null` removes the bot token),
     `require_user_verification` (links made before it was turned on can no longer be used;
-    accounts already linked stay as they are) or `allowed_tools` (`null`: every tool)."""
+    accounts already linked stay as they are), `allowed_tools` (`null`: every tool) or
+    `public_key` (`null` removes it: requests from Discord are refused again)."""
     given = body.model_fields_set
     changes: dict[str, Any] = {}
     for field in given:
@@ -161,6 +169,7 @@ UPDATABLE = (
     "bot_token",
     "require_user_verification",
     "allowed_tools",
+    "public_key",
 )
 
 
@@ -168,12 +177,12 @@ async def update_connection_record(
     container: Container, name: str, changes: dict[str, Any]
 ) -> ConnectionRecord:
     """Change the fields named in ``changes`` (plain values; ``bot_token: None`` removes it,
-    ``allowed_tools: None`` allows every tool), checked against the provider. Shared by the API
-    and the dashboard."""
+    ``allowed_tools: None`` allows every tool, ``public_key: None`` removes it), checked against
+    the provider. Shared by the API and the dashboard."""
     if not changes:
         raise ValidationError(
-            "nothing to change: give client_secret, scopes, bot_token, require_user_verification "
-            "or allowed_tools",
+            "nothing to change: give client_secret, scopes, bot_token, require_user_verification, "
+            "allowed_tools or public_key",
             fields={"body": "give at least one of " + ", ".join(UPDATABLE)},
         )
     nulls: dict[str, str] = {
@@ -199,7 +208,7 @@ async def update_connection_record(
             "allowed_tools": check_patterns(changes["allowed_tools"], connector.catalog.names()),
         }
     record = await container.vault.update_connection(current.id, **changes)
-    container.directory.forget_connection(name)
+    container.announce("connection", name)
     return record
 
 
@@ -209,7 +218,7 @@ async def delete_connection_named(
     """Revoke every account's grant at Discord (unless ``revoke`` is false), then delete the
     connection and its accounts. Shared by the API, the CLI and the dashboard."""
     outcome = await container.oauth.delete_connection(name, revoke=revoke)
-    container.directory.forget_connection(name)
+    container.announce("connection", name)
     return outcome
 
 

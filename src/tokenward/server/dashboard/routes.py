@@ -536,6 +536,7 @@ def dashboard_router(container: Container) -> APIRouter:
             "name": text(form, "name"),
             "client_id": text(form, "client_id"),
             "provider": text(form, "provider") or "discord",
+            "public_key": text(form, "public_key"),
         }
         try:
             connector = container.connectors.provider(values["provider"])
@@ -555,6 +556,7 @@ def dashboard_router(container: Container) -> APIRouter:
                 bot_token=text(form, "bot_token") or None,
                 require_user_verification=False,
                 allowed_tools=None,
+                public_key=text(form, "public_key") or None,
             )
         except TokenwardError as exc:
             if exc.code == "CONFLICT" or "exists" in exc.message:
@@ -571,9 +573,12 @@ def dashboard_router(container: Container) -> APIRouter:
     async def edit_context(name: str) -> dict[str, Any]:
         record = await vault.get_connection_by_name(name)
         uses_oauth = container.connector(record).uses_oauth
+        interactions, events = container.discord_urls(record.id)
         return {
             "action": f"{PREFIX}/connections/{record.name}",
             "connection": {**record.public()},
+            "form": {"public_key": record.public_key or ""},
+            "discord_urls": (interactions, events) if record.public_key else None,
             "redirect_uri": container.oauth.redirect_uri(record.id) if uses_oauth else None,
             **scope_choices(record.scopes),
             "chosen_scopes": record.scopes,
@@ -594,6 +599,9 @@ def dashboard_router(container: Container) -> APIRouter:
             changes["client_secret"] = text(form, "client_secret")
         if text(form, "bot_token"):
             changes["bot_token"] = text(form, "bot_token")
+        public_key = text(form, "public_key")
+        if public_key != (context["connection"].get("public_key") or ""):
+            changes["public_key"] = public_key or None  # emptied: removed
         try:
             if not changes["scopes"] and context["redirect_uri"]:
                 raise ValidationError(
@@ -602,6 +610,7 @@ def dashboard_router(container: Container) -> APIRouter:
             await update_connection_record(container, name, changes)
         except TokenwardError as exc:
             context["chosen_scopes"] = tuple(changes["scopes"])
+            context["form"] = {"public_key": public_key}
             return pages.failure(
                 request, exc, "connection_form.html", f"Connection {name}", **context
             )
@@ -950,6 +959,7 @@ def dashboard_router(container: Container) -> APIRouter:
     @router.post("/api-clients/{client_id}/delete")
     async def delete_api_client(request: Request, client_id: str) -> Response:
         await vault.delete_api_client(client_id)
+        container.announce("api_client", client_id)  # every process refuses its tokens now
         return _see_other(f"{PREFIX}/api-clients?notice=client-revoked")
 
     # -- keys ------------------------------------------------------------------------------------

@@ -5,8 +5,8 @@ signed-in browsers, keyed by the SHA-256 of the session cookie (the cookie itsel
 stored), so signing out or deleting an operator ends a session on every replica at
 once. An index on ``events (kind, at)`` serves the dashboard's counts of the last day.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | None = None
 depends_on: str | None = None
 
