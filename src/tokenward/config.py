@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     # Lifetime of the authorization links sent in status events (longer than a link made on
     # request: the event may be read later).
     event_link_ttl_seconds: int = Field(default=7 * 86400, ge=60)
+    # The dashboard (/dashboard): how long a sign-in lasts, and how many failed sign-ins one
+    # username may have within the window before further attempts for it are refused.
+    dashboard_session_ttl_seconds: float = Field(default=12 * 3600.0, gt=0)
+    dashboard_sign_in_failures: int = Field(default=5, ge=1)
+    dashboard_sign_in_window_seconds: float = Field(default=300.0, gt=0)
     # Requests from Discord (interactions, webhook events): a signature timestamp further than
     # this from now is refused (a replay); how long an interaction waits for the application's
     # answer before tokenward answers a deferred response (Discord allows 3 s in all).

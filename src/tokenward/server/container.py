@@ -31,6 +31,7 @@ from tokenward.server.janitor import Janitor
 from tokenward.server.readiness import Readiness
 from tokenward.shared import RESYNC, SharedRedis
 from tokenward.tools.runner import ToolRunner
+from tokenward.vault.admins import AdminStore
 from tokenward.vault.repository import ConnectionRecord, Vault
 from tokenward.vault.webhooks import EventLinks, WebhookStore
 
@@ -97,6 +98,7 @@ class Container:
         self.readiness = Readiness(settings, self.vault, shared=self.shared)
         self.vault.event_links = EventLinks(settings.public_base, settings.event_link_ttl_seconds)
         self.webhooks = WebhookStore(self.vault)
+        self.admins = AdminStore(self.vault, session_ttl=settings.dashboard_session_ttl_seconds)
         self.webhook_service = WebhookService(self.webhooks, settings)
         self.deliverer = Deliverer(
             self.webhooks,
@@ -124,6 +126,7 @@ class Container:
             ready=lambda: self.readiness.prepared,
             purge_events=lambda older_than: self.webhooks.purge(older_than=older_than),
             event_retention=settings.webhooks_retention_seconds,
+            purge_sessions=self.admins.purge_expired,
         )
         self._clients: dict[tuple[str, str, str], ProviderClient] = {}
         self._runner: ToolRunner | None = None

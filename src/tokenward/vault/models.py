@@ -165,7 +165,11 @@ class ApiClientRow(Base):
 
 class EventRow(Base):
     __tablename__ = "events"
-    __table_args__ = (Index(None, "account_id"), Index(None, "connection_id"))
+    __table_args__ = (
+        Index(None, "account_id"),
+        Index(None, "connection_id"),
+        Index(None, "kind", "at"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
@@ -250,6 +254,32 @@ class WebhookAttemptRow(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[float]
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class AdminRow(Base):
+    """An operator of the dashboard: a username and a scrypt hash of the password."""
+
+    __tablename__ = "admins"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[float]
+    last_sign_in_at: Mapped[float | None]
+
+
+class AdminSessionRow(Base):
+    """A signed-in browser, keyed by the SHA-256 of its cookie (the cookie is never stored)."""
+
+    __tablename__ = "admin_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    admin_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("admins.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[float]
+    last_seen_at: Mapped[float]
+    expires_at: Mapped[float]
 
 
 # Every secret column, per table (each keyed by its ``id`` primary key): rotation walks these.

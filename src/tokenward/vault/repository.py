@@ -54,6 +54,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from tokenward.clock import Clock, SystemClock
 from tokenward.config import Settings
@@ -67,6 +68,7 @@ from tokenward.errors import (
 from tokenward.events.discord import parse_public_key
 from tokenward.scopes import ADMIN as ADMIN_SCOPE
 from tokenward.scopes import format_scopes, parse_scopes
+from tokenward.vault.actor import current_actor
 from tokenward.vault.crypto import Keyring, aad, load_keyring
 from tokenward.vault.db import create_engine, write_engine
 from tokenward.vault.models import AccountStatus, Base, new_id
@@ -390,7 +392,11 @@ def _check_event_data(data: Mapping[str, Any]) -> dict[str, Any]:
     bad = sorted(k for k in data if k.lower() in FORBIDDEN_EVENT_KEYS)
     if bad:
         raise ValueError(f"event data may not carry secret-bearing keys: {bad}")
-    return dict(data)
+    checked = dict(data)
+    actor = current_actor()
+    if actor is not None:
+        checked.setdefault("actor", actor)
+    return checked
 
 
 def _encode_page_token(last_id: str) -> str:
@@ -2025,6 +2031,71 @@ class Vault:
             EventRecord(r.id, r.at, r.kind, r.connection_id, r.account_id, dict(r.data or {}))
             for r in rows
         ]
+
+    async def recent_events(
+        self,
+        *,
+        kinds: Sequence[str] = (),
+        connection_id: str | None = None,
+        account_id: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[EventRecord]:
+        """Events newest first (``before_id`` continues from a previous page): the activity
+        pages read the trail from its end."""
+        conditions: list[ColumnElement[bool]] = []
+        if kinds:
+            conditions.append(EVENTS.c.kind.in_(list(kinds)))
+        if connection_id is not None:
+            conditions.append(EVENTS.c.connection_id == connection_id)
+        if account_id is not None:
+            conditions.append(EVENTS.c.account_id == account_id)
+        if before_id is not None:
+            conditions.append(EVENTS.c.id < before_id)
+        stmt = (
+            select(EVENTS)
+            .where(and_(true(), *conditions))
+            .order_by(EVENTS.c.id.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [
+            EventRecord(r.id, r.at, r.kind, r.connection_id, r.account_id, dict(r.data or {}))
+            for r in rows
+        ]
+
+    async def event_counts(self, kinds: Sequence[str], *, since: float) -> dict[str, int]:
+        """How many events of each kind were written since ``since``."""
+        stmt = (
+            select(EVENTS.c.kind, func.count())
+            .where(EVENTS.c.kind.in_(list(kinds)), EVENTS.c.at >= since)
+            .group_by(EVENTS.c.kind)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return {str(kind): int(n) for kind, n in rows}
+
+    async def tool_call_statuses(self, *, since: float) -> dict[str, int]:
+        """Tool calls since ``since`` by their status (``ok`` or an error code)."""
+        status = EVENTS.c.data["status"].as_string()
+        stmt = (
+            select(status, func.count())
+            .where(EVENTS.c.kind == "tool.executed", EVENTS.c.at >= since)
+            .group_by(status)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return {str(value or "unknown"): int(n) for value, n in rows}
+
+    async def account_counts(self) -> dict[tuple[str, str], int]:
+        """Accounts per (connection id, status)."""
+        stmt = select(ACCOUNTS.c.connection_id, ACCOUNTS.c.status, func.count()).group_by(
+            ACCOUNTS.c.connection_id, ACCOUNTS.c.status
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return {(str(cid), str(status)): int(n) for cid, status, n in rows}
 
     async def count_events(self, kind: str | None = None) -> int:
         stmt = select(func.count()).select_from(EVENTS)

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Row, Table, and_, delete, insert, or_, select, update
+from sqlalchemy import Row, Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tokenward.clock import isoformat
@@ -800,6 +800,13 @@ class WebhookStore:
                 else:
                     too_long = now - since >= disable_after
         return too_long
+
+    async def backlog(self) -> dict[str, int]:
+        """Deliveries per status (``pending`` is the backlog still to send)."""
+        stmt = select(DELIVERIES.c.status, func.count()).group_by(DELIVERIES.c.status)
+        async with self.vault.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return {str(status): int(n) for status, n in rows}
 
     async def purge(self, *, older_than: float) -> int:
         """Delete events older than ``older_than`` whose deliveries are all settled."""

@@ -600,6 +600,8 @@ def route_template(scope: Scope) -> str:
         return named
     route = scope.get("route")
     if route is None:
+        if scope.get("path", "").startswith("/static/"):
+            return "/static/{path}"  # the mounted files: one label, whatever the file
         endpoint = scope.get("endpoint")
         if endpoint is not None:  # a plain Starlette route (/docs, /openapi.json)
             return _endpoint_template(scope.get("router"), endpoint)
