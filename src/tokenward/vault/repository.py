@@ -969,39 +969,54 @@ class Vault:
                     .with_for_update(of=ACCOUNTS)
                 )
             ).all()
-            now = self._now()
             changed: list[AccountRecord] = []
             for row in rows:
-                await conn.execute(
-                    update(ACCOUNTS)
-                    .where(ACCOUNTS.c.id == row.id)
-                    .values(
-                        status=AccountStatus.DISCONNECTED.value,
-                        status_reason=reason,
-                        access_token_enc=None,
-                        refresh_token_enc=None,
-                        expires_at=None,
-                        refresh_lease_owner=None,
-                        refresh_lease_until=None,
-                        refresh_started_at=None,
-                        version=ACCOUNTS.c.version + 1,
-                        updated_at=now,
-                    )
-                )
-                await self._event(
+                await self._disconnect(
                     conn,
-                    "account.status_changed",
-                    connection_id=row.connection_id,
-                    account_id=row.id,
-                    data={
-                        "from": row.status,
-                        "to": AccountStatus.DISCONNECTED.value,
-                        "reason": reason,
-                    },
+                    _AccountView(row.id, row.connection_id, row.identifier, row.status),
+                    reason,
                 )
-                await emit_status(self, conn, row, AccountStatus.DISCONNECTED.value, reason)
                 changed.append(self._account(await self._require_account(conn, row.id)))
             return changed
+
+    async def _disconnect(
+        self,
+        conn: AsyncConnection,
+        account: _AccountView,
+        reason: str,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Within ``conn``'s transaction: ``account`` becomes ``DISCONNECTED`` (its tokens and
+        any refresh lease dropped), with its history entry and status event."""
+        await conn.execute(
+            update(ACCOUNTS)
+            .where(ACCOUNTS.c.id == account.id)
+            .values(
+                status=AccountStatus.DISCONNECTED.value,
+                status_reason=reason,
+                access_token_enc=None,
+                refresh_token_enc=None,
+                expires_at=None,
+                refresh_lease_owner=None,
+                refresh_lease_until=None,
+                refresh_started_at=None,
+                version=ACCOUNTS.c.version + 1,
+                updated_at=self._now(),
+            )
+        )
+        await self._event(
+            conn,
+            "account.status_changed",
+            connection_id=account.connection_id,
+            account_id=account.id,
+            data={
+                "from": account.status,
+                "to": AccountStatus.DISCONNECTED.value,
+                "reason": reason,
+                **(extra or {}),
+            },
+        )
+        await emit_status(self, conn, account, AccountStatus.DISCONNECTED.value, reason)
 
     async def store_tokens_after_callback(
         self,
@@ -1315,45 +1330,18 @@ class Vault:
         async with self._writer.begin() as conn:
             row = await self._require_account(conn, account_id)
             siblings = await self._siblings(conn, row) if disconnect_siblings else []
-            now = self._now()
             reason = (
                 f"the Discord grant was revoked when account {row.id} "
                 f"(identifier {row.identifier!r}) was deleted; send a new authorization link"
             )
             for sibling in siblings:
-                await conn.execute(
-                    update(ACCOUNTS)
-                    .where(ACCOUNTS.c.id == sibling.id)
-                    .values(
-                        status=AccountStatus.DISCONNECTED.value,
-                        status_reason=reason,
-                        access_token_enc=None,
-                        refresh_token_enc=None,
-                        expires_at=None,
-                        version=ACCOUNTS.c.version + 1,
-                        updated_at=now,
-                    )
-                )
-                await self._event(
-                    conn,
-                    "account.status_changed",
-                    connection_id=sibling.connection_id,
-                    account_id=sibling.id,
-                    data={
-                        "from": sibling.status.value,
-                        "to": AccountStatus.DISCONNECTED.value,
-                        "reason": reason,
-                        "revoked_with_account_id": row.id,
-                    },
-                )
-                await emit_status(
-                    self,
+                await self._disconnect(
                     conn,
                     _AccountView(
                         sibling.id, sibling.connection_id, sibling.identifier, sibling.status.value
                     ),
-                    AccountStatus.DISCONNECTED.value,
                     reason,
+                    {"revoked_with_account_id": row.id},
                 )
             await conn.execute(delete(ACCOUNTS).where(ACCOUNTS.c.id == account_id))
             data: dict[str, Any] = {"identifier": row.identifier}
