@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -601,6 +602,22 @@ def serve(
     port: int | None = typer.Option(
         None, "--port", min=0, max=65535, help="Port (default TOKENWARD_PORT); 0 picks a free one."
     ),
+    compat_port: int | None = typer.Option(
+        None,
+        "--compat-port",
+        min=0,
+        max=65535,
+        help="Also serve the hosted platform's SDKs (gRPC + REST) on this port (default "
+        "TOKENWARD_COMPAT_PORT; unset: off).",
+    ),
+    tls_cert: Path | None = typer.Option(
+        None,
+        "--tls-cert",
+        help="PEM certificate chain for TLS on --compat-port (TOKENWARD_TLS_CERT).",
+    ),
+    tls_key: Path | None = typer.Option(
+        None, "--tls-key", help="PEM private key of --tls-cert (TOKENWARD_TLS_KEY)."
+    ),
 ) -> None:
     """Run the gateway's HTTP server.
 
@@ -610,4 +627,4 @@ def serve(
     """
     from tokenward.cli.serving import run_serve
 
-    run_serve(host=host, port=port)
+    run_serve(host=host, port=port, compat_port=compat_port, tls_cert=tls_cert, tls_key=tls_key)

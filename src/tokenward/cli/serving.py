@@ -19,6 +19,7 @@ import errno
 import ipaddress
 import socket
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import typer
@@ -146,26 +147,52 @@ async def preflight(settings: Settings) -> list[str]:
         await vault.close()
 
 
-def run_serve(*, host: str | None, port: int | None) -> None:
+def run_serve(
+    *,
+    host: str | None,
+    port: int | None,
+    compat_port: int | None = None,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+) -> None:
+    compat_sock: socket.socket | None = None
     try:
         settings = load_settings()
         if host is not None:
             settings.host = host
         if port is not None:
             settings.port = port
+        if compat_port is not None:
+            settings.compat_port = compat_port
+        settings.tls_cert = tls_cert or settings.tls_cert
+        settings.tls_key = tls_key or settings.tls_key
+        if settings.compat_port is not None:
+            from tokenward.compat.server import check_tls_files
+
+            check_tls_files(settings.tls_cert, settings.tls_key)
         sock = bind_socket(settings.host, settings.port)
+        if settings.compat_port is not None:
+            try:
+                compat_sock = bind_socket(settings.host, settings.compat_port)
+            except TokenwardError:
+                sock.close()
+                raise
     except TokenwardError as exc:
         fail_with(exc)
     try:
         settings.port = int(sock.getsockname()[1])
+        if compat_sock is not None:
+            settings.compat_port = int(compat_sock.getsockname()[1])
         not_ready = asyncio.run(preflight(settings))
     except BaseException as exc:
         sock.close()
+        if compat_sock is not None:
+            compat_sock.close()
         if isinstance(exc, TokenwardError):
             fail_with(exc)
         raise
     _banner(settings, not_ready)
-    _serve_on(settings, sock)
+    _serve_on(settings, sock, compat_sock)
 
 
 def _banner(settings: Settings, not_ready: list[str]) -> None:
@@ -180,6 +207,10 @@ def _banner(settings: Settings, not_ready: list[str]) -> None:
         f"  database    {database_label(settings)}",
         f"  health      {settings.public_base}/healthz (live), /readyz (ready)",
     ]
+    if settings.compat_port is not None:
+        scheme = "https" if settings.tls_cert is not None else "http"
+        where = f"{scheme}://{_url_host(settings.host or '0.0.0.0')}:{settings.compat_port}"  # noqa: S104
+        lines.append(f"  compat      {where} (the hosted platform's SDKs: gRPC + REST)")
     typer.echo("\n".join(lines))
     for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
@@ -188,7 +219,9 @@ def _banner(settings: Settings, not_ready: list[str]) -> None:
     sys.stdout.flush()
 
 
-def _serve_on(settings: Settings, sock: socket.socket) -> None:
+def _serve_on(
+    settings: Settings, sock: socket.socket, compat_sock: socket.socket | None = None
+) -> None:
     import uvicorn
 
     from tokenward.server.app import create_app
@@ -205,9 +238,16 @@ def _serve_on(settings: Settings, sock: socket.socket) -> None:
     )
     server = uvicorn.Server(config)
     try:
-        server.run(sockets=[sock])
+        if compat_sock is None:
+            server.run(sockets=[sock])
+        else:
+            from tokenward.compat.server import serve_with_compat
+
+            asyncio.run(serve_with_compat(server, sock, compat_sock, settings))
     finally:
         sock.close()
+        if compat_sock is not None:
+            compat_sock.close()
     if not server.started:
         fail_with(
             TokenwardError("the server did not start; see the log lines above", code="NOT_STARTED")
