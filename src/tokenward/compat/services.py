@@ -570,7 +570,16 @@ class CompatServices:
     ) -> ca.DeleteConnectedAccountResponse:
         await self._principal(context, "accounts:write", action="DeleteConnectedAccount")
         record, _connection = await self._account(self._ref(request))
-        outcome = await self.container.oauth.delete_account(record.id)
+        oauth = self.container.oauth
+        try:
+            outcome = await oauth.delete_account(record.id)
+        except TokenwardError as exc:
+            if exc.code != "SIBLINGS_AFFECTED":
+                raise
+            # Other identifiers hold the same Discord user's grant, which a revocation would end
+            # for them too: the hosted platform's accounts are independent, so delete this one
+            # here only and leave the grant to the others.
+            outcome = await oauth.delete_account(record.id, revoke=False)
         directory = self.container.directory
         directory.forget_by_id(outcome.account_id)
         for sibling in outcome.siblings_disconnected:
