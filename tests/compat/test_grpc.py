@@ -426,3 +426,17 @@ async def test_concurrent_calls_share_one_connection(clients: Clients) -> None:
 
     totals = await asyncio.gather(*(asyncio.to_thread(call) for _ in range(20)))
     assert totals == [255] * 20
+
+
+def test_no_token_or_secret_in_the_servers_output(clients: Clients, stack: CompatStack) -> None:
+    """Runs after the module's calls (tokens handed out, errors answered): none is logged."""
+    link(clients, "grpc_logs")
+    clients.accounts.GetConnectedAccountAuth(
+        ca.GetConnectedAccountByIdentifierRequest(connector=CONNECTION, identifier="grpc_logs"),
+        metadata=clients.metadata,
+    )
+    output = stack.gateway.stderr() + stack.gateway.stdout_path.read_text(errors="replace")
+    assert "grpc_call" in output  # the calls are logged, one line each
+    secrets = [*sandbox_secrets(stack.sandbox_url), stack.client_secret]
+    secrets.append(clients.metadata[0][1].removeprefix("Bearer "))
+    assert [s[:6] for s in secrets if s and s in output] == []

@@ -241,9 +241,9 @@ def _serve_on(
         if compat_sock is None:
             server.run(sockets=[sock])
         else:
-            from tokenward.compat.server import serve_with_compat
+            from tokenward.compat.server import run_with_compat
 
-            asyncio.run(serve_with_compat(server, sock, compat_sock, settings))
+            run_with_compat(server, sock, compat_sock, settings)
     finally:
         sock.close()
         if compat_sock is not None:

@@ -40,14 +40,22 @@ def compat_app(app: FastAPI) -> GrpcRouter:
     """The compatibility port's ASGI application over the main ``app`` (same container, same API
     clients, same routes)."""
     services = CompatServices(app.state.container, app.state.api_auth)
-    metrics = app.state.metrics
 
     def on_call(path: str, code: int, seconds: float) -> None:
-        method = path.rpartition("/")[2] or path
-        record = getattr(metrics, "record_grpc_call", None)
-        if record is not None:
-            record(method, CODE_NAMES.get(code, str(code)), seconds)
-        log.debug("gRPC %s %s in %.1f ms", path, CODE_NAMES.get(code, code), seconds * 1000)
+        # One line per call, like the main port's access log (never a message or metadata).
+        log.info(
+            "gRPC %s %s",
+            path,
+            CODE_NAMES.get(code, str(code)),
+            extra={
+                "tw_fields": {
+                    "event": "grpc_call",
+                    "method": path,
+                    "grpc_status": CODE_NAMES.get(code, str(code)),
+                    "duration_ms": round(seconds * 1000, 3),
+                }
+            },
+        )
 
     return GrpcRouter(services.table(), app, on_call=on_call)
 
@@ -151,3 +159,15 @@ async def serve_with_compat(
     finally:
         server.should_exit = True
         await compat
+
+
+def run_with_compat(
+    server: uvicorn.Server,
+    sock: socket.socket,
+    compat_sock: socket.socket,
+    settings: Settings,
+) -> None:
+    """:func:`serve_with_compat` on the event loop uvicorn would pick (uvloop where installed),
+    so the main port runs as fast as without the compatibility port."""
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+        runner.run(serve_with_compat(server, sock, compat_sock, settings))
