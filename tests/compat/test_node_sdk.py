@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import subprocess
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.slow
 
 ADA = "1100000000000000001"
 LINK_PREFIX = "🔗 Authorize Discord: "
+CALLS = Path(__file__).parent / "data" / "node_calls.mjs"
 
 
 def test_the_copy_is_the_pages_example() -> None:
@@ -28,6 +30,20 @@ def test_the_copy_is_the_pages_example() -> None:
     if page is None:
         pytest.skip("the shared reference (../shared/reference) is not present")
     assert EXAMPLE_COPY.read_text(encoding="utf-8") == page_example(page)
+
+
+def sdk_environment(stack: CompatStack) -> dict[str, str]:
+    """The page's three variables (and the dev CA over TLS), nothing of tokenward's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKENWARD_", "SCALEKIT_"))}
+    env.update(stack.client_environment())
+    env.update(
+        {
+            "SCALEKIT_ENV_URL": stack.compat_url,
+            "SCALEKIT_CLIENT_ID": stack.client_id,
+            "SCALEKIT_CLIENT_SECRET": stack.client_secret,
+        }
+    )
+    return env
 
 
 class Lines:
@@ -68,15 +84,7 @@ def run_example(stack: CompatStack, folder: Path) -> str:
     (folder / "node_modules").symlink_to(sdk / "node_modules")
     script = folder / "example.mjs"
     script.write_text(the_example(), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOKENWARD_", "SCALEKIT_"))}
-    env.update(stack.client_environment())
-    env.update(
-        {
-            "SCALEKIT_ENV_URL": stack.compat_url,
-            "SCALEKIT_CLIENT_ID": stack.client_id,
-            "SCALEKIT_CLIENT_SECRET": stack.client_secret,
-        }
-    )
+    env = sdk_environment(stack)
     with subprocess.Popen(
         ["node", str(script)],
         cwd=folder,
@@ -116,3 +124,39 @@ def test_the_pages_example_runs_unchanged(stack: CompatStack, tmp_path: Path) ->
     assert "username: 'ada'" in printed, printed
     leaked = [s for s in sandbox_secrets(stack.sandbox_url) if s in printed]
     assert leaked == []
+
+
+def test_account_and_tool_calls(stack: CompatStack, tmp_path: Path) -> None:
+    """Runs after the page's example linked user_123 on this stack."""
+    folder = tmp_path / "calls"
+    folder.mkdir()
+    (folder / "node_modules").symlink_to(node_sdk() / "node_modules")
+    script = folder / "calls.mjs"
+    script.write_text(CALLS.read_text(encoding="utf-8"), encoding="utf-8")
+    env = sdk_environment(stack)
+    done = subprocess.run(
+        ["node", str(script)],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    assert results["me"]["ok"], results
+    assert results["me"]["value"]["data"]["id"] == ADA
+    assert results["me"]["value"]["executionId"].startswith("exec_")
+    assert len(results["guilds"]["value"]["data"]) == 1
+    assert results["toolError"]["name"] == "ScalekitToolException", results
+    assert results["toolError"]["toolErrorCode"] == "10004"
+    assert results["account"]["value"]["connector"] == "discord"
+    assert results["account"]["value"]["id"].startswith("ca_")
+    assert results["missing"]["name"] == "ScalekitNotFoundException"
+    assert results["missing"]["errorCode"] == "ACCOUNT_NOT_FOUND"
+    assert results["created"]["ok"], results
+    assert "node_new" in results["listed"]["value"]
+    assert results["deleted"]["ok"], results
+    assert results["gone"]["name"] == "ScalekitNotFoundException"
+    assert results["badRequest"]["name"] == "ScalekitBadRequestException"
