@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import grpc
 import httpx
@@ -231,6 +232,14 @@ def test_list_update_and_delete(clients: Clients) -> None:
     assert listing.connected_accounts[0].status == ca.ACTIVE
     assert listing.connected_accounts[0].connector == CONNECTION
 
+    clients.accounts.CreateConnectedAccount(
+        ca.CreateConnectedAccountRequest(
+            connector=CONNECTION,
+            identifier="grpc_page_extra",
+            connected_account=ca.CreateConnectedAccount(),
+        ),
+        metadata=clients.metadata,
+    )
     paged = clients.accounts.ListConnectedAccounts(
         ca.ListConnectedAccountsRequest(page_size=1), metadata=clients.metadata
     )
@@ -275,6 +284,49 @@ def test_delete_leaves_the_grant_to_other_identifiers_of_the_same_user(clients: 
         ca.GetConnectedAccountByIdentifierRequest(id=kept.id), metadata=clients.metadata
     )
     assert still.connected_account.status == ca.ACTIVE
+
+
+def test_verify_user(clients: Clients) -> None:
+    stack = clients.stack
+    verify_url = f"{stack.gateway_url}/healthz"  # a page of the application's
+    response = clients.accounts.GetMagicLinkForConnectedAccount(
+        ca.GetMagicLinkForConnectedAccountRequest(
+            connector=CONNECTION, identifier="grpc_verify", user_verify_url=verify_url, state="s1"
+        ),
+        metadata=clients.metadata,
+    )
+    walked = walk_consent(response.link, user_id=LINUS)
+    landed = urlsplit(walked.visited[-1])
+    assert f"{landed.scheme}://{landed.netloc}{landed.path}" == verify_url
+    query = parse_qs(landed.query)
+    assert query["state"] == ["s1"]
+    auth_request_id = query["auth_request_id"][0]
+    request = ca.GetConnectedAccountByIdentifierRequest(
+        connector=CONNECTION, identifier="grpc_verify"
+    )
+    pending = clients.accounts.GetConnectedAccountDetails(request, metadata=clients.metadata)
+    assert pending.connected_account.status == ca.PENDING_VERIFICATION
+
+    code, message, _info = error_of(
+        lambda: clients.accounts.VerifyConnectedAccountUser(
+            ca.VerifyConnectedAccountUserRequest(
+                auth_request_id=auth_request_id, identifier="someone_else"
+            ),
+            metadata=clients.metadata,
+        )
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "identifier" in message
+    verified = clients.accounts.VerifyConnectedAccountUser(
+        ca.VerifyConnectedAccountUserRequest(
+            auth_request_id=auth_request_id, identifier="grpc_verify"
+        ),
+        metadata=clients.metadata,
+    )
+    assert verified.post_user_verify_redirect_url.startswith(f"{stack.gateway_url}/sso/v1/oauth/")
+    assert verified.post_user_verify_redirect_url.endswith(f"/result/{auth_request_id}")
+    active = clients.accounts.GetConnectedAccountDetails(request, metadata=clients.metadata)
+    assert active.connected_account.status == ca.ACTIVE
 
 
 def test_verify_user_unknown_request(clients: Clients) -> None:
