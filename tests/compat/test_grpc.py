@@ -13,7 +13,7 @@ import httpx
 import pytest
 from grpc_status import rpc_status
 
-from e2e.processes import sandbox_secrets
+from e2e.processes import register_application, sandbox_secrets
 from tokenward.compat.proto import connected_accounts_pb2 as ca
 from tokenward.compat.proto import connected_accounts_pb2_grpc as ca_grpc
 from tokenward.compat.proto import errdetails_pb2
@@ -492,3 +492,39 @@ def test_no_token_or_secret_in_the_servers_output(clients: Clients, stack: Compa
     secrets = [*sandbox_secrets(stack.sandbox_url), stack.client_secret]
     secrets.append(clients.metadata[0][1].removeprefix("Bearer "))
     assert [s[:6] for s in secrets if s and s in output] == []
+
+
+def test_a_bot_account_takes_its_token_through_static_auth(
+    clients: Clients, stack: CompatStack
+) -> None:
+    app = register_application(stack.sandbox_url, name="Compat Bot")
+    if "bots" not in [c["name"] for c in stack.cli.json("connections", "list")["connections"]]:
+        stack.cli.json("connections", "create", "--name", "bots", "--provider", "discordbot")
+    details = ca.AuthorizationDetails()
+    details.static_auth.details.update({"bot_token": app["bot_token"]})
+    created = clients.accounts.CreateConnectedAccount(
+        ca.CreateConnectedAccountRequest(
+            connector="bots",
+            identifier="grpc_bot",
+            connected_account=ca.CreateConnectedAccount(authorization_details=details),
+        ),
+        metadata=clients.metadata,
+    ).connected_account
+    assert created.status == ca.ACTIVE
+    assert created.provider == "DISCORDBOT"
+    assert created.authorization_type == ca.BEARER_TOKEN
+    # The bot token is never handed back, not even to an admin client.
+    read = clients.accounts.GetConnectedAccountAuth(
+        ca.GetConnectedAccountByIdentifierRequest(id=created.id), metadata=clients.metadata
+    ).connected_account
+    assert not read.HasField("authorization_details")
+    assert app["bot_token"] not in str(read)
+
+    missing = ca.CreateConnectedAccountRequest(
+        connector="bots", identifier="grpc_bot_2", connected_account=ca.CreateConnectedAccount()
+    )
+    code, message, _info = error_of(
+        lambda: clients.accounts.CreateConnectedAccount(missing, metadata=clients.metadata)
+    )
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "bot_token" in message
