@@ -114,8 +114,6 @@ class CallContext:
 
     metadata: Sequence[tuple[str, str]]
     client: str | None
-    deadline: float | None = None
-    """``time.monotonic()`` by which the client gives up (``grpc-timeout``), if it said."""
 
     def values(self, name: str) -> list[str]:
         """Every value of the metadata key ``name`` (lower-case), in the order sent."""
@@ -179,19 +177,6 @@ def _percent_encode(message: str) -> str:
     return "".join(out)
 
 
-_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
-
-
-def parse_timeout(value: str | None) -> float | None:
-    """Seconds of a ``grpc-timeout`` header (``20S``, ``59999m``), or None when absent/bad."""
-    if not value or len(value) < 2 or value[-1] not in _TIMEOUT_UNITS:
-        return None
-    digits = value[:-1]
-    if not digits.isdigit() or len(digits) > 8:
-        return None
-    return int(digits) * _TIMEOUT_UNITS[value[-1]]
-
-
 class GrpcRouter:
     """ASGI: gRPC calls to the method table, everything else to ``fallback``.
 
@@ -248,13 +233,8 @@ class GrpcRouter:
             metadata = [
                 (k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]
             ]
-            timeout = parse_timeout(_header(scope, b"grpc-timeout"))
             client = scope.get("client")
-            context = CallContext(
-                metadata=metadata,
-                client=str(client[0]) if client else None,
-                deadline=time.monotonic() + timeout if timeout is not None else None,
-            )
+            context = CallContext(metadata=metadata, client=str(client[0]) if client else None)
             body = await method.call(payload, context)
             await _respond(send, body, OK, "")
         except GrpcError as exc:
