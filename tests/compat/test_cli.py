@@ -131,6 +131,10 @@ def test_refusals_are_one_line(env: dict[str, str], tmp_path: Path) -> None:
     assert "cannot load the TLS certificate" in swapped.stderr
     assert "Traceback" not in swapped.stderr
 
+    same = run_serve(env, "--compat-port", env["TOKENWARD_PORT"])
+    assert same.returncode == 1
+    assert "the compatibility port must differ from the main port" in same.stderr
+
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

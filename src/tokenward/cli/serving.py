@@ -167,9 +167,9 @@ def run_serve(
         settings.tls_cert = tls_cert or settings.tls_cert
         settings.tls_key = tls_key or settings.tls_key
         if settings.compat_port is not None:
-            from tokenward.compat.server import check_tls_files
+            from tokenward.compat.server import check_settings
 
-            check_tls_files(settings.tls_cert, settings.tls_key)
+            check_settings(settings)
         sock = bind_socket(settings.host, settings.port)
         if settings.compat_port is not None:
             try:

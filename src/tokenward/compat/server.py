@@ -60,6 +60,18 @@ def compat_app(app: FastAPI) -> GrpcRouter:
     return GrpcRouter(services.table(), app, on_call=on_call)
 
 
+def check_settings(settings: Settings) -> None:
+    """What can never work, refused before anything listens: the main port reused, half a TLS
+    pair, files that do not load."""
+    if settings.compat_port and settings.compat_port == settings.port:
+        raise ConfigError(
+            f"the compatibility port must differ from the main port ({settings.port}): "
+            "choose another --compat-port (TOKENWARD_COMPAT_PORT)",
+            details={"field": "compat_port"},
+        )
+    check_tls_files(settings.tls_cert, settings.tls_key)
+
+
 def check_tls_files(cert: Path | None, key: Path | None) -> None:
     """Both or neither, readable, and a pair that loads: a clear error before anything listens."""
     if (cert is None) != (key is None):
