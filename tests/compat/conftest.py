@@ -80,7 +80,9 @@ class CompatStack:
         return token
 
 
-def start_stack(tmp: Path, *, tls: bool) -> tuple[CompatStack, ServiceProcess]:
+def start_stack(
+    tmp: Path, *, tls: bool, extra: dict[str, str] | None = None
+) -> tuple[CompatStack, ServiceProcess]:
     sandbox_port = free_port()
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     sandbox = ServiceProcess(
@@ -96,7 +98,7 @@ def start_stack(tmp: Path, *, tls: bool) -> tuple[CompatStack, ServiceProcess]:
         port=port,
         sandbox_url=sandbox_url,
         encryption_keys=new_encryption_keys(),
-        extra={"TOKENWARD_COMPAT_PORT": str(compat_port)},
+        extra={"TOKENWARD_COMPAT_PORT": str(compat_port), **(extra or {})},
     )
     cli = Cli(env=env, cwd=tmp)
     ca = None

@@ -16,7 +16,7 @@ import pytest
 from e2e.processes import sandbox_secrets
 from tokenward.sandbox.browser import walk_consent
 
-from .conftest import CONNECTION, CompatStack
+from .conftest import CONNECTION, CompatStack, start_stack
 from .sdks import python_environment, python_sdk
 
 pytestmark = pytest.mark.slow
@@ -211,3 +211,30 @@ def test_unauthenticated_once_the_api_client_is_deleted(sdk: PythonSdk) -> None:
         assert time.monotonic() < deadline, "the deleted client's token still works"
         time.sleep(1)
     assert answer["error"]["type"] == "ScalekitUnauthorizedException", answer
+
+
+def test_the_sdk_renews_its_token_and_sends_the_new_one_first(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """With API tokens living 2 seconds, every call after a pause meets an expired token: the
+    SDK asks for a new one and retries, sending the new token first and the one its channel was
+    built with second; the server must read the first."""
+    stack, sandbox = start_stack(
+        tmp_path_factory.mktemp("compat-ttl"),
+        tls=True,
+        extra={"TOKENWARD_API_TOKEN_TTL_SECONDS": "2"},
+    )
+    driver = PythonSdk(stack)
+    try:
+        assert driver.new("main", stack.client_id, stack.client_secret)["ok"]
+        for _ in range(3):
+            time.sleep(2.5)
+            tools = driver.ok("list_tools", tool_name=["discord_get_my_user"])
+            assert [t["id"] for t in tools["tools"]] == ["tol_discord_get_my_user"]
+        time.sleep(2.5)
+        missing = driver.fails("get_connected_account", connection_name=CONNECTION, identifier="x")
+        assert missing["type"] == "ScalekitNotFoundException"
+    finally:
+        driver.close()
+        stack.gateway.stop()
+        sandbox.stop()
