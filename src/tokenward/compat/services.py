@@ -54,6 +54,7 @@ from tokenward.compat.proto import connected_accounts_pb2 as ca
 from tokenward.compat.proto import errdetails_pb2
 from tokenward.compat.proto import tools_pb2 as tl
 from tokenward.errors import (
+    AccountNotActive,
     NotFoundError,
     ProviderError,
     RateLimited,
@@ -207,6 +208,7 @@ class CompatServices:
         self.container = container
         self.api_auth = api_auth
         self.loaded_at = container.clock.time()
+        self._tools: dict[tuple[str, bool], tl.Tool] = {}
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -410,10 +412,17 @@ class CompatServices:
             and connector.uses_oauth
             and record.status == AccountStatus.ACTIVE
         ):
-            grant = await self.container.tokens.grant(record)
-            message.authorization_details.oauth_token.access_token = grant.access_token
-            message.authorization_details.oauth_token.scopes.extend(grant.scopes)
-            message.token_expires_at.CopyFrom(timestamp(grant.expires_at))
+            try:
+                grant = await self.container.tokens.grant(record)
+            except (ReauthorizationRequired, AccountNotActive):
+                # The refresh found the grant gone: the account as it is now (EXPIRED), no token.
+                record = await self.container.vault.get_account(record.id)
+                message = self._account_message(record, connection)
+            else:
+                token = message.authorization_details.oauth_token
+                token.access_token = grant.access_token
+                token.scopes.extend(grant.scopes)
+                message.token_expires_at.CopyFrom(timestamp(grant.expires_at))
         return ca.GetConnectedAccountByIdentifierResponse(connected_account=message)
 
     async def get_account_details(
@@ -604,6 +613,13 @@ class CompatServices:
     # -- ToolService -----------------------------------------------------------------------------
 
     def _tool_message(self, name: str, *, summary: bool = False) -> tl.Tool:
+        """The tool as the SDKs read it (built once per process: the catalog does not change)."""
+        cached = self._tools.get((name, summary))
+        if cached is None:
+            cached = self._tools[(name, summary)] = self._build_tool(name, summary=summary)
+        return cached
+
+    def _build_tool(self, name: str, *, summary: bool) -> tl.Tool:
         connectors = self.container.connectors
         connector = connectors.for_tool(name)
         spec = connector.catalog.get(name)
