@@ -80,6 +80,21 @@ class CompatStack:
         return token
 
 
+def link_account(stack: CompatStack, identifier: str, user: str) -> None:
+    """Link ``identifier`` to the sandbox's ``user`` through the REST API of the compatibility
+    port and the consent page."""
+    from tokenward.sandbox.browser import walk_consent
+
+    with stack.http() as http:
+        response = http.post(
+            "/api/v1/connected-accounts/authorization-link",
+            json={"connection_name": CONNECTION, "identifier": identifier},
+            headers={"Authorization": f"Bearer {stack.token()}"},
+        )
+    response.raise_for_status()
+    assert walk_consent(response.json()["link"], user_id=user).status_code == 200
+
+
 def start_stack(
     tmp: Path, *, tls: bool, extra: dict[str, str] | None = None
 ) -> tuple[CompatStack, ServiceProcess]:

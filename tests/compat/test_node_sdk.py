@@ -15,7 +15,7 @@ import pytest
 from e2e.processes import sandbox_secrets
 from tokenward.sandbox.browser import walk_consent
 
-from .conftest import CompatStack
+from .conftest import CompatStack, link_account
 from .sdks import EXAMPLE_COPY, node_sdk, page_example, reference_page, the_example
 
 pytestmark = pytest.mark.slow
@@ -127,7 +127,7 @@ def test_the_pages_example_runs_unchanged(stack: CompatStack, tmp_path: Path) ->
 
 
 def test_account_and_tool_calls(stack: CompatStack, tmp_path: Path) -> None:
-    """Runs after the page's example linked user_123 on this stack."""
+    link_account(stack, "user_123", ADA)
     folder = tmp_path / "calls"
     folder.mkdir()
     (folder / "node_modules").symlink_to(node_sdk() / "node_modules")
