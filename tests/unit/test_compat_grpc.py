@@ -21,6 +21,7 @@ from tokenward.compat.grpc_asgi import (
     MethodTable,
 )
 from tokenward.compat.proto import errdetails_pb2
+from tokenward.compat.services import from_struct, to_struct
 
 SERVICE = "test.v1.Echo"
 
@@ -192,3 +193,18 @@ async def test_lifespan_is_answered_here_and_never_reaches_the_app() -> None:
         "lifespan.shutdown.complete",
     ]
     assert fallback.scopes == []
+
+
+def test_struct_numbers_come_back_whole() -> None:
+    """A Struct carries every number as a double; whole ones become ints again (free-form
+    objects reach Discord as the caller wrote them), fractions stay floats."""
+    struct = to_struct(
+        {"limit": 2, "ratio": 2.5, "nested": {"ids": [1, 2.0, 3.25]}, "big": 2.0**60}
+    )
+    data = from_struct(struct)
+    assert data["limit"] == 2
+    assert isinstance(data["limit"], int)
+    assert data["ratio"] == 2.5
+    assert data["nested"]["ids"] == [1, 2, 3.25]
+    assert [type(v) for v in data["nested"]["ids"]] == [int, int, float]
+    assert isinstance(data["big"], float)  # beyond 2**53 a double is no exact integer
