@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint types format sandbox sandbox-spec catalog protos clean
+.PHONY: demo test check lint types format sandbox sandbox-spec catalog swagger-ui protos clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ sandbox: $(STAMP)
 # Regenerate the sandbox's copy of Discord's OpenAPI spec (needs ../shared or TOKENWARD_DISCORD_OPENAPI).
 sandbox-spec: $(STAMP)
 	$(PY) scripts/generate_sandbox_spec.py
+
+# Refresh the Swagger UI files /docs serves (from npm's swagger-ui-dist; needs npm).
+swagger-ui: $(STAMP)
+	$(PY) scripts/vendor_swagger_ui.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -27,7 +27,12 @@ class Settings(BaseSettings):
     public_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
+    # Shared rate limits and invalidations for several replicas/workers (tokenward.shared).
     redis_url: str | None = None
+    # Key and channel prefix in Redis: deployments sharing one Redis use different prefixes.
+    redis_prefix: str = Field(default="tokenward:", min_length=1)
+    # `serve` worker processes on one port; more than 1 needs redis_url.
+    workers: int = Field(default=1, ge=1, le=64)
     # The compatibility port (the hosted platform's SDKs: gRPC + REST on one port); unset: off.
     compat_port: int | None = Field(default=None, ge=0, le=65535)
     # Certificate chain and key (PEM) for TLS on the compatibility port; unset: h2c + HTTP/1.1.
@@ -74,6 +79,16 @@ class Settings(BaseSettings):
     # Lifetime of the authorization links sent in status events (longer than a link made on
     # request: the event may be read later).
     event_link_ttl_seconds: int = Field(default=7 * 86400, ge=60)
+    # The dashboard (/dashboard): how long a sign-in lasts, and how many failed sign-ins one
+    # username may have within the window before further attempts for it are refused.
+    dashboard_session_ttl_seconds: float = Field(default=12 * 3600.0, gt=0)
+    dashboard_sign_in_failures: int = Field(default=5, ge=1)
+    dashboard_sign_in_window_seconds: float = Field(default=300.0, gt=0)
+    # Requests from Discord (interactions, webhook events): a signature timestamp further than
+    # this from now is refused (a replay); how long an interaction waits for the application's
+    # answer before tokenward answers a deferred response (Discord allows 3 s in all).
+    discord_signature_tolerance_seconds: float = Field(default=300.0, gt=0, le=3600)
+    discord_interaction_timeout_seconds: float = Field(default=2.0, gt=0, le=2.5)
 
     @property
     def effective_database_url(self) -> str:

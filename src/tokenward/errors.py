@@ -18,6 +18,8 @@ or detail ever contains a token or a secret.
     ├── ConflictError               CONFLICT                  (409)
     ├── BotTokenRequired            BOT_TOKEN_REQUIRED        (409, the connection has no bot token)
     ├── AuthenticationError         UNAUTHENTICATED           (401; INVALID_CLIENT, INVALID_TOKEN)
+    │   ├── WebhookSignatureError   WEBHOOK_SIGNATURE_INVALID (a delivery to the application)
+    │   └── DiscordSignatureError   DISCORD_SIGNATURE_INVALID (a request from Discord)
     ├── InsufficientScope           INSUFFICIENT_SCOPE        (403, details.required_scope)
     ├── ToolNotAllowed              TOOL_NOT_ALLOWED          (403, details.policy and .rule)
     ├── AuthorizationFlowError      AUTH_FLOW_*               (400, shown on the callback page)
@@ -132,6 +134,13 @@ class WebhookSignatureError(AuthenticationError):
     """A webhook delivery whose signature does not check out (forged, another secret, stale)."""
 
     code = "WEBHOOK_SIGNATURE_INVALID"
+
+
+class DiscordSignatureError(AuthenticationError):
+    """A request to a Discord endpoint whose Ed25519 signature does not check out (missing,
+    forged, another key, a stale timestamp), or for a connection that has no public key."""
+
+    code = "DISCORD_SIGNATURE_INVALID"
 
 
 class InsufficientScope(TokenwardError):

@@ -22,6 +22,8 @@ from tokenward.config import Settings
 from tokenward.server.app import create_app
 from tokenward.server.container import Container
 
+from .dashboard_client import Browser, create_admin
+
 
 def new_keys(kid: str = "k1") -> str:
     return f"{kid}:" + base64.b64encode(os.urandom(32)).decode()
@@ -207,3 +209,14 @@ def sandbox_secrets(sandbox_url: str) -> list[str]:
         for item in body.get(key, []):
             values.append(item if isinstance(item, str) else item["value"])
     return values
+
+
+@pytest.fixture
+def browser(api: ApiEnv) -> Iterator[Browser]:
+    """A signed-out dashboard client; the operator ``alice`` exists (password ``PASSWORD``)."""
+    create_admin(api.settings, "alice")
+    b = Browser(api.url)
+    try:
+        yield b
+    finally:
+        b.client.close()

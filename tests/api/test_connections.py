@@ -25,6 +25,9 @@ CONNECTION_KEYS = {
     "require_user_verification",
     "allowed_tools",
     "redirect_uri",
+    "public_key",
+    "interactions_endpoint_url",
+    "event_webhooks_url",
     "created_at",
     "updated_at",
 }
@@ -296,3 +299,64 @@ def test_deleting_a_connection_without_revoking(api: ApiEnv) -> None:
     assert httpx.get(f"{api.sandbox_url}/_sandbox/stats").json()["revocations"] == 0
     bad = api.delete("/api/v1/connections/discord", params={"revoke": "perhaps"})
     assert "revoke" in assert_error(bad, 400, "VALIDATION_ERROR")["details"]["fields"]
+
+
+PUBLIC_KEY = "A1" * 32  # the Developer Portal shows it in lower case; either is accepted
+
+
+def test_public_key_is_set_shown_with_the_discord_urls_changed_and_removed(api: ApiEnv) -> None:
+    plain = api.post("/api/v1/connections", json=body(name="plain")).json()["connection"]
+    assert plain["public_key"] is None
+    assert plain["interactions_endpoint_url"] is None
+    assert plain["event_webhooks_url"] is None
+
+    created = api.post("/api/v1/connections", json=body(public_key=PUBLIC_KEY))
+    assert created.status_code == 201, created.text
+    connection = created.json()["connection"]
+    base = f"{api.settings.public_base}/discord/{connection['id']}"
+    assert connection["public_key"] == PUBLIC_KEY.lower()
+    assert connection["interactions_endpoint_url"] == f"{base}/interactions"
+    assert connection["event_webhooks_url"] == f"{base}/events"
+    assert api.get("/api/v1/connections/discord").json()["connection"] == connection
+
+    other = "0f" * 32
+    patched = api.patch("/api/v1/connections/discord", json={"public_key": other})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["connection"]["public_key"] == other
+    removed = api.patch("/api/v1/connections/discord", json={"public_key": None})
+    after = removed.json()["connection"]
+    assert (after["public_key"], after["interactions_endpoint_url"]) == (None, None)
+    # A bot connection may carry the key too (the same Discord application's).
+    bots = api.post(
+        "/api/v1/connections", json={"name": "bots", "provider": "discordbot", "public_key": other}
+    )
+    assert bots.status_code == 201, bots.text
+    assert bots.json()["connection"]["interactions_endpoint_url"].endswith("/interactions")
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("a1" * 31, "not 62"),
+        ("a1" * 33, "not 66"),
+        ("zz" * 32, "other characters"),
+        ("", "not 0"),
+        (42, "string"),
+    ],
+)
+def test_a_bad_public_key_is_400_naming_it_and_nothing_is_written(
+    api: ApiEnv, value: object, reason: str
+) -> None:
+    error = assert_error(
+        api.post("/api/v1/connections", json=body(public_key=value)), 400, "VALIDATION_ERROR"
+    )
+    assert set(error["details"]["fields"]) == {"public_key"}
+    assert reason in error["details"]["fields"]["public_key"]
+    assert api.get("/api/v1/connections").json() == {"connections": []}
+
+    assert api.post("/api/v1/connections", json=body(public_key=PUBLIC_KEY)).status_code == 201
+    patch = api.patch("/api/v1/connections/discord", json={"public_key": value})
+    error = assert_error(patch, 400, "VALIDATION_ERROR")
+    assert set(error["details"]["fields"]) == {"public_key"}
+    kept = api.get("/api/v1/connections/discord").json()["connection"]
+    assert kept["public_key"] == PUBLIC_KEY.lower()

@@ -388,6 +388,14 @@ def test_every_status_the_routes_return_is_declared(walk: Walk) -> None:
     finally:
         httpx.delete(f"{api.sandbox_url}/_sandbox/faults").raise_for_status()
 
+    # -- what Discord calls (signed by Discord, no API token) -----------------------------------
+    for route in ("/discord/{connection_id}/interactions", "/discord/{connection_id}/events"):
+        params = {"connection_id": "zz-unknown"}
+        assert walk.call("POST", route, params=params, auth=False, json={}).status_code == 401
+        huge = walk.call("POST", route, params=params, auth=False, content=b"x" * (1 << 20 | 1))
+        assert huge.status_code == 413
+        assert walk.operation("POST", route).get("security") is None
+
     # -- operations --------------------------------------------------------------------------------
     walk.call("GET", "/healthz", auth=False)
     walk.call("GET", "/metrics", auth=False)

@@ -220,3 +220,69 @@ def test_require_user_verification_is_set_and_shown(workspace: Workspace) -> Non
     result = walk_consent(link["link"], user_id=GRACE)
     assert result.visited[-1].startswith(verify_url)
     assert ws.show("user_1")["status"] == "PENDING_VERIFICATION"
+
+
+def test_public_key_set_at_creation_changed_removed_and_bad_keys_refused(
+    workspace: Workspace,
+) -> None:
+    ws = workspace
+    app = register_application(ws.sandbox_url)
+    key = app["verify_key"]
+    bad = ws.cli.json_error(
+        "connections",
+        "create",
+        "--name",
+        "discord",
+        "--client-id",
+        app["client_id"],
+        "--public-key",
+        "xyz",
+        input=app["client_secret"] + "\n",
+        env={"TOKENWARD_CLIENT_SECRET": app["client_secret"]},
+    )
+    assert bad["error"]["code"] == "VALIDATION_ERROR"
+    assert "64 hex characters" in bad["error"]["details"]["fields"]["public_key"]
+    assert ws.cli.json("connections", "list") == {"connections": []}  # nothing written
+
+    created = ws.cli.ok(
+        "connections",
+        "create",
+        "--name",
+        "discord",
+        "--client-id",
+        app["client_id"],
+        "--public-key",
+        key.upper(),
+        env={"TOKENWARD_CLIENT_SECRET": app["client_secret"]},
+    )
+    [doc] = ws.cli.json("connections", "list")["connections"]
+    base = f"{ws.public_url}/discord/{doc['id']}"
+    assert doc["public_key"] == key
+    assert doc["interactions_endpoint_url"] == f"{base}/interactions"
+    assert doc["event_webhooks_url"] == f"{base}/events"
+    # The people-facing output says where to paste both URLs.
+    assert f"  {base}/interactions\n" in created.stdout
+    assert f"  {base}/events\n" in created.stdout
+    assert "Interactions Endpoint URL" in created.stdout
+
+    line = ws.cli.error_line("connections", "update", "discord", "--public-key", key[:-1])
+    assert "public_key" in line
+    assert "not 63" in line
+    assert ws.cli.json("connections", "list")["connections"][0]["public_key"] == key
+    refused = ws.cli.error_line(
+        "connections", "update", "discord", "--public-key", key, "--no-public-key"
+    )
+    assert "--public-key HEX or --no-public-key, not both" in refused
+    nothing = ws.cli.error_line("connections", "update", "discord")
+    assert "nothing to change" in nothing
+
+    other = "0f" * 32
+    changed = ws.cli.json("connections", "update", "discord", "--public-key", other)
+    assert (changed["public_key"], changed["allowed_tools"]) == (other, None)
+    removed = ws.cli.json("connections", "update", "discord", "--no-public-key")
+    assert (removed["public_key"], removed["interactions_endpoint_url"]) == (None, None)
+    assert removed["event_webhooks_url"] is None
+    both = ws.cli.json(
+        "connections", "update", "discord", "--public-key", key, "--allowed-tools", "discord_*"
+    )
+    assert (both["public_key"], both["allowed_tools"]) == (key, ["discord_*"])

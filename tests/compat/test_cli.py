@@ -7,6 +7,7 @@ import re
 import socket
 import ssl
 import stat
+import time
 from pathlib import Path
 
 import httpx
@@ -143,3 +144,34 @@ def test_refusals_are_one_line(env: dict[str, str], tmp_path: Path) -> None:
     assert refused.returncode == 1
     assert f"port {taken} on 127.0.0.1 is already in use" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+@pytest.mark.redis
+def test_every_worker_serves_the_compat_port(
+    env: dict[str, str], tmp_path: Path, redis_server_url: str, redis_prefix: str
+) -> None:
+    env = {
+        **env,
+        "TOKENWARD_COMPAT_PORT": "0",
+        "TOKENWARD_REDIS_URL": redis_server_url,
+        "TOKENWARD_REDIS_PREFIX": redis_prefix,
+    }
+    served = Serve(env, tmp_path, "--workers", "2").start()
+    try:
+        found = COMPAT.search(served.stdout())
+        assert found, served.output()
+        url = f"http://127.0.0.1:{found.group(2)}"
+        deadline = time.monotonic() + 30
+        # Each worker starts the compatibility listener on the shared socket and says so.
+        while served.stderr().count(f"Running on {url}") < 2:
+            assert time.monotonic() < deadline, served.output()
+            time.sleep(0.1)
+        for _ in range(10):
+            with httpx.Client(trust_env=False) as fresh:  # a new connection each time
+                assert fresh.get(f"{url}/healthz").status_code == 200
+        with httpx.Client(http1=False, http2=True, trust_env=False) as h2c:
+            assert h2c.get(f"{url}/healthz").http_version == "HTTP/2"
+    finally:
+        code = served.stop()
+    assert code in (0, -15), served.output()
+    assert "Traceback" not in served.stderr()

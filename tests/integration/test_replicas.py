@@ -5,6 +5,10 @@ the shape of a deployment that outgrew one process, on loopback with real proces
   concurrent tool calls arrive through the balancer) spends exactly one refresh token.
 - ``kill -9`` of a replica in the middle of that storm fails only the calls that replica was
   serving; the others succeed and the account stays working.
+- With the sandbox's rate limits on and Redis shared by the replicas, a burst for one user token
+  and one for one bot token, spread over the three, earn no 429 from Discord and use at least
+  90 % of the rate Discord permits; without Redis the same bursts earn 429s (each replica thinks
+  it has the whole budget).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,14 +114,16 @@ def sandbox(tmp_path: Path) -> Iterator[str]:
         process.stop()
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, sandbox: str, postgres_url: str) -> Iterator[Cluster]:
+@contextmanager
+def running_cluster(
+    tmp_path: Path, sandbox: str, database_url: str, extra: dict[str, str] | None = None
+) -> Iterator[Cluster]:
     require_service(nginx_available(), "nginx is not installed (apt-get install -y nginx)")
     ports = [free_port() for _ in range(REPLICAS)]
     balancer = Balancer(tmp_path / "nginx", ports)
-    made = Cluster(tmp_path, sandbox, postgres_url, new_encryption_keys(), ports, balancer)
+    made = Cluster(tmp_path, sandbox, database_url, new_encryption_keys(), ports, balancer)
     try:
-        made.replicas.extend(made.replica(n) for n in range(REPLICAS))
+        made.replicas.extend(made.replica(n, extra) for n in range(REPLICAS))
         with ThreadPoolExecutor(REPLICAS) as pool:
             list(pool.map(ServiceProcess.start, made.replicas))
         balancer.start()
@@ -125,6 +132,12 @@ def cluster(tmp_path: Path, sandbox: str, postgres_url: str) -> Iterator[Cluster
         balancer.stop()
         for replica in made.replicas:
             replica.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, sandbox: str, postgres_url: str) -> Iterator[Cluster]:
+    with running_cluster(tmp_path, sandbox, postgres_url) as made:
+        yield made
 
 
 async def link(cluster: Cluster, identifiers: list[str]) -> tuple[str, str]:
@@ -293,3 +306,120 @@ async def test_kill_9_of_a_replica_mid_storm_fails_only_its_own_calls(cluster: C
     # The survivors go on serving the account.
     after = await storm(cluster.url, token, "storm", 20)
     assert all(o.status == 200 for o in after if o.upstream != cluster.upstream(victim))
+
+
+# -- one set of Discord limits over the replicas ----------------------------------------------
+
+WINDOW_SCALE = 0.2  # the sandbox's route buckets (5 requests per 5 s) become 5 per second
+BUCKET_LIMIT, BUCKET_WINDOW = 5, 5.0 * WINDOW_SCALE
+BURST = 25
+
+
+@pytest.fixture
+def limited_sandbox(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    env = {**base_environment(), "TOKENWARD_SANDBOX_WINDOW_SCALE": str(WINDOW_SCALE)}
+    process = ServiceProcess(
+        "limited-sandbox",
+        ["sandbox", "--port", str(port)],
+        env,
+        health_url=f"http://127.0.0.1:{port}/_sandbox/stats",
+        log_dir=tmp_path / "logs",
+    ).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
+
+
+def bot_headers(cluster: Cluster, token: str) -> dict[str, str]:
+    """A discordbot connection with one account holding the sandbox's default bot token."""
+    apps = sandbox_json(cluster.sandbox_url, "/_sandbox/applications")
+    bot = next(a["bot_token"] for a in apps if a["client_id"] == "1300000000000000001")
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=cluster.url, headers=auth, trust_env=False, timeout=30) as http:
+        made = http.post("/api/v1/connections", json={"name": "bots", "provider": "discordbot"})
+        assert made.status_code == 201, made.text
+        account = http.post(
+            "/api/v1/connected-accounts",
+            json={
+                "connection_name": "bots",
+                "identifier": "team",
+                "credentials": {"bot_token": bot},
+            },
+        )
+        assert account.status_code in (200, 201), account.text
+    return {"connection_name": "bots", "identifier": "team"}
+
+
+async def proxied_burst(
+    cluster: Cluster, token: str, headers: dict[str, str], calls: int
+) -> tuple[list[Outcome], float]:
+    """``calls`` concurrent proxied ``GET /users/@me`` through the balancer; their outcomes and
+    the seconds from the first sent to the last answered."""
+    limits = httpx.Limits(max_connections=calls, max_keepalive_connections=calls)
+    async with httpx.AsyncClient(trust_env=False, timeout=60.0, limits=limits) as http:
+
+        async def one() -> Outcome:
+            response = await http.get(
+                f"{cluster.url}/proxy/api/v10/users/@me",
+                headers={"Authorization": f"Bearer {token}", **headers},
+            )
+            return Outcome(response.status_code, response.headers.get("x-upstream", ""))
+
+        started = time.monotonic()
+        outcomes = list(await asyncio.gather(*(one() for _ in range(calls))))
+        return outcomes, time.monotonic() - started
+
+
+def utilisation(calls: int, elapsed: float) -> float:
+    """How much of Discord's permitted rate a burst used: the least time the bucket allows for
+    ``calls`` (a window opens at the first request; ``BUCKET_LIMIT`` per window) over the time
+    taken."""
+    windows = -(-calls // BUCKET_LIMIT)
+    return (windows - 1) * BUCKET_WINDOW / elapsed
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("shared", [True, False], ids=["with-redis", "without-redis"])
+async def test_bursts_over_three_replicas_stay_inside_one_set_of_limits(
+    tmp_path: Path,
+    limited_sandbox: str,
+    postgres_url: str,
+    redis_server_url: str,
+    redis_prefix: str,
+    shared: bool,
+) -> None:
+    extra = (
+        {"TOKENWARD_REDIS_URL": redis_server_url, "TOKENWARD_REDIS_PREFIX": redis_prefix}
+        if shared
+        else {}
+    )
+    with running_cluster(tmp_path, limited_sandbox, postgres_url, extra) as cluster:
+        client_id, secret = await link(cluster, ["burst"])
+        token = api_token(cluster.url, client_id, secret)
+        cases = {
+            "user": {"connection_name": "discord", "identifier": "burst"},
+            "bot": bot_headers(cluster, token),
+        }
+        seen: dict[str, tuple[int, float, set[str]]] = {}
+        for name, headers in cases.items():
+            # Let the windows of the set-up calls end first.
+            await asyncio.sleep(BUCKET_WINDOW * 1.2)
+            before = sandbox_json(cluster.sandbox_url, "/_sandbox/stats")["rate_limited"]
+            outcomes, elapsed = await proxied_burst(cluster, token, headers, BURST)
+            after = sandbox_json(cluster.sandbox_url, "/_sandbox/stats")["rate_limited"]
+            if shared:
+                assert [o.status for o in outcomes] == [200] * BURST, outcomes
+            seen[name] = (after - before, elapsed, {o.upstream for o in outcomes})
+
+    for name, (upstream_429s, elapsed, served_by) in seen.items():
+        print(
+            f"{name}: {upstream_429s} upstream 429s, utilisation {utilisation(BURST, elapsed):.0%}"
+        )
+        assert len(served_by) == REPLICAS, (name, served_by)
+        if shared:
+            assert upstream_429s == 0, (name, seen)
+            assert utilisation(BURST, elapsed) >= 0.9, (name, seen)
+        else:
+            assert upstream_429s > 0, (name, seen)

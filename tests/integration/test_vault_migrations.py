@@ -41,7 +41,7 @@ async def _diff(url: str) -> list[object]:
 
 async def test_migrated_schema_matches_the_models(database_url: str) -> None:
     assert await _diff(database_url) == []
-    assert await current_revision_async(database_url) == head_revision() == "0004"
+    assert await current_revision_async(database_url) == head_revision() == "0006"
 
 
 async def test_upgrade_is_idempotent_and_callable_from_async_code(database_url: str) -> None:
@@ -211,3 +211,142 @@ def test_upgrade_from_0002_to_0003_keeps_connections_and_allows_bot_connections(
         downgrade(url, "0002")
     assert current_revision(url) == "0003"
     assert upgrade(url) == head_revision()
+
+
+def test_upgrade_to_0005_adds_the_public_key_and_sealed_event_data_and_downgrade_drops_them(
+    tmp_path: Path,
+) -> None:
+    """Migration 0005 (Discord in): connections gain a nullable ``public_key`` (kept in clear:
+    it is public) and events a nullable ``data_enc``; rows written under 0004 survive both ways,
+    and a downgrade deletes only the events whose data was sealed (with their deliveries)."""
+    url = f"sqlite:///{tmp_path / 'tw.db'}"
+    assert upgrade(url, "0004") == "0004"
+    key = "ab" * 32
+
+    def columns(sync: object, table: str) -> set[str]:
+        return {c["name"] for c in inspect(sync).get_columns(table)}
+
+    async def run() -> tuple[object, ...]:
+        engine = create_engine(url, null_pool=True)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO connections (id, name, provider, client_id,"
+                        " client_secret_enc, scopes, created_at, updated_at)"
+                        " VALUES ('c1', 'discord', 'discord', '1', 'x', 'identify', 1.0, 1.0)"
+                    )
+                )
+                await conn.execute(text(ACCOUNT_ROW))
+                await conn.execute(
+                    text(
+                        "INSERT INTO webhook_endpoints (id, url, events, secret_enc, status,"
+                        " created_at, updated_at) VALUES ('w1', 'https://x.test/h', '', 'x',"
+                        " 'enabled', 1.0, 1.0)"
+                    )
+                )
+                await conn.execute(
+                    text(
+                        "INSERT INTO outbox_events (id, type, payload, created_at) VALUES"
+                        " ('msg_plain', 'connected_account.created', '{}', 1.0)"
+                    )
+                )
+            await asyncio.to_thread(upgrade, url, "0005")
+            async with engine.begin() as conn:
+                added = (
+                    "public_key" in await conn.run_sync(columns, "connections"),
+                    "data_enc" in await conn.run_sync(columns, "outbox_events"),
+                )
+                before = (
+                    await conn.execute(text("SELECT name, public_key FROM connections"))
+                ).one()
+                await conn.execute(text(f"UPDATE connections SET public_key = '{key}'"))
+                await conn.execute(
+                    text(
+                        "INSERT INTO outbox_events (id, type, payload, data_enc, created_at)"
+                        " VALUES ('msg_sealed', 'discord.interaction', '{}', 'v1.k1.x', 2.0)"
+                    )
+                )
+                for event in ("msg_plain", "msg_sealed"):
+                    await conn.execute(
+                        text(
+                            "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, status,"
+                            " attempts, next_attempt_at, created_at, updated_at) VALUES"
+                            f" ('d_{event}', '{event}', 'w1', 'pending', 0, 1.0, 1.0, 1.0)"
+                        )
+                    )
+                    await conn.execute(
+                        text(
+                            "INSERT INTO webhook_attempts (delivery_id, endpoint_id, attempt, at,"
+                            f" latency_ms) VALUES ('d_{event}', 'w1', 1, 1.0, 1.0)"
+                        )
+                    )
+            await asyncio.to_thread(downgrade, url, "0004")
+            async with engine.connect() as conn:
+                gone = (
+                    "public_key" not in await conn.run_sync(columns, "connections"),
+                    "data_enc" not in await conn.run_sync(columns, "outbox_events"),
+                )
+                kept = (
+                    (await conn.execute(text("SELECT name FROM connections"))).scalar_one(),
+                    (await conn.execute(text("SELECT id FROM connected_accounts"))).scalar_one(),
+                    (await conn.execute(text("SELECT id FROM outbox_events"))).scalars().all(),
+                    (await conn.execute(text("SELECT event_id FROM webhook_deliveries")))
+                    .scalars()
+                    .all(),
+                    (await conn.execute(text("SELECT delivery_id FROM webhook_attempts")))
+                    .scalars()
+                    .all(),
+                )
+            return added, tuple(before), gone, kept
+        finally:
+            await engine.dispose()
+
+    added, before, gone, kept = asyncio.run(run())
+    assert added == (True, True)
+    assert before == ("discord", None)
+    assert gone == (True, True)
+    # The tables rebuilt on SQLite do not take the rows that point at them along (the accounts
+    # and deliveries would be deleted by ON DELETE CASCADE if foreign keys stayed on).
+    assert kept == ("discord", "a1", ["msg_plain"], ["msg_plain"], ["d_msg_plain"])
+    assert current_revision(url) == "0004"
+    assert upgrade(url) == head_revision() == "0006"
+
+
+ACCOUNT_ROW = (
+    "INSERT INTO connected_accounts (id, connection_id, identifier, status, version,"
+    " created_at, updated_at) VALUES ('a1', 'c1', 'user_1', 'ACTIVE', 0, 1.0, 1.0)"
+)
+
+
+def test_rebuilding_the_connections_table_on_sqlite_keeps_its_accounts(tmp_path: Path) -> None:
+    """Regression guard: migration 0003 rebuilds ``connections`` on SQLite (copy, drop, rename);
+    with foreign keys on during the migration, the drop cascaded and deleted every connected
+    account. The migration environment turns them off and checks the result instead."""
+    url = f"sqlite:///{tmp_path / 'tw.db'}"
+    assert upgrade(url, "0002") == "0002"
+
+    async def seed_upgrade_count() -> int:
+        engine = create_engine(url, null_pool=True)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO connections (id, name, provider, client_id,"
+                        " client_secret_enc, scopes, created_at, updated_at)"
+                        " VALUES ('c1', 'discord', 'discord', '1', 'x', 'identify', 1.0, 1.0)"
+                    )
+                )
+                await conn.execute(text(ACCOUNT_ROW))
+            await asyncio.to_thread(upgrade, url)
+            async with engine.connect() as conn:
+                fk = (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one()
+                count = (
+                    await conn.execute(text("SELECT count(*) FROM connected_accounts"))
+                ).scalar_one()
+                return int(count) * 10 + int(fk)
+        finally:
+            await engine.dispose()
+
+    # One account kept, and the server's connections still enforce foreign keys.
+    assert asyncio.run(seed_upgrade_count()) == 11

@@ -693,3 +693,61 @@ async def test_bot_accounts_hold_their_token_encrypted_and_keep_their_bot(
     assert all("SECRET" not in str(row[0]) for row in events)
     kinds = [e.kind for e in await vault.list_events(account_id=account.id)]
     assert kinds == ["account.created", "account.linked", "account.linked"]
+
+
+async def test_a_deauthorized_discord_user_is_disconnected_on_every_connection_of_the_app(
+    vault: Vault,
+) -> None:
+    """``disconnect_provider_user`` (APPLICATION_DEAUTHORIZED): every account of that Discord
+    user through the same Discord application (same client id), whatever its status, becomes
+    DISCONNECTED with its tokens dropped and one status event each, in one go; another
+    application's accounts and accounts never linked stay as they are; a repeat changes
+    nothing."""
+    from tokenward.vault.webhooks import WebhookStore
+
+    await WebhookStore(vault).create_endpoint("https://app.example.com/h", "", "whsec_" + "A" * 43)
+    main = await make_connection(vault)
+    same_app = await make_connection(vault, "same-app")
+    other_app = await vault.create_connection(
+        name="other-app", provider="discord", client_id="99", client_secret="s" * 12, scopes=[]
+    )
+    ada = await link_account(vault, main, "ada")
+    ada_expired = await link_account(vault, main, "ada-old")
+    await vault.mark_expired(ada_expired.id, "invalid_grant")
+    ada_same_app = await link_account(vault, same_app, "ada", state="s" * 43)
+    ada_other_app = await link_account(vault, other_app, "ada", state="o" * 43)
+    pending = await vault.get_or_create_account(main.id, "not-linked-yet")
+
+    async def status_events() -> int:
+        async with vault.engine.connect() as conn:
+            count = await conn.execute(
+                text(
+                    "SELECT count(*) FROM outbox_events"
+                    " WHERE type = 'connected_account.status_updated'"
+                )
+            )
+            return int(count.scalar_one())
+
+    before = await status_events()
+    changed = await vault.disconnect_provider_user(
+        main.id, "80351110224678912", "deauthorized in Discord"
+    )
+
+    assert {a.id for a in changed} == {ada.id, ada_expired.id, ada_same_app.id}
+    for account in changed:
+        stored = await vault.get_account(account.id)
+        assert stored.status == AccountStatus.DISCONNECTED
+        assert stored.status_reason == "deauthorized in Discord"
+        assert (stored.access_token, stored.refresh_token, stored.expires_at) == (None, None, None)
+    assert (await vault.get_account(ada.id)).version == ada.version + 1
+    assert (await vault.get_account(ada_other_app.id)).status == AccountStatus.ACTIVE
+    assert (await vault.get_account(pending.id)).status == AccountStatus.PENDING_AUTH
+    assert await status_events() == before + 3
+
+    again = await vault.disconnect_provider_user(
+        main.id, "80351110224678912", "deauthorized in Discord"
+    )
+    assert again == []
+    assert await status_events() == before + 3
+    with pytest.raises(ConnectionNotFound):
+        await vault.disconnect_provider_user("nope", "80351110224678912", "x")

@@ -316,3 +316,40 @@ def test_cli_db_upgrade_on_postgres(postgres_server_url: str, tmp_path: Path) ->
         "from": head_revision(),
         "revision": head_revision(),
     }
+
+
+async def test_sealed_event_data_is_rotated_and_still_opens_for_delivery(
+    vault: Vault, database_url: str, key_pair: tuple[str, bytes]
+) -> None:
+    """A ``discord.interaction`` keeps its data (the interaction's token) sealed in the outbox;
+    rotation re-seals it like any secret, and a delivery still sends the data in clear."""
+    from tokenward.vault.webhooks import WebhookStore
+
+    store = WebhookStore(vault)
+    await store.create_endpoint("https://app.example.com/hook", "", "whsec_" + "A" * 43)
+    data = {"connection_id": "c", "interaction": {"id": "1", "token": "interaction-token-x"}}
+    [claim] = await store.emit_claimed("discord.interaction", data, "me", 60, sealed=True)
+    assert json.loads(claim.body)["data"] == data
+    async with vault.engine.connect() as conn:
+        payload, sealed = (
+            await conn.execute(text("SELECT payload, data_enc FROM outbox_events"))
+        ).one()
+    assert "interaction-token-x" not in str(payload) + sealed
+    assert envelope_kid(sealed) == vault.keyring.active_kid
+
+    new_only = generate_key()
+    report = await rotate(vault.engine, Keyring.from_keys([("test-b", new_only), key_pair]))
+    assert report.failed == []
+    async with vault.engine.connect() as conn:
+        resealed = (await conn.execute(text("SELECT data_enc FROM outbox_events"))).scalar_one()
+    assert envelope_kid(resealed) == "test-b"
+    only_new = Vault(
+        create_engine(database_url), Keyring.from_keys([("test-b", new_only)]), vault.clock
+    )
+    try:
+        await WebhookStore(only_new).release_claims_of(["me"])
+        [again] = await WebhookStore(only_new).claim_due("worker", 60)
+        assert json.loads(again.body)["data"] == data
+        assert again.event_id == claim.event_id
+    finally:
+        await only_new.close()

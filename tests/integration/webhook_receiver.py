@@ -1,8 +1,10 @@
 """A webhook receiver on loopback, as an application would run one: it records every request
-(headers and raw body) and answers with a status the test chooses."""
+(headers and raw body) and answers with a status the test chooses, optionally after a delay and
+with a JSON body (an application answering a ``discord.interaction``)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -31,6 +33,10 @@ class Received:
 @dataclass
 class Receiver:
     status: int = 204
+    reply: Any = None
+    """JSON to answer with (status 200 while ``status`` is the default 204); None: no body."""
+    delay: float = 0.0
+    """Seconds to wait before answering (a slow application)."""
     received: list[Received] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     server: BackgroundServer | None = None
@@ -40,8 +46,13 @@ class Receiver:
             body = await request.body()
             with self._lock:
                 self.received.append(Received(dict(request.headers), body))
-                status = self.status
-            return Response(status_code=status)
+                status, reply, delay = self.status, self.reply, self.delay
+            if delay:
+                await asyncio.sleep(delay)
+            if reply is None:
+                return Response(status_code=status)
+            code = 200 if status == 204 else status  # a 204 has no body
+            return Response(json.dumps(reply), status_code=code, media_type="application/json")
 
         return Starlette(routes=[Route("/hook", hook, methods=["POST"])])
 

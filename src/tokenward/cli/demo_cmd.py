@@ -3,7 +3,9 @@
 Starts the Discord sandbox and the gateway on free loopback ports with a throwaway data dir,
 creates a connection and an API client, then acts exactly as an application would, through the
 SDK: an authorization link, the consent (scripted, or by a person with ``--browser``), tools,
-a proxied call, and a token that expires and is refreshed on the fly.
+a proxied call, and a token that expires and is refreshed on the fly. It ends by printing the
+dashboard's URL and a throwaway operator's credentials (``--keep`` keeps everything up until
+Ctrl-C).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +25,7 @@ from rich.console import Console
 from tokenward.cli.app import app
 
 console = Console(highlight=False)
+DEMO_OPERATOR = "demo-operator"
 DEMO_SCOPES = ["identify", "email", "guilds", "guilds.members.read", "connections", "openid"]
 
 
@@ -97,6 +101,7 @@ def demo(
                         bot_token=discord_app["bot_token"],
                     )
                     api_client, secret = await container.vault.create_api_client("demo-app")
+                    await container.admins.create(DEMO_OPERATOR, operator_password)
                     return (
                         container.oauth.redirect_uri(connection.id),
                         api_client.client_id,
@@ -105,6 +110,7 @@ def demo(
                 finally:
                     await container.close()
 
+            operator_password = secrets.token_urlsafe(15)
             redirect_uri, client_id, client_secret = asyncio.run(setup())
             control.patch(
                 f"/_sandbox/applications/{discord_app['client_id']}",
@@ -205,16 +211,24 @@ def demo(
             table.add_row("total time", f"{time.perf_counter() - started:.1f} s")
             console.print()
             console.print(table)
+            console.print(
+                f"Dashboard: {gateway.url}/dashboard — sign in as [bold]{DEMO_OPERATOR}[/] "
+                f"with password [bold]{operator_password}[/] (a throwaway operator of this demo)",
+                soft_wrap=True,
+            )
             if keep:
                 console.print(
                     f"Servers still running: gateway {gateway.url}, sandbox {sandbox.url}. "
-                    f"API client {client_id} / secret {client_secret}. Ctrl-C to stop."
+                    f"API client {client_id} / secret {client_secret}. Ctrl-C to stop.",
+                    soft_wrap=True,
                 )
                 try:
                     while True:
                         time.sleep(3600)
                 except KeyboardInterrupt:
                     pass
+            else:
+                console.print("Run with --keep to keep the servers (and the dashboard) up.")
         finally:
             control.close()
             gateway.stop()

@@ -40,7 +40,9 @@ def _connection_doc(container: Container, record: ConnectionRecord) -> dict[str,
     """A connection as the API shows it (``GET /api/v1/connections``): same keys and values."""
     from tokenward.server.api.models import Connection
 
-    view = Connection.of(record, container.oauth.redirect_uri(record.id))
+    view = Connection.of(
+        record, container.oauth.redirect_uri(record.id), container.discord_urls(record.id)
+    )
     doc: dict[str, Any] = view.model_dump(mode="json")
     return doc
 
@@ -98,6 +100,13 @@ async def connections_create(
         help="Comma-separated tool patterns this connection may run; '!' denies, the last match "
         "decides (e.g. '*,!*_ban*'). Default: every tool.",
     ),
+    public_key: str | None = typer.Option(
+        None,
+        "--public-key",
+        help="The Discord application's public key (64 hex characters, Developer Portal → "
+        "General Information): tokenward then serves its Interactions Endpoint URL and Webhook "
+        "Events URL.",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Register a Discord application and print the redirect URI to add in Discord's portal, or
@@ -136,6 +145,7 @@ async def connections_create(
             bot_token=bot_token or None,
             require_user_verification=require_user_verification,
             allowed_tools=_patterns(allowed_tools),
+            public_key=public_key,
         )
         doc = _connection_doc(container, connection)
     if as_json:
@@ -150,6 +160,15 @@ async def connections_create(
             "Give it accounts with their bot tokens: tokenward accounts create "
             f"--connection {doc['name']} --identifier ID --bot-token-stdin"
         )
+    _echo_discord_urls(doc)
+
+
+def _echo_discord_urls(doc: dict[str, Any]) -> None:
+    if doc["interactions_endpoint_url"] is None:
+        return
+    typer.echo("In Discord's Developer Portal, set the Interactions Endpoint URL (General")
+    typer.echo(f"Information) to:\n  {doc['interactions_endpoint_url']}")
+    typer.echo(f"and the Webhook Events URL (Webhooks) to:\n  {doc['event_webhooks_url']}")
 
 
 def _patterns(text: str | None) -> list[str] | None:
@@ -171,29 +190,72 @@ async def connections_update(
     all_tools: bool = typer.Option(
         False, "--all-tools", help="Remove the tool policy: every tool may run."
     ),
+    public_key: str | None = typer.Option(
+        None,
+        "--public-key",
+        help="The Discord application's public key (64 hex characters, Developer Portal → "
+        "General Information), replacing the current one.",
+    ),
+    no_public_key: bool = typer.Option(
+        False,
+        "--no-public-key",
+        help="Remove the public key: requests from Discord to this connection are refused.",
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Change a connection's tool policy (as PATCH /api/v1/connections/{name})."""
+    """Change a connection's tool policy or public key (as PATCH /api/v1/connections/{name})."""
     from tokenward.errors import ValidationError
     from tokenward.tools.policy import check_patterns
+    from tokenward.vault.repository import UNSET
 
-    if (allowed_tools is None) == (not all_tools):
+    if allowed_tools is not None and all_tools:
         raise ValidationError(
-            "give --allowed-tools PATTERNS or --all-tools",
+            "give --allowed-tools PATTERNS or --all-tools, not both",
             fields={"allowed_tools": "give --allowed-tools or --all-tools (not both)"},
+        )
+    if public_key is not None and no_public_key:
+        raise ValidationError(
+            "give --public-key HEX or --no-public-key, not both",
+            fields={"public_key": "give --public-key or --no-public-key (not both)"},
+        )
+    policy_given = allowed_tools is not None or all_tools
+    key_given = public_key is not None or no_public_key
+    if not (policy_given or key_given):
+        raise ValidationError(
+            "nothing to change: give --allowed-tools, --all-tools, --public-key or --no-public-key",
+            fields={
+                "allowed_tools": "give --allowed-tools or --all-tools",
+                "public_key": "or give --public-key or --no-public-key",
+            },
         )
     async with local_container() as container:
         current = await container.vault.get_connection_by_name(name)
         connector = container.connector(current)
-        patterns = None if all_tools else _patterns(allowed_tools)
-        checked = check_patterns(patterns, connector.catalog.names())
-        record = await container.vault.update_connection(current.id, allowed_tools=checked)
+        checked: Any = UNSET
+        if policy_given:
+            patterns = None if all_tools else _patterns(allowed_tools)
+            checked = check_patterns(patterns, connector.catalog.names())
+        record = await container.vault.update_connection(
+            current.id,
+            allowed_tools=checked,
+            public_key=(None if no_public_key else public_key) if key_given else UNSET,
+        )
+        container.announce("connection", name)  # running servers re-read it now (with Redis)
         doc = _connection_doc(container, record)
     if as_json:
         print_json(doc)
         return
-    shown = ", ".join(doc["allowed_tools"]) if doc["allowed_tools"] is not None else "every tool"
-    typer.echo(f"Connection {name!r} may run: {shown}")
+    if policy_given:
+        shown = (
+            ", ".join(doc["allowed_tools"]) if doc["allowed_tools"] is not None else "every tool"
+        )
+        typer.echo(f"Connection {name!r} may run: {shown}")
+    if key_given:
+        if doc["public_key"] is None:
+            typer.echo(f"Connection {name!r} has no public key: requests from Discord are refused.")
+        else:
+            typer.echo(f"Connection {name!r} checks Discord's signatures with {doc['public_key']}.")
+            _echo_discord_urls(doc)
 
 
 @connections_app.command("list")
@@ -218,6 +280,7 @@ async def connections_list(as_json: bool = JSON_OPTION) -> None:
             "user verification",
             "tools",
             "redirect URI",
+            "Discord in",
         ],
         [
             [
@@ -230,6 +293,7 @@ async def connections_list(as_json: bool = JSON_OPTION) -> None:
                 "required" if d["require_user_verification"] else "no",
                 ",".join(d["allowed_tools"]) if d["allowed_tools"] is not None else "all",
                 d["redirect_uri"] or "-",
+                "public key set" if d["public_key"] else "-",
             ]
             for d in docs
         ],
@@ -323,18 +387,23 @@ async def connections_delete(
 async def _delete_connection_with_progress(
     container: Container, name: str, *, revoke: bool, holding: int, quiet: bool
 ) -> ConnectionDeleteOutcome:
-    """Revoke, then delete; a progress bar on stderr when there are many grants to revoke."""
+    """Revoke, then delete; a progress bar on stderr when there are many grants to revoke.
+    Running servers are told (with Redis) to forget the connection."""
     if quiet or not revoke or holding < PROGRESS_THRESHOLD:
-        return await container.oauth.delete_connection(name, revoke=revoke)
+        outcome = await container.oauth.delete_connection(name, revoke=revoke)
+        container.announce("connection", name)
+        return outcome
     from rich.progress import Progress
 
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task("Revoking grants at Discord", total=holding)
-        return await container.oauth.delete_connection(
+        outcome = await container.oauth.delete_connection(
             name,
             revoke=revoke,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
+    container.announce("connection", name)
+    return outcome
 
 
 # -- link ------------------------------------------------------------------------------------
@@ -427,6 +496,8 @@ async def accounts_create(
         return
     async with local_container() as container:
         account, created = await container.bot_accounts.create(connection, identifier, token)
+        if not created:  # running servers drop the old token now (with Redis)
+            container.announce("account_key", f"{account.connection_id}\n{account.identifier}")
         doc = ConnectedAccount.of(account, connection).model_dump(mode="json")
     if as_json:
         print_json({"connected_account": doc, "created": created})
@@ -571,6 +642,9 @@ async def accounts_delete(
         outcome = await container.oauth.delete_account(
             account.id, force=force, revoke=not no_revoke, revoke_siblings=revoke_siblings
         )
+        container.announce("account", outcome.account_id)  # running servers forget it now
+        for sibling in outcome.siblings_disconnected:
+            container.announce("account", sibling.id)
     siblings_doc = [{**s.public(), "status": "DISCONNECTED"} for s in outcome.siblings_disconnected]
     doc = {
         "deleted": True,
@@ -602,6 +676,14 @@ def serve(
     port: int | None = typer.Option(
         None, "--port", min=0, max=65535, help="Port (default TOKENWARD_PORT); 0 picks a free one."
     ),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        max=64,
+        help="Worker processes on the one port (default TOKENWARD_WORKERS, 1); more than 1 "
+        "needs TOKENWARD_REDIS_URL so that they share rate limits.",
+    ),
     compat_port: int | None = typer.Option(
         None,
         "--compat-port",
@@ -627,4 +709,11 @@ def serve(
     """
     from tokenward.cli.serving import run_serve
 
-    run_serve(host=host, port=port, compat_port=compat_port, tls_cert=tls_cert, tls_key=tls_key)
+    run_serve(
+        host=host,
+        port=port,
+        workers=workers,
+        compat_port=compat_port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+    )

@@ -10,15 +10,26 @@ The order is what an operator sees:
 4. the banner: where it listens, the public URL links are built from (and whether it was
    derived from the bind address), the database, and warnings for a public URL that points
    somewhere this server is not listening.
+
+With ``--workers N`` (``TOKENWARD_WORKERS``) steps 1-4 run once, in a supervising process; it
+then forks N workers that each serve the already bound socket (the kernel hands each connection
+to one of them), restarts a worker that dies, and passes SIGTERM/SIGINT on for a graceful stop.
+Each worker runs the usual start-up (readiness, refresh recovery, webhook delivery), which is
+safe side by side: those already coordinate replicas through the database. More than one worker
+needs Redis: their rate limits must be one set, not N.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import ipaddress
+import os
+import signal
 import socket
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,7 +37,7 @@ import typer
 
 from tokenward.cli.output import fail_with, load_settings
 from tokenward.config import ANY_ADDRESS, Settings
-from tokenward.errors import TokenwardError
+from tokenward.errors import ConfigError, TokenwardError
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
 
@@ -147,10 +158,22 @@ async def preflight(settings: Settings) -> list[str]:
         await vault.close()
 
 
+def check_workers(settings: Settings) -> None:
+    """More than one worker shares nothing but Redis: refuse it without Redis."""
+    if settings.workers > 1 and not settings.redis_url:
+        raise ConfigError(
+            f"--workers {settings.workers} needs TOKENWARD_REDIS_URL: without Redis each worker "
+            "would keep its own rate limits and together they would exceed Discord's; set "
+            "TOKENWARD_REDIS_URL (e.g. redis://127.0.0.1:6379/0) or run one worker",
+            details={"workers": settings.workers, "field": "TOKENWARD_REDIS_URL"},
+        )
+
+
 def run_serve(
     *,
     host: str | None,
     port: int | None,
+    workers: int | None = None,
     compat_port: int | None = None,
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
@@ -162,6 +185,9 @@ def run_serve(
             settings.host = host
         if port is not None:
             settings.port = port
+        if workers is not None:
+            settings.workers = workers
+        check_workers(settings)
         if compat_port is not None:
             settings.compat_port = compat_port
         settings.tls_cert = tls_cert or settings.tls_cert
@@ -192,7 +218,10 @@ def run_serve(
             fail_with(exc)
         raise
     _banner(settings, not_ready)
-    _serve_on(settings, sock, compat_sock)
+    if settings.workers > 1:
+        _serve_workers(settings, sock, compat_sock)
+    else:
+        _serve_on(settings, sock, compat_sock)
 
 
 def _banner(settings: Settings, not_ready: list[str]) -> None:
@@ -205,6 +234,11 @@ def _banner(settings: Settings, not_ready: list[str]) -> None:
         f"tokenward {__version__} listening on {listen}",
         f"  public URL  {public}",
         f"  database    {database_label(settings)}",
+        *(
+            [f"  workers     {settings.workers} (rate limits shared through Redis)"]
+            if settings.workers > 1
+            else []
+        ),
         f"  health      {settings.public_base}/healthz (live), /readyz (ready)",
     ]
     if settings.compat_port is not None:
@@ -251,4 +285,106 @@ def _serve_on(
     if not server.started:
         fail_with(
             TokenwardError("the server did not start; see the log lines above", code="NOT_STARTED")
+        )
+
+
+_NOT_STARTED = 3  # a worker's exit status when its server never started: do not restart it
+
+
+def _run_worker(
+    settings: Settings, sock: socket.socket, compat_sock: socket.socket | None = None
+) -> int:
+    """One worker: its own event loop, container and connections, on the inherited socket."""
+    import uvicorn
+
+    from tokenward.server.app import create_app
+
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        proxy_headers=False,
+    )
+    server = uvicorn.Server(config)
+    if compat_sock is None:
+        server.run(sockets=[sock])
+    else:
+        from tokenward.compat.server import run_with_compat
+
+        run_with_compat(server, sock, compat_sock, settings)
+    return 0 if server.started else _NOT_STARTED
+
+
+def _serve_workers(
+    settings: Settings, sock: socket.socket, compat_sock: socket.socket | None = None
+) -> None:
+    """Fork ``settings.workers`` workers on ``sock`` and supervise them (module docstring)."""
+    import tokenward.server.app  # noqa: F401  imported once here, shared by the forked workers
+
+    children: dict[int, int] = {}  # pid -> worker number
+    stopping = False
+    failed = False
+
+    def spawn(number: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            code = 1
+            try:
+                code = _run_worker(settings, sock, compat_sock)
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        children[pid] = number
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for number in range(settings.workers):
+        spawn(number)
+    try:
+        while children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            number = children.pop(pid, -1)
+            if number < 0 or stopping:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            if code == _NOT_STARTED:
+                typer.echo(
+                    f"error: worker {number} could not start (see above); stopping", err=True
+                )
+                failed = True
+                stop(signal.SIGTERM, None)
+                continue
+            typer.echo(
+                f"warning: worker {number} (pid {pid}) ended with status {code}; starting another",
+                err=True,
+            )
+            time.sleep(0.2)
+            if not stopping:
+                spawn(number)
+    finally:
+        sock.close()
+        if compat_sock is not None:
+            compat_sock.close()
+    if failed:
+        fail_with(
+            TokenwardError("a worker did not start; see the log lines above", code="NOT_STARTED")
         )

@@ -63,6 +63,7 @@ from tokenward.errors import (
     UpstreamUnavailable,
 )
 from tokenward.scopes import ADMIN
+from tokenward.server.api.accounts import delete_account_by_id
 from tokenward.server.api.auth import ApiAuth, ApiPrincipal
 from tokenward.server.container import Container
 from tokenward.tools.catalog import agent_description
@@ -502,9 +503,11 @@ class CompatServices:
         connector = self.container.connectors.provider(connection.provider)
         if not connector.uses_oauth:
             bot_token = self._bot_token(details, "connected_account.authorization_details")
-            record, _created = await self.container.bot_accounts.create(
+            record, created = await self.container.bot_accounts.create(
                 connection.name, ref.identifier, bot_token
             )
+            if not created:
+                self._announce_key(record)
             return ca.CreateConnectedAccountResponse(
                 connected_account=self._account_message(record, connection)
             )
@@ -536,14 +539,20 @@ class CompatServices:
         field = "connected_account.authorization_details"
         connector = self.container.connectors.provider(connection.provider)
         if not connector.uses_oauth and details.WhichOneof("details") is not None:
-            record, _created = await self.container.bot_accounts.create(
+            record, created = await self.container.bot_accounts.create(
                 connection.name, record.identifier, self._bot_token(details, field)
             )
+            if not created:
+                self._announce_key(record)
         else:
             self._refuse_oauth_tokens(details, field)
         return ca.UpdateConnectedAccountResponse(
             connected_account=self._account_message(record, connection)
         )
+
+    def _announce_key(self, record: AccountRecord) -> None:
+        """Every process drops what it cached for the account (as the HTTP routes do)."""
+        self.container.announce("account_key", f"{record.connection_id}\n{record.identifier}")
 
     @staticmethod
     def _bot_token(details: ca.AuthorizationDetails, field: str) -> str:
@@ -579,20 +588,15 @@ class CompatServices:
     ) -> ca.DeleteConnectedAccountResponse:
         await self._principal(context, "accounts:write", action="DeleteConnectedAccount")
         record, _connection = await self._account(self._ref(request))
-        oauth = self.container.oauth
         try:
-            outcome = await oauth.delete_account(record.id)
+            await delete_account_by_id(self.container, record.id)
         except TokenwardError as exc:
             if exc.code != "SIBLINGS_AFFECTED":
                 raise
             # Other identifiers hold the same Discord user's grant, which a revocation would end
             # for them too: the hosted platform's accounts are independent, so delete this one
             # here only and leave the grant to the others.
-            outcome = await oauth.delete_account(record.id, revoke=False)
-        directory = self.container.directory
-        directory.forget_by_id(outcome.account_id)
-        for sibling in outcome.siblings_disconnected:
-            directory.forget_by_id(sibling.id)
+            await delete_account_by_id(self.container, record.id, revoke=False)
         return ca.DeleteConnectedAccountResponse()
 
     async def verify_user(
@@ -605,7 +609,7 @@ class CompatServices:
             raise _bad("identifier", "required")
         oauth = self.container.oauth
         record = await oauth.verify(request.auth_request_id, request.identifier)
-        self.container.directory.forget(record.connection_id, record.identifier)
+        self._announce_key(record)
         auth_request = await self.container.vault.get_auth_request(request.auth_request_id)
         url = oauth.result_url(auth_request) if auth_request is not None else ""
         return ca.VerifyConnectedAccountUserResponse(post_user_verify_redirect_url=url)

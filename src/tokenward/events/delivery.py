@@ -71,6 +71,19 @@ class AiohttpSender:
 
     async def post(self, url: str, headers: Mapping[str, str], body: bytes, limit: float) -> int:
         """The answer's status; :class:`SendFailed` when there was none within ``limit`` s."""
+        status, _answer = await self.exchange(url, headers, body, limit)
+        return status
+
+    async def exchange(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        limit: float,
+        max_bytes: int = MAX_ANSWER_BYTES,
+    ) -> tuple[int, bytes]:
+        """The answer's status and its first ``max_bytes`` bytes; :class:`SendFailed` when there
+        was none within ``limit`` s."""
         try:
             async with self._get().post(
                 url,
@@ -79,8 +92,13 @@ class AiohttpSender:
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=limit),
             ) as response:
-                await response.content.read(MAX_ANSWER_BYTES)
-                return response.status
+                answer = bytearray()
+                while len(answer) < max_bytes:
+                    chunk = await response.content.read(max_bytes - len(answer))
+                    if not chunk:
+                        break
+                    answer += chunk
+                return response.status, bytes(answer)
         except TimeoutError:
             raise SendFailed(f"no answer within {limit:g} s") from None
         except aiohttp.ClientConnectorError as exc:
@@ -178,14 +196,18 @@ class Deliverer:
             await asyncio.gather(*(self._deliver(claim) for claim in claims))
         return len(claims)
 
+    def signed_headers(self, claim: ClaimedDelivery) -> dict[str, str]:
+        """The headers of one attempt at ``claim`` (signed now)."""
+        timestamp = int(self.clock.time())
+        return {
+            **signing.headers(claim.secret, claim.event_id, timestamp, claim.body),
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+        }
+
     async def _deliver(self, claim: ClaimedDelivery) -> None:
         async with self._slots:
-            timestamp = int(self.clock.time())
-            headers = {
-                **signing.headers(claim.secret, claim.event_id, timestamp, claim.body),
-                "content-type": "application/json",
-                "user-agent": USER_AGENT,
-            }
+            headers = self.signed_headers(claim)
             started = time.perf_counter()
             status: int | None = None
             error: str | None = None
@@ -194,39 +216,46 @@ class Deliverer:
             except SendFailed as exc:
                 error = str(exc)
             latency_ms = (time.perf_counter() - started) * 1000
-            attempt = claim.attempts + 1
-            ok = status is not None and 200 <= status < 300
-            if not ok and error is None:
-                error = f"answered HTTP {status}"
-            next_at = (
-                None
-                if ok or attempt >= self.max_attempts
-                else self.clock.time() + backoff(attempt, self.first_retry)
-            )
-            too_long = await self.store.record_attempt(
-                claim,
-                self.owner,
-                status_code=status,
-                latency_ms=latency_ms,
-                error=error,
-                next_attempt_at=next_at,
-                disable_after=self.disable_after,
-            )
-            if ok:
-                self.delivered += 1
-                return
-            self.failed_attempts += 1
-            log.warning(
-                "webhook delivery %s to endpoint %s failed (attempt %d: %s)%s",
-                claim.id,
-                claim.endpoint_id,
-                attempt,
-                error,
-                "" if next_at is not None else "; giving up",
-            )
-            if too_long:
-                reason = (
-                    f"every delivery failed for more than {self.disable_after:g} s (last: {error})"
-                )
-                if await self.store.set_enabled(claim.endpoint_id, False, reason):
-                    log.warning("webhook endpoint %s disabled: %s", claim.endpoint_id, reason)
+            await self.settle(claim, status, error, latency_ms)
+
+    async def settle(
+        self, claim: ClaimedDelivery, status: int | None, error: str | None, latency_ms: float
+    ) -> None:
+        """Log one attempt at ``claim`` (held by this worker) and settle it: delivered on a 2xx,
+        otherwise due again after the backoff (or given up); disables an endpoint that has
+        failed for too long. Also used for deliveries sent synchronously
+        (:mod:`tokenward.events.relay`)."""
+        attempt = claim.attempts + 1
+        ok = status is not None and 200 <= status < 300
+        if not ok and error is None:
+            error = f"answered HTTP {status}"
+        next_at = (
+            None
+            if ok or attempt >= self.max_attempts
+            else self.clock.time() + backoff(attempt, self.first_retry)
+        )
+        too_long = await self.store.record_attempt(
+            claim,
+            self.owner,
+            status_code=status,
+            latency_ms=latency_ms,
+            error=error,
+            next_attempt_at=next_at,
+            disable_after=self.disable_after,
+        )
+        if ok:
+            self.delivered += 1
+            return
+        self.failed_attempts += 1
+        log.warning(
+            "webhook delivery %s to endpoint %s failed (attempt %d: %s)%s",
+            claim.id,
+            claim.endpoint_id,
+            attempt,
+            error,
+            "" if next_at is not None else "; giving up",
+        )
+        if too_long:
+            reason = f"every delivery failed for more than {self.disable_after:g} s (last: {error})"
+            if await self.store.set_enabled(claim.endpoint_id, False, reason):
+                log.warning("webhook endpoint %s disabled: %s", claim.endpoint_id, reason)

@@ -213,6 +213,17 @@ class TokenManager:
         account = await self._single_flight(account_id, failed_token, _Why.UNAUTHORIZED)
         return self._to_grant(account)
 
+    async def refresh_now(self, account_id: str) -> AccountRecord:
+        """Refresh the account's token now, whether or not it is due (an operator asked).
+
+        The same single flight and lease as every refresh; the token read here is treated like
+        one Discord refused, so a refresh another worker finished meanwhile counts and the
+        refresh token is still used at most once."""
+        account = await self.vault.get_account(account_id)
+        await self.require_active(account)
+        current = account.access_token.get_secret_value() if account.access_token else None
+        return await self._single_flight(account_id, current, _Why.UNAUTHORIZED)
+
     async def mark_unusable(self, account_id: str, reason: str) -> None:
         """The token was refused even after a refresh: stop using it, ask for re-authorization.
 

@@ -192,6 +192,11 @@ class AccountDirectory:
     def forget_connection(self, name: str) -> None:
         self._connections.pop(name, None)
 
+    def clear(self) -> None:
+        """Forget everything (another process may have changed anything)."""
+        self._connections.clear()
+        self._accounts.clear()
+
 
 class AccountCredentials:
     """The connected account's OAuth2 access token, refreshed when due or after a 401."""

@@ -49,7 +49,7 @@ from tokenward.errors import (
     ValidationError,
 )
 from tokenward.proxy.paths import safe_path
-from tokenward.proxy.ratelimit import RateLimiter, route_of, token_identity
+from tokenward.proxy.ratelimit import Limiter, route_of, token_identity
 from tokenward.proxy.redaction import redact_text
 from tokenward.proxy.retry import DEFAULT_POLICY, RetryPolicy, decide_retry, retry_hint
 from tokenward.proxy.transport import (
@@ -207,7 +207,7 @@ class ProviderClient:
         self,
         *,
         transport: Transport,
-        limiter: RateLimiter,
+        limiter: Limiter,
         clock: Clock,
         base_url: str,
         user_agent: str,

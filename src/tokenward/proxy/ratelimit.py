@@ -50,6 +50,10 @@ The design follows the two clients that get this right (reference notes, discord
   ``max_buckets``, or every ``idle_seconds``.
 
 All time comes from the injected :class:`~tokenward.clock.Clock`.
+
+:class:`Limiter` is the interface the proxy core uses; this module's :class:`RateLimiter` keeps
+its state in the process, :class:`~tokenward.proxy.redis_ratelimit.RedisRateLimiter` keeps it in
+Redis so that every replica and worker shares one set of windows (``TOKENWARD_REDIS_URL``).
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Protocol
 
 from tokenward.clock import Clock
 from tokenward.errors import RateLimited
@@ -188,6 +193,57 @@ class RateLimitHeaders:
             is_global=(_header(headers, "X-RateLimit-Global") or "").lower() == "true",
             retry_after=_float(_header(headers, "Retry-After")),
         )
+
+
+class LimiterSlot(Protocol):
+    """One permitted request: ``async with limiter.acquire(...) as slot``, then :meth:`update`
+    with the response (or leave the block without it, when no response came)."""
+
+    async def __aenter__(self) -> LimiterSlot: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def update(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body_retry_after: float | None = None,
+        body_global: bool = False,
+    ) -> None: ...
+
+
+class Limiter(Protocol):
+    """What the proxy core needs from a rate limiter (in-process or shared)."""
+
+    def acquire(
+        self,
+        route_key: str,
+        identity: str,
+        major: str | None = None,
+        *,
+        max_wait: float | None = None,
+    ) -> LimiterSlot: ...
+
+    async def aclose(self) -> None: ...
+
+
+def rejection(
+    parsed: RateLimitHeaders, body_retry_after: float | None, body_global: bool
+) -> tuple[float, str]:
+    """``(retry_after, scope)`` of a 429: the body's ``retry_after`` wins, then ``Retry-After``,
+    then ``Reset-After``; the scope header wins, then the global flags, else ``user``."""
+    retry_after = body_retry_after
+    if retry_after is None:
+        retry_after = parsed.retry_after
+    if retry_after is None:
+        retry_after = parsed.reset_after if parsed.reset_after is not None else 1.0
+    scope = parsed.scope or ("global" if parsed.is_global or body_global else "user")
+    return max(0.0, retry_after), scope
 
 
 class _Bucket:
@@ -676,12 +732,7 @@ class RateLimiter:
             # The route answered without rate-limit headers: it has no per-route limit.
             target.unlimited = True
         if status == 429:
-            retry_after = body_retry_after
-            if retry_after is None:
-                retry_after = parsed.retry_after
-            if retry_after is None:
-                retry_after = parsed.reset_after if parsed.reset_after is not None else 1.0
-            scope = parsed.scope or ("global" if parsed.is_global or body_global else "user")
+            retry_after, scope = rejection(parsed, body_retry_after, body_global)
             if scope == "global":
                 state.global_limiter.pause_until(now + retry_after)
             else:

@@ -186,7 +186,7 @@ def application_object(app: Application) -> dict[str, Any]:
         "hook": True,
         "bot_public": True,
         "bot_require_code_grant": False,
-        "verify_key": hashlib.sha256(f"verify:{app.client_id}".encode()).hexdigest(),
+        "verify_key": app.verify_key,
         "flags": 0,
         "flags_new": "0",
     }

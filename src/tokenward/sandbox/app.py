@@ -6,7 +6,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from tokenward.clock import Clock
-from tokenward.sandbox import api, control, oauth, rest
+from tokenward.sandbox import api, control, oauth, outgoing_routes, rest
 from tokenward.sandbox.settings import SandboxSettings
 from tokenward.sandbox.state import SandboxState
 
@@ -19,6 +19,7 @@ def create_sandbox_app(
     routes: list[BaseRoute] = [
         *oauth.routes(state),
         *control.routes(state),
+        *outgoing_routes.routes(state),
         *api.routes(state),
         *rest.routes(state, table),
     ]

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from tokenward.errors import NotFoundError, TokenwardError, ValidationError
 from tokenward.sandbox import pages
-from tokenward.sandbox.state import FaultRule, SandboxState
+from tokenward.sandbox.state import Application, FaultRule, SandboxState
 
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 MAX_REDIRECT_URIS = 10
@@ -236,6 +236,75 @@ def parse_fault(data: dict[str, Any]) -> FaultRule:
     )
 
 
+ENDPOINT_FIELDS = (
+    "interactions_endpoint_url",
+    "event_webhooks_url",
+    "event_webhooks_status",
+    "event_webhooks_types",
+    "bad_signature_every",
+)
+
+
+def parse_endpoint_settings(data: dict[str, Any]) -> dict[str, Any]:
+    """The endpoint fields of ``PATCH /_sandbox/applications/{client_id}``, checked (URLs must
+    be loopback; ``null`` or ``""`` clears a URL). No request is sent to the URLs."""
+    from tokenward.sandbox.outgoing import EVENT_TYPES, loopback_url_problem
+
+    result: dict[str, Any] = {}
+    for key in ("interactions_endpoint_url", "event_webhooks_url"):
+        if key not in data:
+            continue
+        value = data[key]
+        if value is None or value == "":
+            result[key] = None
+            continue
+        problem = loopback_url_problem(value) if isinstance(value, str) else "expected a string"
+        if problem is not None:
+            raise ValidationError(f"{key}: {problem}", fields={key: problem})
+        result[key] = value
+    if "event_webhooks_status" in data:
+        status = data["event_webhooks_status"]
+        if status not in (1, 2) or isinstance(status, bool):
+            raise ValidationError(
+                "event_webhooks_status must be 1 or 2",
+                fields={"event_webhooks_status": "1 (disabled) or 2 (enabled)"},
+            )
+        result["event_webhooks_status"] = status
+    if "event_webhooks_types" in data:
+        types = data["event_webhooks_types"]
+        if types is not None and (
+            not isinstance(types, list) or not all(t in EVENT_TYPES for t in types)
+        ):
+            raise ValidationError(
+                "event_webhooks_types must be a list of event types or null",
+                fields={
+                    "event_webhooks_types": "null (all) or a list of: " + ", ".join(EVENT_TYPES)
+                },
+            )
+        result["event_webhooks_types"] = None if types is None else list(dict.fromkeys(types))
+    if "bad_signature_every" in data:
+        result["bad_signature_every"] = _integer(data, "bad_signature_every", 0, 1_000_000) or 0
+    return result
+
+
+def apply_endpoint_settings(application: Application, settings: dict[str, Any]) -> None:
+    """Store checked endpoint settings; setting an events URL enables events unless the same
+    change says ``event_webhooks_status: 1``."""
+    if "interactions_endpoint_url" in settings:
+        application.interactions_endpoint_url = settings["interactions_endpoint_url"]
+    if "event_webhooks_url" in settings:
+        application.event_webhooks_url = settings["event_webhooks_url"]
+        if settings["event_webhooks_url"] is not None and "event_webhooks_status" not in settings:
+            application.event_webhooks_status = 2
+    if "event_webhooks_status" in settings:
+        application.event_webhooks_status = settings["event_webhooks_status"]
+    if "event_webhooks_types" in settings:
+        application.event_webhooks_types = settings["event_webhooks_types"]
+    if "bad_signature_every" in settings:
+        application.bad_signature_every = settings["bad_signature_every"]
+        application.deliveries = 0
+
+
 _SNOWFLAKE = re.compile(r"[0-9]{1,20}")
 
 
@@ -371,15 +440,17 @@ def routes(state: SandboxState) -> list[BaseRoute]:
             )
         try:
             data = await _json_object(request)
-            _reject_unknown(data, {"redirect_uris", "name"})
+            _reject_unknown(data, {"redirect_uris", "name", *ENDPOINT_FIELDS})
             uris = _redirect_uris(data, required=False)
             name = _name(data)
+            endpoints = parse_endpoint_settings(data)
         except ValidationError as exc:
             return _error(exc)
         if uris is not None:
             application.redirect_uris = uris
         if name is not None:
             application.name = name
+        apply_endpoint_settings(application, endpoints)
         return JSONResponse(application.public_dict())
 
     async def stats(request: Request) -> Response:

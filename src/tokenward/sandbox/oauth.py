@@ -536,8 +536,14 @@ def routes(state: SandboxState) -> list[BaseRoute]:
             found = state.refresh_tokens.get(value)
         # RFC 7009 §2.2: an unknown token (or one of another client) gets a plain 200.
         if found is not None and found.client_id == application.client_id:
+            grant = state.grants.get(found.grant_id)
+            had_grant = grant is not None and not grant.revoked
             revoke_authorization(state, found.user_id, found.client_id)
             state.stats.revocations += 1
+            # Discord tells the application's Webhook Events URL, after answering.
+            from tokenward.sandbox.outgoing import in_background, send_deauthorized
+
+            in_background(send_deauthorized(state, application, found.user_id, had_grant))
         return JSONResponse({}, headers=_NO_STORE)
 
     async def keys(request: Request) -> Response:

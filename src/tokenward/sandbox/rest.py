@@ -16,6 +16,7 @@ parameter checks and error messages) and the buckets they always had.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -292,6 +293,13 @@ def _check_body(spec: Spec, op: Operation, body: Any) -> Any:
     return value
 
 
+def check_request_body(operation_id: str, body: Any) -> Any:
+    """``body`` checked (and coerced) against an operation's request schema exactly as a request
+    to that operation would be; raises ``400 50035`` with Discord's error tree."""
+    spec = load_spec()
+    return _check_body(spec, spec.by_id(operation_id), body)
+
+
 # -- answers ---------------------------------------------------------------------------------------
 
 
@@ -377,7 +385,10 @@ def dispatcher(state: SandboxState, table: RouteTable) -> Callable[[Request], An
             )
             ctx = Ctx(state, request, op, caller, found.params, query, body, _audit_reason(request))
             handler = HANDLERS.get(op.id, synthesized)
-            return answer(spec, op, handler(ctx))
+            result = handler(ctx)
+            if inspect.isawaitable(result):  # a handler that calls out (e.g. to verify a URL)
+                result = await result
+            return answer(spec, op, result)
         except DiscordError as exc:
             return exc.response()
 

@@ -12,6 +12,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
 from tokenward.clock import Clock, SystemClock
 from tokenward.sandbox.keys import SigningKey
 from tokenward.sandbox.settings import SandboxSettings
@@ -38,6 +41,33 @@ class Application:
     bot_user_id: str
     description: str = "An application registered in the tokenward Discord sandbox."
     public_client: bool = False
+    # The Ed25519 key that signs what the sandbox sends to the application's endpoints
+    # (interactions and webhook events); its public half is the application's ``verify_key``.
+    interaction_key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+    # Where the sandbox delivers interactions and webhook events (loopback URLs only).
+    interactions_endpoint_url: str | None = None
+    event_webhooks_url: str | None = None
+    event_webhooks_status: int = (
+        1  # 1 disabled, 2 enabled (Discord's ApplicationEventWebhooksStatus)
+    )
+    event_webhooks_types: list[str] | None = None
+    # Every n-th interaction delivery is preceded by a probe with a bad signature (0 = never).
+    bad_signature_every: int = 0
+    deliveries: int = 0  # interaction deliveries so far (counts towards bad_signature_every)
+
+    @property
+    def verify_key(self) -> str:
+        """The public key as Discord shows it: 64 hex digits of the raw Ed25519 key."""
+        raw = self.interaction_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return raw.hex()
+
+    def clear_endpoints(self) -> None:
+        self.interactions_endpoint_url = None
+        self.event_webhooks_url = None
+        self.event_webhooks_status = 1
+        self.event_webhooks_types = None
+        self.bad_signature_every = 0
+        self.deliveries = 0
 
     def public_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +76,12 @@ class Application:
             "bot_token": self.bot_token,
             "name": self.name,
             "redirect_uris": list(self.redirect_uris),
+            "verify_key": self.verify_key,
+            "interactions_endpoint_url": self.interactions_endpoint_url,
+            "event_webhooks_url": self.event_webhooks_url,
+            "event_webhooks_status": self.event_webhooks_status,
+            "event_webhooks_types": self.event_webhooks_types,
+            "bad_signature_every": self.bad_signature_every,
         }
 
 
@@ -208,6 +244,7 @@ class SandboxState:
                 ],
                 bot_user_id="1300000000000000901",
             )
+        default.clear_endpoints()  # the key pair stays, the endpoints are forgotten
         self.applications[default.client_id] = default
         self.codes: dict[str, AuthCode] = {}
         self.grants: dict[str, Grant] = {}

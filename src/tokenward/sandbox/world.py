@@ -103,6 +103,9 @@ class Interaction:
     response_type: int | None = None
     original_id: str | None = None
     followups: list[str] = field(default_factory=list)
+    # Set when the sandbox delivered the interaction to the application's interactions endpoint
+    # (``POST /_sandbox/interactions/invoke``): the record that call returned.
+    delivery: dict[str, Any] | None = None
 
     def public(self) -> dict[str, Any]:
         return {
@@ -149,6 +152,7 @@ class World:
         self.user_edits: dict[str, dict[str, Any]] = {}
         self.templates: dict[str, dict[str, Any]] = {}  # code -> template record
         self.messages_created = 0
+        self.event_deliveries: list[dict[str, Any]] = []  # webhook events sent, oldest first
         self._build()
 
     # -- ids and time -----------------------------------------------------------------------

@@ -493,10 +493,13 @@ class AsyncActions:
         bot_token: str | None = None,
         require_user_verification: bool = False,
         allowed_tools: Sequence[str] | None = None,
+        public_key: str | None = None,
     ) -> Connection:
         """Create a connection: ``provider="discord"`` with the application's ``client_id`` and
         ``client_secret``, or ``provider="discordbot"`` (no OAuth client; its accounts hold bot
-        tokens). ``allowed_tools``: tool patterns (``["*", "!*_ban*"]``), default every tool."""
+        tokens). ``allowed_tools``: tool patterns (``["*", "!*_ban*"]``), default every tool.
+        ``public_key``: the application's public key (64 hex characters); the connection then
+        has an ``interactions_endpoint_url`` and an ``event_webhooks_url`` for Discord."""
         body: dict[str, Any] = {"name": name, "provider": provider}
         optional = {
             "client_id": client_id,
@@ -504,6 +507,7 @@ class AsyncActions:
             "scopes": None if scopes is None else list(scopes),
             "bot_token": bot_token,
             "allowed_tools": None if allowed_tools is None else list(allowed_tools),
+            "public_key": public_key,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
         if require_user_verification:
@@ -513,7 +517,8 @@ class AsyncActions:
 
     async def update_connection(self, *, name: str, **changes: Any) -> Connection:
         """Change a connection's fields (``PATCH /api/v1/connections/{name}``), e.g.
-        ``allowed_tools=["*", "!*_ban*"]`` or ``allowed_tools=None`` (every tool again)."""
+        ``allowed_tools=["*", "!*_ban*"]``, ``allowed_tools=None`` (every tool again),
+        ``public_key="<64 hex>"`` or ``public_key=None`` (remove it)."""
         if not changes:
             raise errors.ValidationError(
                 "nothing to change", fields={"changes": "give at least one field to change"}

@@ -34,6 +34,9 @@ class Connection(_Model):
     require_user_verification: bool = False
     allowed_tools: list[str] | None = None
     redirect_uri: str | None = None
+    public_key: str | None = None
+    interactions_endpoint_url: str | None = None
+    event_webhooks_url: str | None = None
 
 
 class AuthorizationLink(_Model):

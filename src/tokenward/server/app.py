@@ -32,9 +32,13 @@ from tokenward.server.api.observability import (
 from tokenward.server.api.openapi import install_openapi
 from tokenward.server.browser import browser_routes
 from tokenward.server.container import Container
+from tokenward.server.dashboard import dashboard_router
+from tokenward.server.discord_routes import discord_router
+from tokenward.server.docs import docs_router, static_mount
 from tokenward.server.mcp_routes import install_mcp
 from tokenward.server.proxy_endpoint import ProxyEndpoint
 from tokenward.server.tools_routes import tools_router
+from tokenward.shared import RESYNC
 
 DESCRIPTION = """\
 Self-hosted agent-auth gateway for Discord.
@@ -129,6 +133,14 @@ def create_app(
     settings = container.settings
     metrics = metrics or container.metrics
     api_auth = ApiAuth(container.vault, settings, container.clock)
+
+    def invalidated(kind: str, value: str) -> None:
+        if kind == "api_client":
+            api_auth.forget_client(value)
+        elif kind == RESYNC:
+            api_auth.clients.expire()  # a deletion may have been missed while disconnected
+
+    container.on_invalidation(invalidated)
     if setup_logging:
         configure_logging(settings.log_level, secrets=_configured_secrets(settings))
 
@@ -156,6 +168,8 @@ def create_app(
         summary="Self-hosted agent-auth gateway for Discord.",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by tokenward.server.docs, with no CDN
+        redoc_url=None,
     )
     app.state.container = container
     app.state.metrics = metrics
@@ -173,6 +187,10 @@ def create_app(
     install_mcp(app, container, dependencies=authenticated)  # /api/v1/mcp/sessions, /mcp
     app.include_router(_operations_routes(metrics, settings.metrics_token))
     app.include_router(browser_routes(container))
+    app.include_router(docs_router(app.title))
+    app.include_router(dashboard_router(container))
+    app.router.routes.append(static_mount())
+    app.include_router(discord_router(container))  # Discord signs these; no API token
 
     # Middleware: add_middleware() wraps what is already there, so the last one added is the
     # outermost. The /proxy fast path (a pure ASGI endpoint in front of the router) sits inside

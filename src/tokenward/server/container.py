@@ -7,19 +7,21 @@ settings and clock instead of patching.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from tokenward import __version__
 from tokenward.clock import Clock, SystemClock
 from tokenward.config import Settings
 from tokenward.connectors import Connector, Connectors
 from tokenward.events.delivery import AiohttpSender, Deliverer
+from tokenward.events.relay import DiscordRelay
 from tokenward.events.service import WebhookService
 from tokenward.oauth.endpoints import OAuthEndpoints
 from tokenward.oauth.refresh import TokenManager
 from tokenward.oauth.service import OAuthService, no_oauth
 from tokenward.proxy.accounts import AccountDirectory
 from tokenward.proxy.client import ProviderClient
-from tokenward.proxy.ratelimit import RateLimiter
+from tokenward.proxy.ratelimit import Limiter, RateLimiter
 from tokenward.proxy.retry import RetryPolicy
 from tokenward.proxy.transport import AiohttpTransport, Timeouts, Transport
 from tokenward.server.api.observability import Metrics
@@ -27,7 +29,9 @@ from tokenward.server.bookkeeping import Bookkeeper
 from tokenward.server.bot_accounts import BotAccounts
 from tokenward.server.janitor import Janitor
 from tokenward.server.readiness import Readiness
+from tokenward.shared import RESYNC, SharedRedis
 from tokenward.tools.runner import ToolRunner
+from tokenward.vault.admins import AdminStore
 from tokenward.vault.repository import ConnectionRecord, Vault
 from tokenward.vault.webhooks import EventLinks, WebhookStore
 
@@ -65,13 +69,36 @@ class Container:
             oauth_timeout=settings.upstream_timeout_seconds,
         )
         self.catalog = self.connectors  # every provider's tools, as one catalog
-        self.limiter = RateLimiter(self.clock, max_wait=settings.max_rate_limit_wait_seconds)
-        self.directory = AccountDirectory(self.vault, self.clock)
         self.metrics = Metrics()
+        self.directory = AccountDirectory(self.vault, self.clock)
+        # With Redis: rate limits shared by every replica and worker, and invalidations that
+        # reach them all at once (tokenward.shared); without it (or while it is away), limits
+        # are this process's own.
+        self.shared: SharedRedis | None = None
+        self.limiter: Limiter
+        self._invalidation_hooks: list[Callable[[str, str], None]] = []
+        if settings.redis_url:
+            from tokenward.proxy.redis_ratelimit import RedisRateLimiter
+
+            self.shared = SharedRedis(
+                settings.redis_url,
+                self.clock,
+                prefix=settings.redis_prefix,
+                on_state=self.metrics.record_redis,
+            )
+            self.metrics.record_redis(True)
+            self.shared.subscribe(self._invalidated)
+            self.limiter = RedisRateLimiter(
+                self.shared, self.clock, max_wait=settings.max_rate_limit_wait_seconds
+            )
+        else:
+            self.metrics.record_redis(False)
+            self.limiter = RateLimiter(self.clock, max_wait=settings.max_rate_limit_wait_seconds)
         self.bookkeeper = Bookkeeper(self.vault, self.clock)
-        self.readiness = Readiness(settings, self.vault)
+        self.readiness = Readiness(settings, self.vault, shared=self.shared)
         self.vault.event_links = EventLinks(settings.public_base, settings.event_link_ttl_seconds)
         self.webhooks = WebhookStore(self.vault)
+        self.admins = AdminStore(self.vault, session_ttl=settings.dashboard_session_ttl_seconds)
         self.webhook_service = WebhookService(self.webhooks, settings)
         self.deliverer = Deliverer(
             self.webhooks,
@@ -84,6 +111,13 @@ class Container:
             timeout=settings.webhooks_timeout_seconds,
         )
         self.vault.on_outbox = self.deliverer.wake
+        # Discord's interactions go to the application synchronously, on a pool of their own.
+        self.relay = DiscordRelay(
+            self.webhooks,
+            self.deliverer,
+            AiohttpSender(allow_loopback=settings.webhooks_allow_insecure),
+            budget=settings.discord_interaction_timeout_seconds,
+        )
         self.janitor = Janitor(
             self.vault,
             self.clock,
@@ -92,6 +126,7 @@ class Container:
             ready=lambda: self.readiness.prepared,
             purge_events=lambda older_than: self.webhooks.purge(older_than=older_than),
             event_retention=settings.webhooks_retention_seconds,
+            purge_sessions=self.admins.purge_expired,
         )
         self._clients: dict[tuple[str, str, str], ProviderClient] = {}
         self._runner: ToolRunner | None = None
@@ -107,11 +142,9 @@ class Container:
         if serving:
             self.readiness.on_ready(self._start_delivery)
         await self.readiness.start(serving=serving)
-        if self.settings.redis_url:
-            log.warning(
-                "TOKENWARD_REDIS_URL is set but this version keeps rate-limit state per process; "
-                "refresh is coordinated through the database"
-            )
+        if self.shared is not None and serving:
+            await self.shared.ping()  # logs a warning now if Redis is away at start
+            self.shared.start()
         self.bookkeeper.start()
         if serving:
             self.janitor.start()
@@ -120,12 +153,48 @@ class Container:
         if self._tokens is not None:
             # Refreshes in flight finish (and are stored) before anything is closed.
             await self._tokens.drain(self.settings.shutdown_grace_seconds)
+        await self.relay.close()
         await self.deliverer.close()
         await self.janitor.close()
         await self.readiness.close()
         await self.bookkeeper.close()
+        await self.limiter.aclose()
+        if self.shared is not None:
+            await self.shared.aclose()
         await self.transport.aclose()
         await self.vault.close()
+
+    # -- invalidations ---------------------------------------------------------------------------
+
+    def on_invalidation(self, hook: Callable[[str, str], None]) -> None:
+        """Also call ``hook(kind, value)`` for every invalidation (the app's API-token cache)."""
+        self._invalidation_hooks.append(hook)
+
+    def announce(self, kind: str, value: str) -> None:
+        """Drop cached state here and in every other process sharing Redis.
+
+        ``kind``: ``connection`` (value: its name), ``account`` (its id), ``account_key``
+        (``connection_id`` and ``identifier`` separated by a newline) or ``api_client`` (its
+        client id). Without Redis (or while it is away) only this process drops it; the others
+        re-read when their cache entries expire.
+        """
+        self._invalidated(kind, value)
+        if self.shared is not None:
+            self.shared.publish(kind, value)
+
+    def _invalidated(self, kind: str, value: str) -> None:
+        directory = self.directory
+        if kind == "connection":
+            directory.forget_connection(value)
+        elif kind == "account":
+            directory.forget_by_id(value)
+        elif kind == "account_key":
+            connection_id, _, identifier = value.partition("\n")
+            directory.forget(connection_id, identifier)
+        elif kind == RESYNC:
+            directory.clear()  # messages may have been missed while disconnected
+        for hook in self._invalidation_hooks:
+            hook(kind, value)
 
     async def _start_delivery(self) -> None:
         """Webhook deliveries start once the database is ready (``serve`` only)."""
@@ -166,6 +235,12 @@ class Container:
             )
             self._clients[key] = client
         return client
+
+    def discord_urls(self, connection_id: str) -> tuple[str, str]:
+        """The connection's Interactions Endpoint URL and Webhook Events URL (to paste in the
+        Developer Portal)."""
+        base = f"{self.settings.public_base}/discord/{connection_id}"
+        return f"{base}/interactions", f"{base}/events"
 
     @property
     def provider_client(self) -> ProviderClient:

@@ -64,6 +64,7 @@ class Janitor:
         ready: Callable[[], bool] = lambda: True,
         purge_events: Callable[[float], Awaitable[int]] | None = None,
         event_retention: float = 7 * 86400.0,
+        purge_sessions: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         self.vault = vault
         self.clock = clock
@@ -73,6 +74,7 @@ class Janitor:
         self.ready = ready
         self.purge_events = purge_events
         self.event_retention = event_retention
+        self.purge_sessions = purge_sessions
         self.passes = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -99,6 +101,8 @@ class Janitor:
         if self.purge_events is not None:
             # Webhook events whose deliveries are all settled, past their retention.
             events = await self.purge_events(self.clock.time() - self.event_retention)
+        if self.purge_sessions is not None:
+            await self.purge_sessions()  # dashboard sessions past their expiry
         self.passes += 1
         if accounts or auth_requests:
             log.info(

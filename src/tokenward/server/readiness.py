@@ -25,7 +25,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -42,6 +42,9 @@ from tokenward.vault.db import (
 )
 from tokenward.vault.keys import prepare_keys
 from tokenward.vault.repository import Vault
+
+if TYPE_CHECKING:
+    from tokenward.shared import SharedRedis
 
 log = logging.getLogger("tokenward.readiness")
 
@@ -61,9 +64,12 @@ class ReadinessReport:
 
 
 class Readiness:
-    def __init__(self, settings: Settings, vault: Vault) -> None:
+    def __init__(
+        self, settings: Settings, vault: Vault, *, shared: SharedRedis | None = None
+    ) -> None:
         self.settings = settings
         self.vault = vault
+        self.shared = shared
         self.migrate = settings.is_sqlite
         self.prepared = False
         self._database: TokenwardError | None = None
@@ -208,4 +214,8 @@ class Readiness:
                 "once the database is reachable and migrated"
             )
         checks = {"database": database, "schema": schema, "keys": keys}
+        if self.shared is not None:
+            # Reported, never failing: without Redis calls still work on per-process limits.
+            await self.shared.ping()
+            checks["redis"] = self.shared.report()
         return ReadinessReport(all(c["ok"] for c in checks.values()), checks)

@@ -90,6 +90,9 @@ class ConnectionRow(Base):
     )
     # Tool policy: glob patterns, "!" for a deny rule, the last match wins; NULL: every tool.
     allowed_tools: Mapped[list[str] | None] = mapped_column(JSON)
+    # The Discord application's Ed25519 public key (hex), for requests Discord sends to the
+    # connection's Interactions Endpoint URL and Webhook Events URL; NULL: none. Public.
+    public_key: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[float]
     updated_at: Mapped[float]
 
@@ -162,7 +165,11 @@ class ApiClientRow(Base):
 
 class EventRow(Base):
     __tablename__ = "events"
-    __table_args__ = (Index(None, "account_id"), Index(None, "connection_id"))
+    __table_args__ = (
+        Index(None, "account_id"),
+        Index(None, "connection_id"),
+        Index(None, "kind", "at"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
@@ -199,6 +206,9 @@ class OutboxEventRow(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # msg_<ULID>: the webhook-id
     type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The event's data, encrypted, when it carries a credential (an interaction's token); the
+    # payload then has no "data".
+    data_enc: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[float]
 
 
@@ -246,10 +256,37 @@ class WebhookAttemptRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class AdminRow(Base):
+    """An operator of the dashboard: a username and a scrypt hash of the password."""
+
+    __tablename__ = "admins"
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[float]
+    last_sign_in_at: Mapped[float | None]
+
+
+class AdminSessionRow(Base):
+    """A signed-in browser, keyed by the SHA-256 of its cookie (the cookie is never stored)."""
+
+    __tablename__ = "admin_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    admin_id: Mapped[str] = mapped_column(
+        String(26), ForeignKey("admins.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[float]
+    last_seen_at: Mapped[float]
+    expires_at: Mapped[float]
+
+
 # Every secret column, per table (each keyed by its ``id`` primary key): rotation walks these.
 SECRET_COLUMNS: tuple[tuple[type[Base], tuple[str, ...]], ...] = (
     (ConnectionRow, ("client_secret_enc", "bot_token_enc")),
     (AccountRow, ("access_token_enc", "refresh_token_enc")),
     (AuthRequestRow, ("code_verifier_enc",)),
     (WebhookEndpointRow, ("secret_enc",)),
+    (OutboxEventRow, ("data_enc",)),
 )

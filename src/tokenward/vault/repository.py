@@ -54,6 +54,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from tokenward.clock import Clock, SystemClock
 from tokenward.config import Settings
@@ -64,8 +65,10 @@ from tokenward.errors import (
     NotFoundError,
     ValidationError,
 )
+from tokenward.events.discord import parse_public_key
 from tokenward.scopes import ADMIN as ADMIN_SCOPE
 from tokenward.scopes import format_scopes, parse_scopes
+from tokenward.vault.actor import current_actor
 from tokenward.vault.crypto import Keyring, aad, load_keyring
 from tokenward.vault.db import create_engine, write_engine
 from tokenward.vault.models import AccountStatus, Base, new_id
@@ -138,6 +141,8 @@ class ConnectionRecord:
     require_user_verification: bool = False
     allowed_tools: tuple[str, ...] | None = None
     """Tool policy patterns (see :mod:`tokenward.tools.policy`); None: every tool."""
+    public_key: str | None = None
+    """The Discord application's Ed25519 public key (hex) for requests from Discord; public."""
 
     def public(self) -> dict[str, Any]:
         """A JSON-safe view without secrets."""
@@ -150,6 +155,7 @@ class ConnectionRecord:
             "has_bot_token": self.bot_token is not None,
             "require_user_verification": self.require_user_verification,
             "allowed_tools": None if self.allowed_tools is None else list(self.allowed_tools),
+            "public_key": self.public_key,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
@@ -386,7 +392,11 @@ def _check_event_data(data: Mapping[str, Any]) -> dict[str, Any]:
     bad = sorted(k for k in data if k.lower() in FORBIDDEN_EVENT_KEYS)
     if bad:
         raise ValueError(f"event data may not carry secret-bearing keys: {bad}")
-    return dict(data)
+    checked = dict(data)
+    actor = current_actor()
+    if actor is not None:
+        checked.setdefault("actor", actor)
+    return checked
 
 
 def _encode_page_token(last_id: str) -> str:
@@ -496,6 +506,7 @@ class Vault:
             updated_at=m["updated_at"],
             require_user_verification=bool(m["require_user_verification"]),
             allowed_tools=_stored_patterns(m["allowed_tools"]),
+            public_key=m["public_key"],
         )
 
     def _account(self, row: Row[Any], *, tokens: bool = True) -> AccountRecord:
@@ -597,9 +608,12 @@ class Vault:
         bot_token: str | None = None,
         require_user_verification: bool = False,
         allowed_tools: Sequence[str] | None = None,
+        public_key: str | None = None,
     ) -> ConnectionRecord:
         """A new connection. ``client_id`` and ``client_secret`` go together: both for a provider
-        with OAuth, neither for one without (the caller knows which the provider is)."""
+        with OAuth, neither for one without (the caller knows which the provider is).
+        ``public_key``: the Discord application's public key (64 hex characters), for requests
+        Discord sends to the connection."""
         _validate_name(name)
         if not PROVIDER_RE.match(provider or ""):
             reason = "must be a provider name such as 'discord'"
@@ -616,6 +630,7 @@ class Vault:
         scope_text = _validate_scopes("scopes", scopes)
         if bot_token is not None:
             _validate_text("bot_token", bot_token, max_len=4096)
+        key = None if public_key is None else parse_public_key(public_key)
         now = self._now()
         cid = new_id(now)
         values = {
@@ -632,6 +647,7 @@ class Vault:
             else self._seal(CONNECTIONS, "bot_token_enc", cid, bot_token),
             "require_user_verification": bool(require_user_verification),
             "allowed_tools": None if allowed_tools is None else list(allowed_tools),
+            "public_key": key,
             "created_at": now,
             "updated_at": now,
         }
@@ -657,6 +673,7 @@ class Vault:
                         "scopes": scope_text.split(),
                         "require_user_verification": bool(require_user_verification),
                         "allowed_tools": values["allowed_tools"],
+                        "public_key": key,
                     },
                 )
         except IntegrityError:
@@ -698,9 +715,10 @@ class Vault:
         bot_token: str | _Unset | None = UNSET,
         require_user_verification: bool | _Unset = UNSET,
         allowed_tools: Sequence[str] | _Unset | None = UNSET,
+        public_key: str | _Unset | None = UNSET,
     ) -> ConnectionRecord:
         """Change the given fields; ``None`` clears ``bot_token`` / ``allowed_tools`` (every
-        tool allowed again)."""
+        tool allowed again) / ``public_key`` (requests from Discord are refused again)."""
         values: dict[str, Any] = {}
         if not isinstance(client_id, _Unset):
             _validate_text("client_id", client_id)
@@ -724,6 +742,8 @@ class Vault:
             values["require_user_verification"] = bool(require_user_verification)
         if not isinstance(allowed_tools, _Unset):
             values["allowed_tools"] = None if allowed_tools is None else list(allowed_tools)
+        if not isinstance(public_key, _Unset):
+            values["public_key"] = None if public_key is None else parse_public_key(public_key)
         changed = sorted(k.removesuffix("_enc") for k in values)
         if not changed:
             return await self.get_connection(connection_id)
@@ -903,6 +923,85 @@ class Vault:
             )
             await emit_status(self, conn, row, new_status.value, reason)
             return self._account(await self._require_account(conn, account_id))
+
+    async def disconnect_provider_user(
+        self, connection_id: str, provider_user_id: str, reason: str
+    ) -> list[AccountRecord]:
+        """The user removed the application in Discord: every account of that Discord user
+        (``provider_user_id``) through this connection's Discord application (this connection,
+        and any other with the same provider and client id: the grant is the application's)
+        becomes ``DISCONNECTED`` with ``reason``, its dead tokens and any refresh in flight
+        dropped, with an audit event and a ``connected_account.status_updated`` event each, all
+        in one transaction. Accounts already ``DISCONNECTED`` are left alone (a repeated event
+        changes nothing). Returns the accounts changed."""
+        _validate_text("provider_user_id", provider_user_id, max_len=64)
+        async with self._writer.begin() as conn:
+            connection = (
+                await conn.execute(
+                    select(CONNECTIONS.c.provider, CONNECTIONS.c.client_id).where(
+                        CONNECTIONS.c.id == connection_id
+                    )
+                )
+            ).first()
+            if connection is None:
+                raise ConnectionNotFound(
+                    f"connection {connection_id!r} does not exist", details={"id": connection_id}
+                )
+            same_app = CONNECTIONS.c.id == connection_id
+            if connection.client_id is not None:
+                same_app = or_(
+                    same_app,
+                    and_(
+                        CONNECTIONS.c.provider == connection.provider,
+                        CONNECTIONS.c.client_id == connection.client_id,
+                    ),
+                )
+            rows = (
+                await conn.execute(
+                    select(ACCOUNTS)
+                    .join(CONNECTIONS, CONNECTIONS.c.id == ACCOUNTS.c.connection_id)
+                    .where(
+                        same_app,
+                        ACCOUNTS.c.provider_user_id == provider_user_id,
+                        ACCOUNTS.c.status != AccountStatus.DISCONNECTED.value,
+                    )
+                    .order_by(ACCOUNTS.c.id)
+                    .with_for_update(of=ACCOUNTS)
+                )
+            ).all()
+            now = self._now()
+            changed: list[AccountRecord] = []
+            for row in rows:
+                await conn.execute(
+                    update(ACCOUNTS)
+                    .where(ACCOUNTS.c.id == row.id)
+                    .values(
+                        status=AccountStatus.DISCONNECTED.value,
+                        status_reason=reason,
+                        access_token_enc=None,
+                        refresh_token_enc=None,
+                        expires_at=None,
+                        refresh_lease_owner=None,
+                        refresh_lease_until=None,
+                        refresh_started_at=None,
+                        version=ACCOUNTS.c.version + 1,
+                        updated_at=now,
+                    )
+                )
+                await self._event(
+                    conn,
+                    "account.status_changed",
+                    connection_id=row.connection_id,
+                    account_id=row.id,
+                    data={
+                        "from": row.status,
+                        "to": AccountStatus.DISCONNECTED.value,
+                        "reason": reason,
+                    },
+                )
+                await emit_status(self, conn, row, AccountStatus.DISCONNECTED.value, reason)
+                changed.append(self._account(await self._require_account(conn, row.id)))
+            return changed
 
     async def store_tokens_after_callback(
         self,
@@ -1932,6 +2031,71 @@ class Vault:
             EventRecord(r.id, r.at, r.kind, r.connection_id, r.account_id, dict(r.data or {}))
             for r in rows
         ]
+
+    async def recent_events(
+        self,
+        *,
+        kinds: Sequence[str] = (),
+        connection_id: str | None = None,
+        account_id: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[EventRecord]:
+        """Events newest first (``before_id`` continues from a previous page): the activity
+        pages read the trail from its end."""
+        conditions: list[ColumnElement[bool]] = []
+        if kinds:
+            conditions.append(EVENTS.c.kind.in_(list(kinds)))
+        if connection_id is not None:
+            conditions.append(EVENTS.c.connection_id == connection_id)
+        if account_id is not None:
+            conditions.append(EVENTS.c.account_id == account_id)
+        if before_id is not None:
+            conditions.append(EVENTS.c.id < before_id)
+        stmt = (
+            select(EVENTS)
+            .where(and_(true(), *conditions))
+            .order_by(EVENTS.c.id.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [
+            EventRecord(r.id, r.at, r.kind, r.connection_id, r.account_id, dict(r.data or {}))
+            for r in rows
+        ]
+
+    async def event_counts(self, kinds: Sequence[str], *, since: float) -> dict[str, int]:
+        """How many events of each kind were written since ``since``."""
+        stmt = (
+            select(EVENTS.c.kind, func.count())
+            .where(EVENTS.c.kind.in_(list(kinds)), EVENTS.c.at >= since)
+            .group_by(EVENTS.c.kind)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return {str(kind): int(n) for kind, n in rows}
+
+    async def tool_call_statuses(self, *, since: float) -> dict[str, int]:
+        """Tool calls since ``since`` by their status (``ok`` or an error code)."""
+        status = EVENTS.c.data["status"].as_string()
+        stmt = (
+            select(status, func.count())
+            .where(EVENTS.c.kind == "tool.executed", EVENTS.c.at >= since)
+            .group_by(status)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return {str(value or "unknown"): int(n) for value, n in rows}
+
+    async def account_counts(self) -> dict[tuple[str, str], int]:
+        """Accounts per (connection id, status)."""
+        stmt = select(ACCOUNTS.c.connection_id, ACCOUNTS.c.status, func.count()).group_by(
+            ACCOUNTS.c.connection_id, ACCOUNTS.c.status
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return {(str(cid), str(status)): int(n) for cid, status, n in rows}
 
     async def count_events(self, kind: str | None = None) -> int:
         stmt = select(func.count()).select_from(EVENTS)

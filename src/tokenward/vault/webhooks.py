@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Row, Table, and_, delete, insert, or_, select, update
+from sqlalchemy import Row, Table, and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tokenward.clock import isoformat
@@ -176,11 +176,20 @@ def _wants(events: str, event_type: str) -> bool:
 
 
 async def emit(
-    vault: Vault, conn: AsyncConnection, event_type: str, data: Mapping[str, Any]
+    vault: Vault,
+    conn: AsyncConnection,
+    event_type: str,
+    data: Mapping[str, Any],
+    *,
+    sealed: bool = False,
+    claim: tuple[str, float] | None = None,
 ) -> str | None:
     """Write ``event_type`` for every enabled endpoint that wants it, in ``conn``'s transaction.
     Returns the event id (``msg_…``, the ``webhook-id``), or ``None`` when no endpoint wants it.
-    ``data`` must hold no secret (an authorization link is not one: it only starts a consent)."""
+    ``data`` must hold no secret (an authorization link is not one: it only starts a consent),
+    unless ``sealed``: then it is stored encrypted (``data_enc``) and opened only to be sent.
+    ``claim`` (owner, until): the deliveries start claimed by that owner, who sends them now
+    (the worker takes them over if the claim runs out unsettled)."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
     rows = (
@@ -193,10 +202,18 @@ async def emit(
         return None
     now = vault.clock.time()
     event_id = "msg_" + new_id(now)
-    payload = {"type": event_type, "timestamp": isoformat(now), "data": dict(data)}
+    payload: dict[str, Any] = {"type": event_type, "timestamp": isoformat(now)}
+    data_enc: str | None = None
+    if sealed:
+        data_enc = vault.seal(OUTBOX, "data_enc", event_id, json.dumps(dict(data)))
+    else:
+        payload["data"] = dict(data)
     await conn.execute(
-        insert(OUTBOX).values(id=event_id, type=event_type, payload=payload, created_at=now)
+        insert(OUTBOX).values(
+            id=event_id, type=event_type, payload=payload, data_enc=data_enc, created_at=now
+        )
     )
+    owner, until = claim if claim is not None else (None, None)
     await conn.execute(
         insert(DELIVERIES),
         [
@@ -207,6 +224,8 @@ async def emit(
                 "status": PENDING,
                 "attempts": 0,
                 "next_attempt_at": now,
+                "claimed_by": owner,
+                "claimed_until": until,
                 "created_at": now,
                 "updated_at": now,
             }
@@ -607,26 +626,77 @@ class WebhookStore:
                         ENDPOINTS.c.url,
                         ENDPOINTS.c.secret_enc,
                         OUTBOX.c.payload,
+                        OUTBOX.c.data_enc,
                     )
                     .join(ENDPOINTS, ENDPOINTS.c.id == DELIVERIES.c.endpoint_id)
                     .join(OUTBOX, OUTBOX.c.id == DELIVERIES.c.event_id)
                     .where(DELIVERIES.c.id.in_(list(claimed)), DELIVERIES.c.claimed_by == owner)
                 )
             ).all()
-        return [
-            ClaimedDelivery(
-                id=row.id,
-                event_id=row.event_id,
-                endpoint_id=row.endpoint_id,
-                url=row.url,
-                secret=self.vault.open(
-                    ENDPOINTS, "secret_enc", row.endpoint_id, row.secret_enc
-                ).get_secret_value(),
-                body=json.dumps(row.payload, separators=(",", ":")).encode("utf-8"),
-                attempts=row.attempts,
+        return [self._claimed(row) for row in rows]
+
+    def _claimed(self, row: Any) -> ClaimedDelivery:
+        payload = dict(row.payload)
+        if row.data_enc is not None:
+            opened = self.vault.open(OUTBOX, "data_enc", row.event_id, row.data_enc)
+            payload["data"] = json.loads(opened.get_secret_value())
+        return ClaimedDelivery(
+            id=row.id,
+            event_id=row.event_id,
+            endpoint_id=row.endpoint_id,
+            url=row.url,
+            secret=self.vault.open(
+                ENDPOINTS, "secret_enc", row.endpoint_id, row.secret_enc
+            ).get_secret_value(),
+            body=json.dumps(payload, separators=(",", ":")).encode("utf-8"),
+            attempts=row.attempts,
+        )
+
+    async def publish(self, event_type: str, data: Mapping[str, Any]) -> str | None:
+        """Write an event in a transaction of its own (for events no stored change causes, such
+        as a webhook event from Discord); its id, or ``None`` when no endpoint wants it."""
+        async with self.vault.write() as conn:
+            return await emit(self.vault, conn, event_type, data)
+
+    async def emit_claimed(
+        self,
+        event_type: str,
+        data: Mapping[str, Any],
+        owner: str,
+        lease: float,
+        *,
+        sealed: bool = False,
+    ) -> list[ClaimedDelivery]:
+        """Write an event (in a transaction of its own) with its deliveries already claimed by
+        ``owner`` for ``lease`` seconds, and return them to be sent now: a synchronous delivery
+        that still lands in the outbox, so the worker sends it again if this one fails (at
+        least once). Empty when no endpoint wants ``event_type``."""
+        now = self.vault.clock.time()
+        async with self.vault.write() as conn:
+            event_id = await emit(
+                self.vault, conn, event_type, data, sealed=sealed, claim=(owner, now + lease)
             )
-            for row in rows
-        ]
+            if event_id is None:
+                return []
+            rows = (
+                await conn.execute(
+                    select(
+                        DELIVERIES.c.id,
+                        DELIVERIES.c.event_id,
+                        DELIVERIES.c.endpoint_id,
+                        DELIVERIES.c.attempts,
+                        ENDPOINTS.c.url,
+                        ENDPOINTS.c.secret_enc,
+                        OUTBOX.c.payload,
+                        OUTBOX.c.data_enc,
+                    )
+                    .join(ENDPOINTS, ENDPOINTS.c.id == DELIVERIES.c.endpoint_id)
+                    .join(OUTBOX, OUTBOX.c.id == DELIVERIES.c.event_id)
+                    .where(DELIVERIES.c.event_id == event_id)
+                    .order_by(DELIVERIES.c.id)
+                )
+            ).all()
+        return [self._claimed(row) for row in rows]
 
     async def release_claims_of(self, holders: Sequence[str]) -> int:
         """Free the claims of holders known to be gone (a crashed process on this host)."""
@@ -730,6 +800,13 @@ class WebhookStore:
                 else:
                     too_long = now - since >= disable_after
         return too_long
+
+    async def backlog(self) -> dict[str, int]:
+        """Deliveries per status (``pending`` is the backlog still to send)."""
+        stmt = select(DELIVERIES.c.status, func.count()).group_by(DELIVERIES.c.status)
+        async with self.vault.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return {str(status): int(n) for status, n in rows}
 
     async def purge(self, *, older_than: float) -> int:
         """Delete events older than ``older_than`` whose deliveries are all settled."""

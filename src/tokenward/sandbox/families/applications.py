@@ -72,6 +72,11 @@ def private_application(world: World, app: Application) -> dict[str, Any]:
     }
     body.update(world.app_edits.get(app.client_id, {}))
     result: dict[str, Any] = clean(body)
+    # Unset endpoints are null, as on Discord (not dropped, so the response is not filled in).
+    result["interactions_endpoint_url"] = app.interactions_endpoint_url
+    result["event_webhooks_url"] = app.event_webhooks_url
+    result["event_webhooks_status"] = app.event_webhooks_status
+    result["event_webhooks_types"] = app.event_webhooks_types
     return result
 
 
@@ -102,11 +107,80 @@ _APP_FIELDS = (
 )
 
 
-def _edit_application(ctx: Ctx, app: Application) -> Any:
+_ENDPOINT_FIELDS = (
+    "interactions_endpoint_url",
+    "event_webhooks_url",
+    "event_webhooks_status",
+    "event_webhooks_types",
+)
+_URL_CHECKS = {
+    # field -> the error Discord gives when the URL does not pass its check
+    "interactions_endpoint_url": (
+        "APPLICATION_INTERACTIONS_ENDPOINT_URL_INVALID",
+        "The specified interactions endpoint url could not be verified.",
+    ),
+    "event_webhooks_url": (
+        "APPLICATION_EVENT_WEBHOOKS_URL_INVALID",
+        "The specified event webhooks url could not be verified.",
+    ),
+}
+
+
+async def _check_endpoint_urls(ctx: Ctx, app: Application, body: dict[str, Any]) -> None:
+    """Discord verifies a new interactions endpoint or event webhooks URL before saving it: a
+    signed PING must be acknowledged and a badly signed one refused with 401. A URL the
+    sandbox may not call (not loopback) fails the same way. Raises one ``50035`` naming every
+    field that failed."""
+    from tokenward.sandbox.outgoing import (
+        deliver_event,
+        loopback_url_problem,
+        verify_interactions_endpoint,
+    )
+
+    failed: list[str] = []
+    for key in _URL_CHECKS:
+        url = body.get(key)
+        if not url or url == getattr(app, key):
+            continue
+        if loopback_url_problem(str(url)) is not None:
+            failed.append(key)
+        elif key == "interactions_endpoint_url":
+            if not (await verify_interactions_endpoint(ctx.state, app, str(url)))["ok"]:
+                failed.append(key)
+        else:
+            ping = await deliver_event(ctx.state, app, None, url=str(url))
+            bad = await deliver_event(ctx.state, app, None, signature="bad", url=str(url))
+            if not ping["acknowledged"] or not bad["refused_bad_signature"]:
+                failed.append(key)
+    if failed:
+        raise DiscordError(
+            400,
+            50035,
+            "Invalid Form Body",
+            {
+                key: {"_errors": [{"code": _URL_CHECKS[key][0], "message": _URL_CHECKS[key][1]}]}
+                for key in failed
+            },
+        )
+
+
+async def _edit_application(ctx: Ctx, app: Application) -> Any:
+    body = ctx.body_dict()
+    await _check_endpoint_urls(ctx, app, body)
     edits = ctx.world.app_edits.setdefault(app.client_id, {})
-    for key, value in ctx.body_dict().items():
-        if key in _APP_FIELDS:
+    for key, value in body.items():
+        if key in _APP_FIELDS and key not in _ENDPOINT_FIELDS:
             edits[key] = clean(value)
+    for key in ("interactions_endpoint_url", "event_webhooks_url"):
+        if key in body:
+            setattr(app, key, body[key] or None)
+    if body.get("event_webhooks_url") and "event_webhooks_status" not in body:
+        app.event_webhooks_status = 2
+    if body.get("event_webhooks_status") is not None:
+        app.event_webhooks_status = int(body["event_webhooks_status"])
+    if "event_webhooks_types" in body:
+        types = body["event_webhooks_types"]
+        app.event_webhooks_types = None if types is None else list(dict.fromkeys(types))
     if "description" in edits:
         description = edits.pop("description")
         if isinstance(description, dict):  # {"default": "...", "localizations": {...}}
@@ -116,13 +190,13 @@ def _edit_application(ctx: Ctx, app: Application) -> Any:
 
 
 @handles("update_my_application")
-def update_my_application(ctx: Ctx) -> Any:
-    return _edit_application(ctx, _caller_app(ctx))
+async def update_my_application(ctx: Ctx) -> Any:
+    return await _edit_application(ctx, _caller_app(ctx))
 
 
 @handles("update_application")
-def update_application(ctx: Ctx) -> Any:
-    return _edit_application(ctx, _own_application(ctx))
+async def update_application(ctx: Ctx) -> Any:
+    return await _edit_application(ctx, _own_application(ctx))
 
 
 @handles("update_my_user")

@@ -412,9 +412,8 @@ def _interaction_author(world: World, interaction: Interaction) -> dict[str, Any
 
 
 def _interaction_message(
-    ctx: Ctx, interaction: Interaction, body: dict[str, Any], flags: int = 0
+    world: World, interaction: Interaction, body: dict[str, Any], flags: int = 0
 ) -> dict[str, Any]:
-    world = ctx.world
     channel = world.channel(interaction.channel_id)
     message = build_message(
         world,
@@ -439,7 +438,7 @@ def _interaction_message(
 def _followup(ctx: Ctx, interaction: Interaction, body: dict[str, Any]) -> Any:
     if not interaction.responded:
         raise unknown(10015, "Webhook")
-    message = _interaction_message(ctx, interaction, body, int(body.get("flags") or 0) & 64)
+    message = _interaction_message(ctx.world, interaction, body, int(body.get("flags") or 0) & 64)
     interaction.followups.append(str(message["id"]))
     return ctx.world.render_message(message)
 
@@ -448,20 +447,21 @@ def _followup(ctx: Ctx, interaction: Interaction, body: dict[str, Any]) -> Any:
 _CALLBACKS = {1: {1}, 2: {4, 5, 9, 12}, 3: {4, 5, 6, 7, 9, 12}, 4: {8}, 5: {4, 5, 6, 7}}
 
 
-@handles("create_interaction_response")
-def create_interaction_response(ctx: Ctx) -> Any:
-    world, body = ctx.world, ctx.body_dict()
-    interaction = world.interactions.get(ctx.path["interaction_id"])
-    if interaction is None or not secrets.compare_digest(
-        interaction.token, ctx.path["interaction_token"]
-    ):
-        raise unknown(10062, "interaction")
+def apply_interaction_response(
+    world: World, interaction: Interaction, body: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Act on an interaction's first response (``{type, data?}``), whether it came through
+    ``POST /interactions/{id}/{token}/callback`` or as the HTTP answer of the application's
+    interactions endpoint; returns the message it created or edited, if any. Raises
+    :class:`DiscordError` (and changes nothing) for a response the interaction does not allow."""
     if interaction.responded:
         raise bad_request(40060, "Interaction has already been acknowledged.")
-    if world.now() - interaction.created_at > INTERACTION_CALLBACK_WINDOW:
-        raise unknown(10062, "interaction")
-    kind = int(body["type"])
-    if kind not in _CALLBACKS.get(interaction.type, set()):
+    kind = body.get("type")
+    if (
+        isinstance(kind, bool)
+        or not isinstance(kind, int)
+        or kind not in _CALLBACKS.get(interaction.type, set())
+    ):
         raise DiscordError(
             400,
             50035,
@@ -478,13 +478,29 @@ def create_interaction_response(ctx: Ctx) -> Any:
             },
         )
     data = body.get("data") or {}
+    if not isinstance(data, dict):
+        raise DiscordError(
+            400,
+            50035,
+            "Invalid Form Body",
+            {
+                "data": {
+                    "_errors": [
+                        {
+                            "code": "DICT_TYPE_CONVERT",
+                            "message": "Only dictionaries may be used in a DictType",
+                        }
+                    ]
+                }
+            },
+        )
     message = None
     if kind in (4, 5):
         if kind == 4:
             check_message_limits(data, creating=True)
         flags = int(data.get("flags") or 0) & 64
         message = _interaction_message(
-            ctx, interaction, data if kind == 4 else {}, flags | (128 if kind == 5 else 0)
+            world, interaction, data if kind == 4 else {}, flags | (128 if kind == 5 else 0)
         )
         interaction.original_id = str(message["id"])
     elif kind == 7 and interaction.original_id is not None:
@@ -493,6 +509,23 @@ def create_interaction_response(ctx: Ctx) -> Any:
         edit_message(world, channel, message, data)
     interaction.responded = True
     interaction.response_type = kind
+    return message
+
+
+@handles("create_interaction_response")
+def create_interaction_response(ctx: Ctx) -> Any:
+    world, body = ctx.world, ctx.body_dict()
+    interaction = world.interactions.get(ctx.path["interaction_id"])
+    if interaction is None or not secrets.compare_digest(
+        interaction.token, ctx.path["interaction_token"]
+    ):
+        raise unknown(10062, "interaction")
+    if interaction.responded:
+        raise bad_request(40060, "Interaction has already been acknowledged.")
+    if world.now() - interaction.created_at > INTERACTION_CALLBACK_WINDOW:
+        raise unknown(10062, "interaction")
+    message = apply_interaction_response(world, interaction, body)
+    kind = int(body["type"])
     if not ctx.query.get("with_response"):
         return Reply(None, 204)
     answer: dict[str, Any] = {

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from tokenward.clock import utc_datetime
 from tokenward.errors import TokenwardError
+from tokenward.oauth.service import DeleteOutcome
 from tokenward.server.api.auth import scoped
 from tokenward.server.api.errors import error_responses
 from tokenward.server.api.models import (
@@ -69,6 +70,8 @@ async def create_account(
     )
     if not created:
         response.status_code = 200
+        # A new token for an existing account: other replicas drop the old one now.
+        container.announce("account_key", f"{record.connection_id}\n{record.identifier}")
     return ConnectedAccountCreated(
         connected_account=ConnectedAccount.of(record, body.connection_name), created=created
     )
@@ -113,7 +116,7 @@ async def verify(body: VerifyRequest, request: Request) -> ConnectedAccountRespo
     the account goes from PENDING_VERIFICATION to ACTIVE."""
     container = _container(request)
     record = await container.oauth.verify(body.auth_request_id, body.identifier)
-    container.directory.forget(record.connection_id, record.identifier)
+    container.announce("account_key", f"{record.connection_id}\n{record.identifier}")
     return ConnectedAccountResponse(connected_account=await _view(container, record))
 
 
@@ -200,10 +203,13 @@ async def delete_account(
     (nothing changed; `details.siblings` lists them) unless `revoke_siblings=true` (they become
     DISCONNECTED) or `revoke=false`. When Discord cannot revoke, nothing is deleted and the
     answer is 502 `REVOKE_FAILED`, unless `force=true`."""
-    container = _container(request)
     try:
-        outcome = await container.oauth.delete_account(
-            account_id, force=force, revoke=revoke, revoke_siblings=revoke_siblings
+        outcome = await delete_account_by_id(
+            _container(request),
+            account_id,
+            force=force,
+            revoke=revoke,
+            revoke_siblings=revoke_siblings,
         )
     except TokenwardError as exc:
         if exc.code == "REVOKE_FAILED":
@@ -211,9 +217,6 @@ async def delete_account(
                 exc.message, code="REVOKE_FAILED", status=502, details=exc.details
             ) from exc
         raise
-    container.directory.forget_by_id(outcome.account_id)
-    for sibling in outcome.siblings_disconnected:
-        container.directory.forget_by_id(sibling.id)
     return ConnectedAccountDeleted(
         id=outcome.account_id,
         revoked=outcome.revoked,
@@ -228,3 +231,22 @@ async def delete_account(
             for s in outcome.siblings_disconnected
         ],
     )
+
+
+async def delete_account_by_id(
+    container: Container,
+    account_id: str,
+    *,
+    force: bool = False,
+    revoke: bool = True,
+    revoke_siblings: bool = False,
+) -> DeleteOutcome:
+    """Revoke at Discord, then delete the account (see the route's description); the proxy's
+    cache forgets it and any sibling it disconnected. Shared by the API and the dashboard."""
+    outcome = await container.oauth.delete_account(
+        account_id, force=force, revoke=revoke, revoke_siblings=revoke_siblings
+    )
+    container.announce("account", outcome.account_id)
+    for sibling in outcome.siblings_disconnected:
+        container.announce("account", sibling.id)
+    return outcome

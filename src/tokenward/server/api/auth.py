@@ -26,11 +26,13 @@ repeat call costs a dictionary lookup and a time comparison. Time comes from the
 **Deleted clients.** :class:`ApiClientDirectory` keeps the set of existing client ids in memory,
 re-read from the vault every :data:`CLIENT_LIST_TTL` seconds (30). A token whose client is not in
 the set is refused, so a deleted client's tokens stop working within 30 seconds on every replica
-(``ApiAuth.forget_client`` makes it immediate in-process). A validly signed token naming a client
-the set does not know makes the set re-read at once only if the token was issued after the set
-was last read (give or take :data:`CLOCK_SKEW` seconds between replicas): such a client may have
-been created moments ago, perhaps on another replica. A token issued earlier than the last read
-names a client that existed then and is gone now, so it is refused without touching the database.
+(``ApiAuth.forget_client`` makes it immediate in-process; with Redis, ``tokenward api-clients
+delete`` announces the deletion and every replica forgets the client at once). A validly signed
+token naming a client the set does not know makes the set re-read at once only if the token was
+issued after the set was last read (give or take :data:`CLOCK_SKEW` seconds between replicas):
+such a client may have been created moments ago, perhaps on another replica. A token issued
+earlier than the last read names a client that existed then and is gone now, so it is refused
+without touching the database.
 
 **Throttling failed logins** (:class:`FailedAttempts`). Failures are counted per (client id,
 address) and per address, never per client id alone: an attacker guessing one client's secret
@@ -190,6 +192,10 @@ class ApiClientDirectory:
 
     def add(self, client_id: str) -> None:
         self._ids = self._ids | {client_id}
+
+    def expire(self) -> None:
+        """Re-read the set on next use."""
+        self._loaded_at = None
 
     def discard(self, client_id: str) -> None:
         self._ids = self._ids - {client_id}

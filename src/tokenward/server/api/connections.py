@@ -2,7 +2,9 @@
 
 Responses never carry the client secret or the bot token (only ``has_bot_token``); they do carry
 ``redirect_uri``, the callback to register in Discord's Developer Portal (null for a
-``discordbot`` connection, whose accounts hold bot tokens and are not linked through OAuth2).
+``discordbot`` connection, whose accounts hold bot tokens and are not linked through OAuth2),
+and, once the connection has the application's ``public_key``, ``interactions_endpoint_url`` and
+``event_webhooks_url``, the two URLs Discord sends interactions and webhook events to.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Path, Query, Request, status
+from pydantic import SecretStr
 
 from tokenward.errors import ValidationError
+from tokenward.oauth.service import ConnectionDeleteOutcome
 from tokenward.server.api.auth import scoped
 from tokenward.server.api.errors import error_responses
 from tokenward.server.api.models import (
@@ -38,7 +42,9 @@ def _container(request: Request) -> Container:
 
 
 def _view(container: Container, record: ConnectionRecord) -> Connection:
-    return Connection.of(record, container.oauth.redirect_uri(record.id))
+    return Connection.of(
+        record, container.oauth.redirect_uri(record.id), container.discord_urls(record.id)
+    )
 
 
 @router.post(
@@ -64,6 +70,7 @@ async def create_connection(body: ConnectionCreate, request: Request) -> Connect
         bot_token=None if body.bot_token is None else body.bot_token.get_secret_value(),
         require_user_verification=body.require_user_verification,
         allowed_tools=body.allowed_tools,
+        public_key=body.public_key,
     )
     return ConnectionResponse(connection=_view(container, record))
 
@@ -79,6 +86,7 @@ async def create_connection_record(
     bot_token: str | None,
     require_user_verification: bool,
     allowed_tools: list[str] | None,
+    public_key: str | None = None,
 ) -> ConnectionRecord:
     """Check the fields against the provider (an OAuth client or none, tool patterns that match
     its tools), then store the connection. Shared by the API and the CLI."""
@@ -102,6 +110,7 @@ async def create_connection_record(
         bot_token=bot_token,
         require_user_verification=require_user_verification,
         allowed_tools=patterns,
+        public_key=public_key,
     )
 
 
@@ -143,34 +152,46 @@ async def update_connection(
 ) -> ConnectionResponse:
     """Change `client_secret`, `scopes`, `bot_token` (`null` removes the bot token),
     `require_user_verification` (links made before it was turned on can no longer be used;
-    accounts already linked stay as they are) or `allowed_tools` (`null`: every tool)."""
+    accounts already linked stay as they are), `allowed_tools` (`null`: every tool) or
+    `public_key` (`null` removes it: requests from Discord are refused again)."""
     given = body.model_fields_set
-    if not given:
+    changes: dict[str, Any] = {}
+    for field in given:
+        value = getattr(body, field)
+        changes[field] = value.get_secret_value() if isinstance(value, SecretStr) else value
+    record = await update_connection_record(_container(request), name, changes)
+    return ConnectionResponse(connection=_view(_container(request), record))
+
+
+UPDATABLE = (
+    "client_secret",
+    "scopes",
+    "bot_token",
+    "require_user_verification",
+    "allowed_tools",
+    "public_key",
+)
+
+
+async def update_connection_record(
+    container: Container, name: str, changes: dict[str, Any]
+) -> ConnectionRecord:
+    """Change the fields named in ``changes`` (plain values; ``bot_token: None`` removes it,
+    ``allowed_tools: None`` allows every tool, ``public_key: None`` removes it), checked against
+    the provider. Shared by the API and the dashboard."""
+    if not changes:
         raise ValidationError(
-            "nothing to change: give client_secret, scopes, bot_token, require_user_verification "
-            "or allowed_tools",
-            fields={
-                "body": "give at least one of client_secret, scopes, bot_token, "
-                "require_user_verification, allowed_tools"
-            },
+            "nothing to change: give client_secret, scopes, bot_token, require_user_verification, "
+            "allowed_tools or public_key",
+            fields={"body": "give at least one of " + ", ".join(UPDATABLE)},
         )
     nulls: dict[str, str] = {
         field: "must not be null (omit it to keep the current value)"
         for field in ("client_secret", "scopes", "require_user_verification")
-        if field in given and getattr(body, field) is None
+        if field in changes and changes[field] is None
     }
     if nulls:
         raise ValidationError(f"{', '.join(nulls)} must not be null", fields=nulls)
-    changes: dict[str, Any] = {}
-    if body.client_secret is not None:
-        changes["client_secret"] = body.client_secret.get_secret_value()
-    if body.scopes is not None:
-        changes["scopes"] = body.scopes
-    if "bot_token" in given:
-        changes["bot_token"] = None if body.bot_token is None else body.bot_token.get_secret_value()
-    if body.require_user_verification is not None:
-        changes["require_user_verification"] = body.require_user_verification
-    container = _container(request)
     current = await container.vault.get_connection_by_name(name)
     connector = container.connector(current)
     if not connector.uses_oauth:
@@ -181,11 +202,24 @@ async def update_connection(
             bot_token=changes.get("bot_token"),
             require_user_verification=bool(changes.get("require_user_verification")),
         )
-    if "allowed_tools" in given:
-        changes["allowed_tools"] = check_patterns(body.allowed_tools, connector.catalog.names())
+    if "allowed_tools" in changes:
+        changes = {
+            **changes,
+            "allowed_tools": check_patterns(changes["allowed_tools"], connector.catalog.names()),
+        }
     record = await container.vault.update_connection(current.id, **changes)
-    container.directory.forget_connection(name)
-    return ConnectionResponse(connection=_view(container, record))
+    container.announce("connection", name)
+    return record
+
+
+async def delete_connection_named(
+    container: Container, name: str, *, revoke: bool = True
+) -> ConnectionDeleteOutcome:
+    """Revoke every account's grant at Discord (unless ``revoke`` is false), then delete the
+    connection and its accounts. Shared by the API, the CLI and the dashboard."""
+    outcome = await container.oauth.delete_connection(name, revoke=revoke)
+    container.announce("connection", name)
+    return outcome
 
 
 @router.delete(
@@ -207,9 +241,7 @@ async def delete_connection(
     """Revoke every connected account's grant at Discord, then delete the connection and all
     its accounts. A grant Discord could not revoke does not stop the deletion: it is listed in
     `revoke_failed` (and logged as a warning), so you can revoke it by hand in Discord."""
-    container = _container(request)
-    outcome = await container.oauth.delete_connection(name, revoke=revoke)
-    container.directory.forget_connection(name)
+    outcome = await delete_connection_named(_container(request), name, revoke=revoke)
     return ConnectionDeleted(
         id=outcome.connection.id,
         name=outcome.connection.name,

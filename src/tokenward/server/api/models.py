@@ -98,6 +98,12 @@ ALLOWED_TOOLS_DOC = (
     "`TOOL_NOT_ALLOWED` naming the rule."
 )
 
+PUBLIC_KEY_DOC = (
+    "The Discord application's public key (64 hex characters, from the Developer Portal's "
+    "General Information page). With it, tokenward serves the connection's "
+    "`interactions_endpoint_url` and `event_webhooks_url`, checking Discord's signatures with it."
+)
+
 AllowedTools = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=128)]],
     Field(max_length=200, description=ALLOWED_TOOLS_DOC, examples=[["*", "!*_ban*"]]),
@@ -141,20 +147,23 @@ class ConnectionCreate(RequestModel):
     )
     require_user_verification: StrictBool = Field(False, description=REQUIRE_VERIFICATION_DOC)
     allowed_tools: AllowedTools | None = None
+    public_key: str | None = Field(None, description=PUBLIC_KEY_DOC)
 
     _split = field_validator("scopes", mode="before")(split_scopes)
     _check = field_validator("scopes")(_check_scopes)
 
 
 class ConnectionUpdate(RequestModel):
-    """Only the fields present change; ``bot_token: null`` removes the bot token and
-    ``allowed_tools: null`` allows every tool again."""
+    """Only the fields present change; ``bot_token: null`` removes the bot token,
+    ``allowed_tools: null`` allows every tool again and ``public_key: null`` removes the key
+    (requests from Discord are refused again)."""
 
     client_secret: SecretStr | None = Field(None, min_length=1, max_length=4096)
     scopes: ScopeList | None = None
     bot_token: SecretStr | None = Field(None, min_length=1, max_length=4096)
     require_user_verification: StrictBool | None = Field(None, description=REQUIRE_VERIFICATION_DOC)
     allowed_tools: AllowedTools | None = None
+    public_key: str | None = Field(None, description=PUBLIC_KEY_DOC)
 
     _split = field_validator("scopes", mode="before")(split_scopes)
     _check = field_validator("scopes")(_check_scopes)
@@ -173,11 +182,30 @@ class Connection(BaseModel):
         description="Register this in Discord's Developer Portal (null for `discordbot`, whose "
         "accounts are not linked through OAuth2)."
     )
+    public_key: str | None = Field(description=PUBLIC_KEY_DOC + " Null: none.")
+    interactions_endpoint_url: str | None = Field(
+        description="Paste this as the Interactions Endpoint URL in the Developer Portal "
+        "(General Information); null until the connection has a `public_key`."
+    )
+    event_webhooks_url: str | None = Field(
+        description="Paste this as the Webhook Events URL in the Developer Portal (Webhooks); "
+        "null until the connection has a `public_key`."
+    )
     created_at: datetime
     updated_at: datetime
 
     @classmethod
-    def of(cls, record: ConnectionRecord, redirect_uri: str | None) -> Connection:
+    def of(
+        cls,
+        record: ConnectionRecord,
+        redirect_uri: str | None,
+        discord_urls: tuple[str, str] | None = None,
+    ) -> Connection:
+        """The API's view; ``discord_urls``: the connection's interactions and webhook-events
+        URLs (shown only when it has a public key)."""
+        interactions, events = (
+            discord_urls if discord_urls is not None and record.public_key else (None, None)
+        )
         return cls(
             id=record.id,
             name=record.name,
@@ -188,6 +216,9 @@ class Connection(BaseModel):
             require_user_verification=record.require_user_verification,
             allowed_tools=None if record.allowed_tools is None else list(record.allowed_tools),
             redirect_uri=redirect_uri if record.client_id is not None else None,
+            public_key=record.public_key,
+            interactions_endpoint_url=interactions,
+            event_webhooks_url=events,
             created_at=utc_datetime(record.created_at),
             updated_at=utc_datetime(record.updated_at),
         )

@@ -56,6 +56,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -313,6 +314,17 @@ class Metrics:
             ["metric"],
             registry=r,
         )
+        self.redis_up = Gauge(
+            "tokenward_redis_up",
+            "1 while Redis (TOKENWARD_REDIS_URL) answers and rate limits are shared; 0 while "
+            "this process runs on per-process limits (Redis unreachable, or not configured).",
+            registry=r,
+        )
+        self.redis_degraded = Counter(
+            "tokenward_redis_degraded",
+            "Times this process lost Redis and fell back to per-process limits.",
+            registry=r,
+        )
         for outcome in ("success", "invalid_grant", "error"):
             self.token_refreshes.labels(outcome=outcome)
         for scope in ("user", "global", "shared"):
@@ -359,6 +371,12 @@ class Metrics:
             )
             self._upstream_children[key] = child
         child.observe(seconds)
+
+    def record_redis(self, up: bool) -> None:
+        """Redis reachable (shared state) or not (per-process fallback)."""
+        self.redis_up.set(1 if up else 0)
+        if not up:
+            self.redis_degraded.inc()
 
     def record_refresh(self, outcome: str) -> None:
         """A refresh attempt: ``success``, ``invalid_grant``, ``error`` or ``skipped``."""
@@ -582,6 +600,8 @@ def route_template(scope: Scope) -> str:
         return named
     route = scope.get("route")
     if route is None:
+        if scope.get("path", "").startswith("/static/"):
+            return "/static/{path}"  # the mounted files: one label, whatever the file
         endpoint = scope.get("endpoint")
         if endpoint is not None:  # a plain Starlette route (/docs, /openapi.json)
             return _endpoint_template(scope.get("router"), endpoint)

@@ -19,6 +19,14 @@ target_metadata = Base.metadata
 
 
 def _do_run(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # A batch migration on SQLite copies a table into a new one and drops the old one; with
+        # foreign keys on, that drop would cascade (ON DELETE CASCADE) and delete every row of
+        # the tables pointing at it (accounts, deliveries). The pragma only works outside a
+        # transaction, so it goes straight to the driver before anything begins; the result is
+        # checked afterwards.
+        _pragma(connection, "PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -27,6 +35,22 @@ def _do_run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"the migration left rows without their parent: {broken[:5]}")
+
+
+def _pragma(connection: Connection, statement: str) -> None:
+    """Run ``statement`` on the driver's connection, outside SQLAlchemy's transaction."""
+    raw = connection.connection.dbapi_connection
+    if raw is None:
+        raise RuntimeError("the migration connection has no driver connection")
+    cursor = raw.cursor()
+    try:
+        cursor.execute(statement)
+    finally:
+        cursor.close()
 
 
 async def _run_online() -> None:

@@ -1,0 +1,157 @@
+"""Dashboard actions over a real socket do what the API does, with the operator in the audit
+trail: links, refresh now, deleting a connection (revoked at the sandbox), webhooks."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from tokenward.sandbox.browser import walk_consent
+
+from .conftest import ApiEnv, sandbox_secrets
+from .dashboard_client import Browser, events_of
+
+
+def _sandbox_stats(api: ApiEnv) -> dict[str, int]:
+    body = httpx.get(f"{api.sandbox_url}/_sandbox/stats", trust_env=False).json()
+    return {"revocations": body["revocations"], "refreshes": body["grants"]["refresh_token"]}
+
+
+def test_link_refresh_and_delete_a_connection_from_the_dashboard(
+    api: ApiEnv, browser: Browser
+) -> None:
+    api.connect("discord")
+    assert browser.sign_in("alice").status_code == 303
+    csrf = browser.csrf("/dashboard/connections/discord")
+
+    made = browser.client.post(
+        "/dashboard/connections/discord/link", data={"csrf_token": csrf, "identifier": "user_9"}
+    )
+    assert made.status_code == 200
+    link = re.search(r'id="authorization-link" type="text" readonly value="([^"]+)"', made.text)
+    assert link is not None
+    assert walk_consent(link.group(1)).status_code == 200
+    account = api.get("/api/v1/connected-accounts?identifier=user_9").json()
+    (row,) = account["connected_accounts"]
+    assert row["status"] == "ACTIVE"
+    assert events_of(api.settings, "auth_request.created")[-1]["actor"] == "operator:alice"
+
+    before = _sandbox_stats(api)
+    refreshed = browser.client.post(
+        f"/dashboard/accounts/{row['id']}/refresh", data={"csrf_token": csrf}
+    )
+    assert refreshed.status_code == 303
+    assert refreshed.headers["location"].endswith("?notice=refreshed")
+    assert _sandbox_stats(api)["refreshes"] == before["refreshes"] + 1
+    assert events_of(api.settings, "account.refreshed")[-1]["actor"] == "operator:alice"
+
+    confirm = browser.client.get("/dashboard/connections/discord/delete")
+    assert 'id="account-count">1<' in confirm.text
+    assert "revokes each account" in confirm.text or "revoked" in confirm.text
+    deleted = browser.client.post(
+        "/dashboard/connections/discord/delete", data={"csrf_token": csrf}
+    )
+    assert deleted.status_code == 303
+    assert _sandbox_stats(api)["revocations"] == before["revocations"] + 1
+    assert api.get("/api/v1/connections").json()["connections"] == []
+    assert events_of(api.settings, "connection.deleted")[-1]["actor"] == "operator:alice"
+    # No page showed a token or a client secret.
+    pages = [browser.client.get(p).text for p in ("/dashboard", "/dashboard/activity")]
+    for secret in sandbox_secrets(api.sandbox_url):
+        for text in (*pages, made.text, confirm.text):
+            assert secret not in text
+
+
+def test_webhook_endpoints_from_the_dashboard(api: ApiEnv, browser: Browser) -> None:
+    assert browser.sign_in("alice").status_code == 303
+    csrf = browser.csrf("/dashboard/webhooks")
+    created = browser.client.post(
+        "/dashboard/webhooks/new",
+        data={
+            "csrf_token": csrf,
+            "url": "https://hooks.example.com/tokenward",
+            "events": "connected_account.deleted",
+        },
+    )
+    assert created.status_code == 200
+    secret = re.search(r'value="(whsec_[^"]+)"', created.text)
+    assert secret is not None
+    (endpoint,) = api.get("/api/v1/webhooks").json()["webhooks"]
+    assert endpoint["events"] == ["connected_account.deleted"]
+    page = browser.client.get(f"/dashboard/webhooks/{endpoint['id']}")
+    assert page.status_code == 200
+    assert secret.group(1) not in page.text
+    rotated = browser.client.post(
+        f"/dashboard/webhooks/{endpoint['id']}/rotate", data={"csrf_token": csrf}
+    )
+    new_secret = re.search(r'value="(whsec_[^"]+)"', rotated.text)
+    assert new_secret is not None
+    assert new_secret.group(1) != secret.group(1)
+    assert events_of(api.settings, "webhook_endpoint.secret_rotated")[-1]["actor"] == (
+        "operator:alice"
+    )
+    gone = browser.client.post(
+        f"/dashboard/webhooks/{endpoint['id']}/delete", data={"csrf_token": csrf}
+    )
+    assert gone.status_code == 303
+    assert api.get("/api/v1/webhooks").json()["webhooks"] == []
+
+
+def test_a_bot_token_connection_from_the_dashboard(api: ApiEnv, browser: Browser) -> None:
+    assert browser.sign_in("alice").status_code == 303
+    csrf = browser.csrf("/dashboard/connections/new")
+    made = browser.client.post(
+        "/dashboard/connections/new",
+        data={"csrf_token": csrf, "name": "bots", "provider": "discordbot", "scopes": "identify"},
+    )
+    assert made.status_code == 303, made.text
+    (connection,) = api.get("/api/v1/connections").json()["connections"]
+    assert connection["provider"] == "discordbot"
+    assert connection["redirect_uri"] is None
+    page = browser.client.get("/dashboard/connections/bots")
+    assert "Redirect URI" not in page.text
+    # A client id on a bot-token connection is refused, naming the field.
+    refused = browser.client.post(
+        "/dashboard/connections/new",
+        data={
+            "csrf_token": csrf,
+            "name": "bots2",
+            "provider": "discordbot",
+            "client_id": "123456789012345678",
+        },
+    )
+    assert refused.status_code == 400
+    assert 'id="client_id-error"' in refused.text
+    unknown = browser.client.post(
+        "/dashboard/connections/new",
+        data={"csrf_token": csrf, "name": "x", "provider": "nope", "client_id": "1"},
+    )
+    assert unknown.status_code in (400, 404)
+    assert "nope" in unknown.text
+    assert len(api.get("/api/v1/connections").json()["connections"]) == 1
+
+
+def test_public_key_from_the_connection_page(api: ApiEnv, browser: Browser) -> None:
+    api.connect("discord")
+    assert browser.sign_in("alice").status_code == 303
+    csrf = browser.csrf("/dashboard/connections/discord")
+    base = {"csrf_token": csrf, "scopes": ["identify", "guilds"]}
+    bad = browser.client.post(
+        "/dashboard/connections/discord", data={**base, "public_key": "not-hex"}
+    )
+    assert bad.status_code == 400
+    assert 'id="public_key-error"' in bad.text
+    assert api.get("/api/v1/connections/discord").json()["connection"]["public_key"] is None
+    key = "ab" * 32
+    saved = browser.client.post("/dashboard/connections/discord", data={**base, "public_key": key})
+    assert saved.status_code == 303
+    connection = api.get("/api/v1/connections/discord").json()["connection"]
+    assert connection["public_key"] == key
+    assert connection["scopes"] == ["identify", "guilds"]
+    page = browser.client.get("/dashboard/connections/discord").text
+    assert connection["interactions_endpoint_url"] in page
+    assert connection["event_webhooks_url"] in page
+    removed = browser.client.post("/dashboard/connections/discord", data={**base, "public_key": ""})
+    assert removed.status_code == 303
+    assert api.get("/api/v1/connections/discord").json()["connection"]["public_key"] is None
