@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint types format sandbox sandbox-spec catalog swagger-ui clean
+.PHONY: demo test check lint types format sandbox sandbox-spec catalog swagger-ui protos clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,3 +50,11 @@ swagger-ui: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# Regenerate the compatibility port's protobuf and gRPC modules (committed) from
+# src/tokenward/compat/proto/*.proto: `make protos` (needs the dev extra's grpcio-tools).
+protos: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I src --python_out=src --pyi_out=src --grpc_python_out=src \
+		src/tokenward/compat/proto/errdetails.proto \
+		src/tokenward/compat/proto/connected_accounts.proto \
+		src/tokenward/compat/proto/tools.proto

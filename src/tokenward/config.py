@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(default="tokenward:", min_length=1)
     # `serve` worker processes on one port; more than 1 needs redis_url.
     workers: int = Field(default=1, ge=1, le=64)
+    # The compatibility port (the hosted platform's SDKs: gRPC + REST on one port); unset: off.
+    compat_port: int | None = Field(default=None, ge=0, le=65535)
+    # Certificate chain and key (PEM) for TLS on the compatibility port; unset: h2c + HTTP/1.1.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
     discord_base_url: str = "https://discord.com"
     log_level: str = "INFO"
     # One access-log line per proxied request costs a fifth of /proxy's throughput; /metrics

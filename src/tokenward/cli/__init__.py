@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tokenward.cli import admins_cmd as _admins_cmd  # noqa: F401  (registers commands)
 from tokenward.cli import api_clients_cmd as _api_clients_cmd  # noqa: F401  (registers commands)
+from tokenward.cli import certs_cmd as _certs_cmd  # noqa: F401  (registers commands)
 from tokenward.cli import demo_cmd as _demo_cmd  # noqa: F401  (registers commands)
 from tokenward.cli import gateway_cmd as _gateway_cmd  # noqa: F401  (registers commands)
 from tokenward.cli import mcp_cmd as _mcp_cmd  # noqa: F401  (registers commands)

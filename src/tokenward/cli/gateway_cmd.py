@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -683,6 +684,22 @@ def serve(
         help="Worker processes on the one port (default TOKENWARD_WORKERS, 1); more than 1 "
         "needs TOKENWARD_REDIS_URL so that they share rate limits.",
     ),
+    compat_port: int | None = typer.Option(
+        None,
+        "--compat-port",
+        min=0,
+        max=65535,
+        help="Also serve the hosted platform's SDKs (gRPC + REST) on this port (default "
+        "TOKENWARD_COMPAT_PORT; unset: off).",
+    ),
+    tls_cert: Path | None = typer.Option(
+        None,
+        "--tls-cert",
+        help="PEM certificate chain for TLS on --compat-port (TOKENWARD_TLS_CERT).",
+    ),
+    tls_key: Path | None = typer.Option(
+        None, "--tls-key", help="PEM private key of --tls-cert (TOKENWARD_TLS_KEY)."
+    ),
 ) -> None:
     """Run the gateway's HTTP server.
 
@@ -692,4 +709,11 @@ def serve(
     """
     from tokenward.cli.serving import run_serve
 
-    run_serve(host=host, port=port, workers=workers)
+    run_serve(
+        host=host,
+        port=port,
+        workers=workers,
+        compat_port=compat_port,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+    )

@@ -30,6 +30,7 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import typer
@@ -168,7 +169,16 @@ def check_workers(settings: Settings) -> None:
         )
 
 
-def run_serve(*, host: str | None, port: int | None, workers: int | None = None) -> None:
+def run_serve(
+    *,
+    host: str | None,
+    port: int | None,
+    workers: int | None = None,
+    compat_port: int | None = None,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+) -> None:
+    compat_sock: socket.socket | None = None
     try:
         settings = load_settings()
         if host is not None:
@@ -178,22 +188,40 @@ def run_serve(*, host: str | None, port: int | None, workers: int | None = None)
         if workers is not None:
             settings.workers = workers
         check_workers(settings)
+        if compat_port is not None:
+            settings.compat_port = compat_port
+        settings.tls_cert = tls_cert or settings.tls_cert
+        settings.tls_key = tls_key or settings.tls_key
+        if settings.compat_port is not None:
+            from tokenward.compat.server import check_settings
+
+            check_settings(settings)
         sock = bind_socket(settings.host, settings.port)
+        if settings.compat_port is not None:
+            try:
+                compat_sock = bind_socket(settings.host, settings.compat_port)
+            except TokenwardError:
+                sock.close()
+                raise
     except TokenwardError as exc:
         fail_with(exc)
     try:
         settings.port = int(sock.getsockname()[1])
+        if compat_sock is not None:
+            settings.compat_port = int(compat_sock.getsockname()[1])
         not_ready = asyncio.run(preflight(settings))
     except BaseException as exc:
         sock.close()
+        if compat_sock is not None:
+            compat_sock.close()
         if isinstance(exc, TokenwardError):
             fail_with(exc)
         raise
     _banner(settings, not_ready)
     if settings.workers > 1:
-        _serve_workers(settings, sock)
+        _serve_workers(settings, sock, compat_sock)
     else:
-        _serve_on(settings, sock)
+        _serve_on(settings, sock, compat_sock)
 
 
 def _banner(settings: Settings, not_ready: list[str]) -> None:
@@ -213,6 +241,10 @@ def _banner(settings: Settings, not_ready: list[str]) -> None:
         ),
         f"  health      {settings.public_base}/healthz (live), /readyz (ready)",
     ]
+    if settings.compat_port is not None:
+        scheme = "https" if settings.tls_cert is not None else "http"
+        where = f"{scheme}://{_url_host(settings.host or '0.0.0.0')}:{settings.compat_port}"  # noqa: S104
+        lines.append(f"  compat      {where} (the hosted platform's SDKs: gRPC + REST)")
     typer.echo("\n".join(lines))
     for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
@@ -221,7 +253,9 @@ def _banner(settings: Settings, not_ready: list[str]) -> None:
     sys.stdout.flush()
 
 
-def _serve_on(settings: Settings, sock: socket.socket) -> None:
+def _serve_on(
+    settings: Settings, sock: socket.socket, compat_sock: socket.socket | None = None
+) -> None:
     import uvicorn
 
     from tokenward.server.app import create_app
@@ -238,9 +272,16 @@ def _serve_on(settings: Settings, sock: socket.socket) -> None:
     )
     server = uvicorn.Server(config)
     try:
-        server.run(sockets=[sock])
+        if compat_sock is None:
+            server.run(sockets=[sock])
+        else:
+            from tokenward.compat.server import run_with_compat
+
+            run_with_compat(server, sock, compat_sock, settings)
     finally:
         sock.close()
+        if compat_sock is not None:
+            compat_sock.close()
     if not server.started:
         fail_with(
             TokenwardError("the server did not start; see the log lines above", code="NOT_STARTED")
@@ -250,7 +291,9 @@ def _serve_on(settings: Settings, sock: socket.socket) -> None:
 _NOT_STARTED = 3  # a worker's exit status when its server never started: do not restart it
 
 
-def _run_worker(settings: Settings, sock: socket.socket) -> int:
+def _run_worker(
+    settings: Settings, sock: socket.socket, compat_sock: socket.socket | None = None
+) -> int:
     """One worker: its own event loop, container and connections, on the inherited socket."""
     import uvicorn
 
@@ -265,11 +308,18 @@ def _run_worker(settings: Settings, sock: socket.socket) -> int:
         proxy_headers=False,
     )
     server = uvicorn.Server(config)
-    server.run(sockets=[sock])
+    if compat_sock is None:
+        server.run(sockets=[sock])
+    else:
+        from tokenward.compat.server import run_with_compat
+
+        run_with_compat(server, sock, compat_sock, settings)
     return 0 if server.started else _NOT_STARTED
 
 
-def _serve_workers(settings: Settings, sock: socket.socket) -> None:
+def _serve_workers(
+    settings: Settings, sock: socket.socket, compat_sock: socket.socket | None = None
+) -> None:
     """Fork ``settings.workers`` workers on ``sock`` and supervise them (module docstring)."""
     import tokenward.server.app  # noqa: F401  imported once here, shared by the forked workers
 
@@ -284,7 +334,7 @@ def _serve_workers(settings: Settings, sock: socket.socket) -> None:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             code = 1
             try:
-                code = _run_worker(settings, sock)
+                code = _run_worker(settings, sock, compat_sock)
             except BaseException:
                 import traceback
 
@@ -332,6 +382,8 @@ def _serve_workers(settings: Settings, sock: socket.socket) -> None:
                 spawn(number)
     finally:
         sock.close()
+        if compat_sock is not None:
+            compat_sock.close()
     if failed:
         fail_with(
             TokenwardError("a worker did not start; see the log lines above", code="NOT_STARTED")
