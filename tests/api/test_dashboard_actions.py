@@ -155,3 +155,54 @@ def test_public_key_from_the_connection_page(api: ApiEnv, browser: Browser) -> N
     removed = browser.client.post("/dashboard/connections/discord", data={**base, "public_key": ""})
     assert removed.status_code == 303
     assert api.get("/api/v1/connections/discord").json()["connection"]["public_key"] is None
+
+
+def test_an_operator_lists_and_revokes_an_mcp_session(api: ApiEnv, browser: Browser) -> None:
+    api.connect("discord")
+    minted = api.post(
+        "/api/v1/mcp/sessions", json={"connection_name": "discord", "identifier": "user_m"}
+    )
+    assert minted.status_code == 200, minted.text
+    token = minted.json()["token"]
+    mcp = {"Accept": "application/json, text/event-stream"}
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "probe", "version": "1"},
+        },
+    }
+    before = httpx.post(f"{api.url}/mcp/s/{token}", json=initialize, headers=mcp)
+    assert before.status_code == 200
+
+    assert browser.sign_in("alice").status_code == 303
+    page = browser.client.get("/dashboard/mcp-sessions?identifier=user_m")
+    assert page.status_code == 200
+    assert "user_m" in page.text
+    assert token not in page.text
+    (session_id,) = re.findall(r'action="/dashboard/mcp-sessions/([^/"]+)/revoke"', page.text)
+    csrf = browser.csrf("/dashboard/mcp-sessions")
+
+    unsigned = browser.client.post(f"/dashboard/mcp-sessions/{session_id}/revoke")
+    assert unsigned.status_code == 403  # no CSRF token: nothing changes
+    assert httpx.post(f"{api.url}/mcp/s/{token}", json=initialize, headers=mcp).status_code == 200
+
+    revoked = browser.client.post(
+        f"/dashboard/mcp-sessions/{session_id}/revoke", data={"csrf_token": csrf}
+    )
+    assert revoked.status_code == 303
+    assert "notice=session-revoked" in revoked.headers["location"]
+    after = httpx.post(f"{api.url}/mcp/s/{token}", json=initialize, headers=mcp)
+    assert after.status_code == 401
+    assert after.json()["error"]["data"]["details"]["reason"] == "revoked"
+    event = events_of(api.settings, "mcp_session.revoked")[-1]
+    assert event["actor"] == "operator:alice"
+    assert event["session_id"] == session_id
+    listed = browser.client.get("/dashboard/mcp-sessions?identifier=user_m").text
+    assert session_id not in listed  # only live sessions by default
+    everything = browser.client.get("/dashboard/mcp-sessions?identifier=user_m&all=1").text
+    assert session_id in everything
+    assert "revoked" in everything

@@ -275,6 +275,7 @@ def test_an_operator_runs_tokenward_from_the_dashboard(
         ("activity", "/dashboard/activity"),
         ("webhooks", "/dashboard/webhooks"),
         ("api-clients", "/dashboard/api-clients"),
+        ("mcp-sessions", "/dashboard/mcp-sessions?all=1"),
         ("keys", "/dashboard/keys"),
     ):
         page.goto(base + path)

@@ -4,7 +4,8 @@ Every HTTP request carries a session token, in one of three places: the URL path
 (``/mcp/s/<token>``, the form ``POST /api/v1/mcp/sessions`` hands out, so the URL alone is enough
 for any MCP client), the query (``/mcp?token=<token>``) or ``Authorization: Bearer <token>``. When
 more than one is given they must be the same token. The token is verified before anything else
-runs; a missing, malformed, forged or expired token is answered ``401`` (a JSON-RPC error whose
+runs, then its session is checked against the revoked ones; a missing, malformed, forged,
+expired or revoked token is answered ``401`` (a JSON-RPC error whose
 ``message`` says what is wrong and whose ``data`` holds the stable ``code`` and ``details``), and
 nothing reaches the MCP server, the vault or Discord.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
@@ -92,8 +93,10 @@ class McpHttpEndpoint:
         runner: Callable[[], ToolRunner],
         tokens: SessionTokens,
         link_factory: LinkFactory | None = None,
+        revoked: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.tokens = tokens
+        self._revoked = revoked
         self._catalog = catalog
         self._runner = runner
         self._link_factory = link_factory
@@ -189,6 +192,12 @@ class McpHttpEndpoint:
             return
         try:
             session = self.tokens.verify(self._token(scope))
+            if self._revoked is not None and await self._revoked(session.session_id):
+                raise SessionTokenError(
+                    "the MCP session was revoked by an operator; mint a new one with "
+                    "POST /api/v1/mcp/sessions",
+                    reason="revoked",
+                )
         except SessionTokenError as exc:
             log.info("MCP request refused: %s session token", exc.reason)
             await _error(401, exc.code, exc.message, exc.details)(scope, receive, send)

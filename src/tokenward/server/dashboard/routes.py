@@ -43,6 +43,7 @@ from tokenward.server.dashboard.security import (
 )
 from tokenward.vault.actor import acting_as
 from tokenward.vault.admins import AdminSession
+from tokenward.vault.mcp_sessions import MAX_LISTED
 from tokenward.vault.models import AccountStatus
 from tokenward.vault.rotation import count_stale
 from tokenward.vault.webhooks import EVENT_TYPES
@@ -59,6 +60,7 @@ NAV: Final = (
     (f"{PREFIX}/activity", "Activity"),
     (f"{PREFIX}/webhooks", "Webhooks"),
     (f"{PREFIX}/api-clients", "API clients"),
+    (f"{PREFIX}/mcp-sessions", "MCP sessions"),
     (f"{PREFIX}/keys", "Keys"),
 )
 PAGE_POLICY: Final = (
@@ -95,6 +97,8 @@ EVENT_KINDS: Final = (
     "connection.deleted",
     "api_client.created",
     "api_client.deleted",
+    "mcp_session.created",
+    "mcp_session.revoked",
     "webhook_endpoint.created",
     "webhook_endpoint.deleted",
     "webhook_endpoint.secret_rotated",
@@ -112,6 +116,7 @@ NOTICES: Final = {
     "refreshed": "The token was refreshed.",
     "client-revoked": "API client revoked; its API tokens stop working within 30 seconds.",
     "webhook-deleted": "Webhook endpoint deleted.",
+    "session-revoked": "MCP session revoked; its URL is refused from the next request on.",
     "resent": "The delivery is queued to be sent again.",
 }
 DAY: Final = 86_400.0
@@ -961,6 +966,47 @@ def dashboard_router(container: Container) -> APIRouter:
         await vault.delete_api_client(client_id)
         container.announce("api_client", client_id)  # every process refuses its tokens now
         return _see_other(f"{PREFIX}/api-clients?notice=client-revoked")
+
+    # -- MCP sessions ------------------------------------------------------------------------------
+
+    @router.get("/mcp-sessions")
+    async def mcp_sessions_page(request: Request) -> Response:
+        query = request.query_params
+        connection_name = query.get("connection", "").strip() or None
+        identifier = query.get("identifier", "").strip() or None
+        include_inactive = query.get("all") == "1"
+        records = await container.mcp_sessions.list(
+            connection_name=connection_name,
+            identifier=identifier,
+            include_inactive=include_inactive,
+        )
+        now = container.clock.time()
+        groups: dict[tuple[str, str], list[Any]] = {}
+        for record in records:
+            groups.setdefault((record.connection_name, record.identifier), []).append(record)
+        return pages.render(
+            request,
+            "mcp_sessions.html",
+            "MCP sessions",
+            section="MCP sessions",
+            groups=sorted(groups.items()),
+            now=now,
+            connections=[c.name for c in await vault.list_connections()],
+            filters={
+                "connection": connection_name or "",
+                "identifier": identifier or "",
+                "all": include_inactive,
+            },
+            limit=MAX_LISTED,
+            shown=len(records),
+        )
+
+    @router.post("/mcp-sessions/{session_id}/revoke")
+    async def revoke_mcp_session(request: Request, session_id: str) -> Response:
+        record = await container.mcp_sessions.revoke(session_id[:64])
+        container.announce("mcp_session", record.id)  # every process refuses it now
+        back = urlencode({"identifier": record.identifier, "notice": "session-revoked"})
+        return _see_other(f"{PREFIX}/mcp-sessions?{back}")
 
     # -- keys ------------------------------------------------------------------------------------
 
