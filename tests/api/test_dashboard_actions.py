@@ -157,6 +157,64 @@ def test_public_key_from_the_connection_page(api: ApiEnv, browser: Browser) -> N
     assert api.get("/api/v1/connections/discord").json()["connection"]["public_key"] is None
 
 
+def test_tool_policy_and_user_verification_from_the_connection_form(
+    api: ApiEnv, browser: Browser
+) -> None:
+    assert browser.sign_in("alice").status_code == 303
+    csrf = browser.csrf("/dashboard/connections/new")
+    new = {
+        "csrf_token": csrf,
+        "name": "guarded",
+        "provider": "discord",
+        "client_id": "1234567890",
+        "client_secret": "sandbox-secret",
+        "scopes": ["identify", "guilds"],
+        "require_user_verification": "on",
+    }
+    bad = browser.client.post(
+        "/dashboard/connections/new",
+        data={**new, "allowed_tools": "discord_get_*\nno_such_tool_*\nbad pattern!"},
+    )
+    assert bad.status_code == 400
+    assert 'id="allowed_tools-error"' in bad.text
+    assert "no_such_tool_*" in bad.text
+    assert "matches none of the provider" in bad.text
+    assert "discord_get_*" in bad.text  # the form comes back as typed
+    assert api.get("/api/v1/connections/guarded").status_code == 404  # nothing created
+
+    made = browser.client.post(
+        "/dashboard/connections/new",
+        data={**new, "allowed_tools": "discord_*\n!discord_send_*"},
+    )
+    assert made.status_code == 303, made.text[:500]
+    connection = api.get("/api/v1/connections/guarded").json()["connection"]
+    assert connection["allowed_tools"] == ["discord_*", "!discord_send_*"]
+    assert connection["require_user_verification"] is True
+    assert events_of(api.settings, "connection.created")[-1]["actor"] == "operator:alice"
+
+    page = browser.client.get("/dashboard/connections/guarded").text
+    assert "discord_*\n!discord_send_*</textarea>" in page
+    assert 'id="require_user_verification" name="require_user_verification" checked' in page
+    edit = {"csrf_token": csrf, "scopes": ["identify", "guilds"]}
+    refused = browser.client.post(
+        "/dashboard/connections/guarded", data={**edit, "allowed_tools": "nothing_matches"}
+    )
+    assert refused.status_code == 400
+    assert 'id="allowed_tools-error"' in refused.text
+    unchanged = api.get("/api/v1/connections/guarded").json()["connection"]
+    assert unchanged["allowed_tools"] == ["discord_*", "!discord_send_*"]
+    assert unchanged["require_user_verification"] is True
+    # Emptied patterns allow every tool; an unticked box turns verification off.
+    saved = browser.client.post("/dashboard/connections/guarded", data=edit)
+    assert saved.status_code == 303
+    after = api.get("/api/v1/connections/guarded").json()["connection"]
+    assert after["allowed_tools"] is None
+    assert after["require_user_verification"] is False
+    changed = events_of(api.settings, "connection.updated")[-1]
+    assert changed["actor"] == "operator:alice"
+    assert {"allowed_tools", "require_user_verification"} <= set(changed["fields"])
+
+
 def test_an_operator_lists_and_revokes_an_mcp_session(api: ApiEnv, browser: Browser) -> None:
     api.connect("discord")
     minted = api.post(

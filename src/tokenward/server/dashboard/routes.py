@@ -286,6 +286,12 @@ def dashboard_router(container: Container) -> APIRouter:
     def many(form: FormData, name: str) -> list[str]:
         return [v for v in form.getlist(name) if isinstance(v, str) and v]
 
+    def patterns(form: FormData) -> list[str] | None:
+        """The tool policy's patterns, one per line (or separated by spaces or commas); none:
+        every tool."""
+        given = text(form, "allowed_tools").replace(",", " ").split()
+        return given or None
+
     # -- signing in and out ----------------------------------------------------------------------
 
     def sign_in_page(
@@ -542,6 +548,8 @@ def dashboard_router(container: Container) -> APIRouter:
             "client_id": text(form, "client_id"),
             "provider": text(form, "provider") or "discord",
             "public_key": text(form, "public_key"),
+            "allowed_tools": text(form, "allowed_tools"),
+            "require_user_verification": text(form, "require_user_verification") == "on",
         }
         try:
             connector = container.connectors.provider(values["provider"])
@@ -559,8 +567,8 @@ def dashboard_router(container: Container) -> APIRouter:
                 # Scopes belong to the OAuth flow; a bot-token provider has none to ask for.
                 scopes=scopes if connector.uses_oauth else None,
                 bot_token=text(form, "bot_token") or None,
-                require_user_verification=False,
-                allowed_tools=None,
+                require_user_verification=bool(values["require_user_verification"]),
+                allowed_tools=patterns(form),
                 public_key=text(form, "public_key") or None,
             )
         except TokenwardError as exc:
@@ -582,7 +590,11 @@ def dashboard_router(container: Container) -> APIRouter:
         return {
             "action": f"{PREFIX}/connections/{record.name}",
             "connection": {**record.public()},
-            "form": {"public_key": record.public_key or ""},
+            "form": {
+                "public_key": record.public_key or "",
+                "allowed_tools": "\n".join(record.allowed_tools or ()),
+                "require_user_verification": record.require_user_verification,
+            },
             "discord_urls": (interactions, events) if record.public_key else None,
             "redirect_uri": container.oauth.redirect_uri(record.id) if uses_oauth else None,
             **scope_choices(record.scopes),
@@ -607,6 +619,13 @@ def dashboard_router(container: Container) -> APIRouter:
         public_key = text(form, "public_key")
         if public_key != (context["connection"].get("public_key") or ""):
             changes["public_key"] = public_key or None  # emptied: removed
+        allowed = patterns(form)
+        current_allowed = context["connection"].get("allowed_tools")
+        if allowed != (None if current_allowed is None else list(current_allowed)):
+            changes["allowed_tools"] = allowed  # emptied: every tool
+        verify = text(form, "require_user_verification") == "on"
+        if verify != bool(context["connection"].get("require_user_verification")):
+            changes["require_user_verification"] = verify
         try:
             if not changes["scopes"] and context["redirect_uri"]:
                 raise ValidationError(
@@ -615,7 +634,11 @@ def dashboard_router(container: Container) -> APIRouter:
             await update_connection_record(container, name, changes)
         except TokenwardError as exc:
             context["chosen_scopes"] = tuple(changes["scopes"])
-            context["form"] = {"public_key": public_key}
+            context["form"] = {
+                "public_key": public_key,
+                "allowed_tools": text(form, "allowed_tools"),
+                "require_user_verification": verify,
+            }
             return pages.failure(
                 request, exc, "connection_form.html", f"Connection {name}", **context
             )
