@@ -180,6 +180,7 @@ def test_tool_policy_and_user_verification_from_the_connection_form(
     assert "no_such_tool_*" in bad.text
     assert "matches none of the provider" in bad.text
     assert "discord_get_*" in bad.text  # the form comes back as typed
+    assert 'id="require_user_verification" name="require_user_verification" checked' in bad.text
     assert api.get("/api/v1/connections/guarded").status_code == 404  # nothing created
 
     made = browser.client.post(

@@ -549,8 +549,8 @@ def dashboard_router(container: Container) -> APIRouter:
             "provider": text(form, "provider") or "discord",
             "public_key": text(form, "public_key"),
             "allowed_tools": text(form, "allowed_tools"),
-            "require_user_verification": text(form, "require_user_verification") == "on",
         }
+        verify = text(form, "require_user_verification") == "on"
         try:
             connector = container.connectors.provider(values["provider"])
             if connector.uses_oauth and not values["client_id"]:
@@ -567,7 +567,7 @@ def dashboard_router(container: Container) -> APIRouter:
                 # Scopes belong to the OAuth flow; a bot-token provider has none to ask for.
                 scopes=scopes if connector.uses_oauth else None,
                 bot_token=text(form, "bot_token") or None,
-                require_user_verification=bool(values["require_user_verification"]),
+                require_user_verification=verify,
                 allowed_tools=patterns(form),
                 public_key=text(form, "public_key") or None,
             )
@@ -579,7 +579,11 @@ def dashboard_router(container: Container) -> APIRouter:
                 exc,
                 "connection_form.html",
                 "New connection",
-                **new_connection_form(request, form=values, chosen_scopes=tuple(scopes)),
+                **new_connection_form(
+                    request,
+                    form={**values, "require_user_verification": verify},
+                    chosen_scopes=tuple(scopes),
+                ),
             )
         return _see_other(f"{PREFIX}/connections/{record.name}?notice=connection-created")
 
