@@ -265,3 +265,41 @@ def test_an_operator_lists_and_revokes_an_mcp_session(api: ApiEnv, browser: Brow
     everything = browser.client.get("/dashboard/mcp-sessions?identifier=user_m&all=1").text
     assert session_id in everything
     assert "revoked" in everything
+
+
+def _overview_numbers(browser: Browser) -> dict[str, int]:
+    page = browser.client.get("/dashboard").text
+    found = {}
+    for name in ("discord-429s", "proxied-total", "proxied-success"):
+        match = re.search(rf'id="{name}">(\d+)<', page)
+        assert match is not None, name
+        found[name] = int(match.group(1))
+    return found
+
+
+def test_the_overview_counts_proxied_requests_and_discords_429s(
+    api: ApiEnv, browser: Browser
+) -> None:
+    api.connect("discord")
+    assert browser.sign_in("alice").status_code == 303
+    csrf = browser.csrf("/dashboard/connections/discord")
+    made = browser.client.post(
+        "/dashboard/connections/discord/link", data={"csrf_token": csrf, "identifier": "user_p"}
+    )
+    link = re.search(r'id="authorization-link" type="text" readonly value="([^"]+)"', made.text)
+    assert link is not None
+    assert walk_consent(link.group(1)).status_code == 200
+    before = _overview_numbers(browser)
+    who = {"connection_name": "discord", "identifier": "user_p"}
+    for _ in range(2):
+        assert api.get("/proxy/api/v10/users/@me", headers=who).status_code == 200
+    fault = {"route": "/api/v10/users/@me", "status": 429, "count": 1}
+    httpx.post(f"{api.sandbox_url}/_sandbox/faults", json=fault, trust_env=False)
+    try:
+        api.get("/proxy/api/v10/users/@me", headers=who)
+    finally:
+        httpx.delete(f"{api.sandbox_url}/_sandbox/faults", trust_env=False)
+    after = _overview_numbers(browser)
+    assert after["proxied-total"] == before["proxied-total"] + 3
+    assert after["proxied-success"] >= before["proxied-success"] + 2
+    assert after["discord-429s"] == before["discord-429s"] + 1

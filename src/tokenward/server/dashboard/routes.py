@@ -30,6 +30,7 @@ from tokenward.server.api.connections import (
     delete_connection_named,
     update_connection_record,
 )
+from tokenward.server.api.observability import Metrics
 from tokenward.server.container import Container
 from tokenward.server.dashboard.charts import bar_chart
 from tokenward.server.dashboard.scopes import COMMON_SCOPES, describe_scope
@@ -120,6 +121,34 @@ NOTICES: Final = {
     "resent": "The delivery is queued to be sent again.",
 }
 DAY: Final = 86_400.0
+
+
+def _process_counts(metrics: Metrics) -> dict[str, int]:
+    """This process's counts since it started, read from the Prometheus counters the hot path
+    already keeps: proxied requests by outcome and 429s received from Discord."""
+    counts = {"success": 0, "rate limited": 0, "client error": 0, "server error": 0, "429s": 0}
+    for family in metrics.registry.collect():
+        if family.name == "tokenward_http_requests":
+            for sample in family.samples:
+                if not sample.name.endswith("_total"):
+                    continue
+                if sample.labels.get("route") != "/proxy/{path}":
+                    continue
+                status = int(sample.labels.get("status", "0") or 0)
+                if status == 429:
+                    key = "rate limited"
+                elif status >= 500:
+                    key = "server error"
+                elif status >= 400:
+                    key = "client error"
+                else:
+                    key = "success"
+                counts[key] += int(sample.value)
+        elif family.name == "tokenward_upstream_rate_limited":
+            counts["429s"] += sum(
+                int(sample.value) for sample in family.samples if sample.name.endswith("_total")
+            )
+    return counts
 
 
 def _when(value: float | None) -> str:
@@ -438,6 +467,7 @@ def dashboard_router(container: Container) -> APIRouter:
             ("account.refreshed", "account.refresh_failed", "account.expired"), since=now - DAY
         )
         backlog = await container.webhooks.backlog()
+        process = _process_counts(container.metrics)
         return pages.render(
             request,
             "overview.html",
@@ -467,6 +497,16 @@ def dashboard_router(container: Container) -> APIRouter:
                     ("refreshed", refreshes.get("account.refreshed", 0), "ok"),
                     ("failed, retried", refreshes.get("account.refresh_failed", 0), "warn"),
                     ("expired", refreshes.get("account.expired", 0), "bad"),
+                ],
+            ),
+            process=process,
+            proxy_chart=bar_chart(
+                "Proxied requests by outcome",
+                [
+                    ("success", process["success"], "ok"),
+                    ("rate limited", process["rate limited"], "warn"),
+                    ("client error", process["client error"], "neutral"),
+                    ("server error", process["server error"], "bad"),
                 ],
             ),
             webhook_chart=bar_chart(
