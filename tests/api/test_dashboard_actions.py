@@ -4,13 +4,23 @@ trail: links, refresh now, deleting a connection (revoked at the sandbox), webho
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import pytest
 
 from tokenward.sandbox.browser import walk_consent
 
-from .conftest import ApiEnv, sandbox_secrets
-from .dashboard_client import Browser, events_of
+from .conftest import (
+    ApiEnv,
+    api_settings,
+    create_api_client,
+    sandbox_secrets,
+    start_api,
+)
+from .dashboard_client import Browser, create_admin, events_of
 
 
 def _sandbox_stats(api: ApiEnv) -> dict[str, int]:
@@ -303,3 +313,66 @@ def test_the_overview_counts_proxied_requests_and_discords_429s(
     assert after["proxied-total"] == before["proxied-total"] + 3
     assert after["proxied-success"] >= before["proxied-success"] + 2
     assert after["discord-429s"] == before["discord-429s"] + 1
+
+
+@pytest.fixture
+def key_file_env(tmp_path: Path, sandbox_url: str) -> Iterator[tuple[ApiEnv, Browser]]:
+    """A gateway whose keys live in the key file (as ``tokenward serve`` creates it)."""
+    settings = api_settings(tmp_path, sandbox_url, encryption_keys=None)
+    server, _container = start_api(settings, sandbox_url)
+    browser = Browser(server.url)
+    try:
+        client_id, secret = create_api_client(settings)
+        env = ApiEnv(settings, server, sandbox_url, client_id, secret)
+        env.token = env.issue_token().json()["access_token"]
+        create_admin(settings, "alice")
+        yield env, browser
+    finally:
+        browser.client.close()
+        server.stop()
+
+
+def test_keys_rotate_from_the_dashboard_with_progress(
+    key_file_env: tuple[ApiEnv, Browser],
+) -> None:
+    api, browser = key_file_env
+    api.connect("discord")  # a client secret to re-encrypt
+    assert browser.sign_in("alice").status_code == 303
+    keys = browser.client.get("/dashboard/keys").text
+    kids_before = re.findall(r'<th scope="row" class="mono">([^<]+)</th>', keys)
+    assert len(kids_before) == 1
+    csrf = browser.csrf("/dashboard/keys")
+
+    refused = browser.client.post("/dashboard/keys/rotate", data={"csrf_token": "wrong"})
+    assert refused.status_code == 403
+    assert browser.client.get("/dashboard/keys/rotation").status_code == 303  # none started
+
+    started = browser.client.post("/dashboard/keys/rotate", data={"csrf_token": csrf})
+    assert started.status_code == 303
+    assert started.headers["location"] == "/dashboard/keys/rotation"
+    for _ in range(100):
+        page = browser.client.get("/dashboard/keys/rotation")
+        assert page.status_code == 200
+        if 'http-equiv="refresh"' not in page.text:
+            break
+        time.sleep(0.1)
+    assert 'id="rows-remaining">0<' in page.text, page.text[-1500:]
+    assert re.search(r'id="rows-updated">[1-9]', page.text)
+    assert 'value="100"' in page.text
+
+    keys = browser.client.get("/dashboard/keys").text
+    kids_after = re.findall(r'<th scope="row" class="mono">([^<]+)</th>', keys)
+    assert len(kids_after) == 2
+    assert kids_before[0] in kids_after
+    assert 'id="stale-count">0<' in keys
+    # The secrets still open: the connection's secret is used for a new link.
+    link = browser.client.post(
+        "/dashboard/connections/discord/link", data={"csrf_token": csrf, "identifier": "user_k"}
+    )
+    assert link.status_code == 200
+    started_event = events_of(api.settings, "keys.rotation_started")[-1]
+    assert started_event["actor"] == "operator:alice"
+    assert started_event["key_added"] is True
+    done = events_of(api.settings, "keys.rotated")[-1]
+    assert done["actor"] == "operator:alice"
+    assert done["remaining"] == 0

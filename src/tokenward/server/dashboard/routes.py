@@ -9,7 +9,10 @@ the status the API would answer, the message and each bad field named.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -46,10 +49,17 @@ from tokenward.vault.actor import acting_as
 from tokenward.vault.admins import AdminSession
 from tokenward.vault.mcp_sessions import MAX_LISTED
 from tokenward.vault.models import AccountStatus
-from tokenward.vault.rotation import count_stale
+from tokenward.vault.rotation import (
+    RotationReport,
+    count_stale,
+    prepare_active_key,
+    rotate,
+)
 from tokenward.vault.webhooks import EVENT_TYPES
 
 __all__ = ["dashboard_router"]
+
+log = logging.getLogger("tokenward.dashboard")
 
 TEMPLATES: Final = Path(__file__).resolve().parent / "templates"
 PREFIX: Final = "/dashboard"
@@ -100,6 +110,8 @@ EVENT_KINDS: Final = (
     "api_client.deleted",
     "mcp_session.created",
     "mcp_session.revoked",
+    "keys.rotation_started",
+    "keys.rotated",
     "webhook_endpoint.created",
     "webhook_endpoint.deleted",
     "webhook_endpoint.secret_rotated",
@@ -149,6 +161,30 @@ def _process_counts(metrics: Metrics) -> dict[str, int]:
                 int(sample.value) for sample in family.samples if sample.name.endswith("_total")
             )
     return counts
+
+
+@dataclass
+class _Rotation:
+    """The key rotation this process runs for the dashboard (one at a time)."""
+
+    operator: str
+    started_at: float
+    done: int = 0
+    total: int = 0
+    finished_at: float | None = None
+    report: RotationReport | None = None
+    error: str | None = None
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self.finished_at is None
+
+    @property
+    def percent(self) -> int:
+        if self.total <= 0:
+            return 0 if self.running else 100
+        return min(100, int(100 * self.done / self.total))
 
 
 def _when(value: float | None) -> str:
@@ -1089,6 +1125,60 @@ def dashboard_router(container: Container) -> APIRouter:
             kids=keyring.kids,
             active=keyring.active_kid,
             stale=stale,
+            rotation=rotation_job.get("current"),
+            from_environment=bool(
+                container.settings.encryption_keys and container.settings.encryption_keys.strip()
+            ),
+        )
+
+    rotation_job: dict[str, _Rotation] = {}
+
+    async def run_rotation(job: _Rotation) -> None:
+        def on_progress(done: int, total: int) -> None:
+            job.done, job.total = done, max(total, done)
+
+        try:
+            with acting_as(f"operator:{job.operator}"):
+                keyring, added = await asyncio.to_thread(prepare_active_key, container.settings)
+                await vault.record_event(
+                    "keys.rotation_started",
+                    data={"active_kid": keyring.active_kid, "key_added": added},
+                )
+                job.report = await rotate(
+                    vault.engine, keyring, key_added=added, progress=on_progress
+                )
+                await vault.record_event(
+                    "keys.rotated",
+                    data={k: v for k, v in job.report.as_dict().items() if k != "failed"}
+                    | {"failed": len(job.report.failed)},
+                )
+        except Exception as exc:  # shown on the progress page; the key file stays consistent
+            log.exception("key rotation from the dashboard failed")
+            job.error = exc.message if isinstance(exc, TokenwardError) else type(exc).__name__
+        finally:
+            job.finished_at = container.clock.time()
+
+    @router.post("/keys/rotate")
+    async def start_rotation(request: Request) -> Response:
+        current = rotation_job.get("current")
+        if current is None or not current.running:
+            session: AdminSession = request.state.dashboard_session
+            job = _Rotation(operator=session.admin.username, started_at=container.clock.time())
+            rotation_job["current"] = job
+            job.task = asyncio.create_task(run_rotation(job), name="dashboard-key-rotation")
+        return _see_other(f"{PREFIX}/keys/rotation")
+
+    @router.get("/keys/rotation")
+    async def rotation_page(request: Request) -> Response:
+        job = rotation_job.get("current")
+        if job is None:
+            return _see_other(f"{PREFIX}/keys")
+        return pages.render(
+            request,
+            "key_rotation.html",
+            "Key rotation",
+            section="Keys",
+            job=job,
         )
 
     return router
