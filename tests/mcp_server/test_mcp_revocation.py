@@ -4,7 +4,11 @@ Redis."""
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import subprocess
+import sys
 import time
 
 import httpx
@@ -136,3 +140,39 @@ def test_every_replica_sharing_redis_refuses_a_revoked_session_at_once(
     finally:
         for replica in replicas:
             replica.stop()
+
+
+def test_the_cli_lists_and_revokes_a_session(mcp_env: McpEnv) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TOKENWARD_")},
+        "TOKENWARD_DATA_DIR": str(mcp_env.settings.data_dir),
+        "TOKENWARD_ENCRYPTION_KEYS": mcp_env.settings.encryption_keys or "",
+        "TOKENWARD_PUBLIC_URL": mcp_env.settings.public_url,
+    }
+    session = mcp_env.mint("cli-user", tools=["discord_get_my_user"])
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", "from tokenward.cli import main; main()", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    listed = cli("mcp-sessions", "list", "--identifier", "cli-user", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)["sessions"]
+    assert row["tools"] == ["discord_get_my_user"]
+    assert session["token"] not in listed.stdout
+    revoked = cli("mcp-sessions", "revoke", row["id"], "--json")
+    assert revoked.returncode == 0, revoked.stderr
+    assert json.loads(revoked.stdout)["session"]["revoked_at"] is not None
+    # The gateway had not seen this session live, so it asks the database and refuses it.
+    refused = _post_mcp(mcp_env, mcp_env.url, session["token"])
+    assert refused.status_code == 401
+    assert refused.json()["error"]["data"]["details"]["reason"] == "revoked"
+    unknown = cli("mcp-sessions", "revoke", "nosuchsession")
+    assert unknown.returncode != 0
+    assert "does not exist" in unknown.stderr

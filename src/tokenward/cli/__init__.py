@@ -7,6 +7,7 @@ from tokenward.cli import api_clients_cmd as _api_clients_cmd  # noqa: F401  (re
 from tokenward.cli import demo_cmd as _demo_cmd  # noqa: F401  (registers commands)
 from tokenward.cli import gateway_cmd as _gateway_cmd  # noqa: F401  (registers commands)
 from tokenward.cli import mcp_cmd as _mcp_cmd  # noqa: F401  (registers commands)
+from tokenward.cli import mcp_sessions_cmd as _mcp_sessions_cmd  # noqa: F401  (registers commands)
 from tokenward.cli import sandbox_cmd as _sandbox_cmd  # noqa: F401  (registers commands)
 from tokenward.cli import tools_cmd as _tools_cmd  # noqa: F401  (registers commands)
 from tokenward.cli import vault_cmd as _vault_cmd  # noqa: F401  (registers commands)
