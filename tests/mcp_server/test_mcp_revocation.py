@@ -176,3 +176,25 @@ def test_the_cli_lists_and_revokes_a_session(mcp_env: McpEnv) -> None:
     unknown = cli("mcp-sessions", "revoke", "nosuchsession")
     assert unknown.returncode != 0
     assert "does not exist" in unknown.stderr
+
+
+def test_a_session_is_not_let_through_when_revocation_cannot_be_checked(
+    mcp_env: McpEnv,
+) -> None:
+    session = mcp_env.mint("ada")
+    port = free_port()
+    settings = mcp_env.settings.model_copy(
+        update={
+            "port": port,
+            "public_url": f"http://127.0.0.1:{port}",
+            # Nothing listens there: the database does not answer.
+            "database_url": f"postgresql://tokenward@127.0.0.1:{free_port()}/tokenward",
+        }
+    )
+    replica = BackgroundServer(build_app(settings), port=port).start()
+    try:
+        answer = _post_mcp(mcp_env, replica.url, session["token"])
+    finally:
+        replica.stop()
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["data"]["code"] == "DATABASE_UNAVAILABLE"

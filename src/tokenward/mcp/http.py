@@ -69,6 +69,10 @@ def _error(status: int, code: str, message: str, details: dict[str, Any]) -> JSO
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+class _RevocationUnknown(Exception):
+    """The revocation store did not answer."""
+
+
 def _session_of(ctx: Context) -> McpSession:
     request = ctx.request
     session = None if request is None else request.scope.get(SCOPE_SESSION)
@@ -155,6 +159,16 @@ class McpHttpEndpoint:
                 ready.set_exception(exc)
             raise
 
+    async def _check_revoked(self, session_id: str) -> bool:
+        """Whether the session was revoked; :class:`_RevocationUnknown` when that cannot be
+        known (a session is never let through unchecked)."""
+        assert self._revoked is not None
+        try:
+            return await self._revoked(session_id)
+        except Exception as exc:
+            log.warning("MCP session revocation check failed: %s", type(exc).__name__)
+            raise _RevocationUnknown from exc
+
     def _token(self, scope: Scope) -> str:
         """The one session token the request carries (path, query or bearer header)."""
         found: list[str] = []
@@ -192,7 +206,7 @@ class McpHttpEndpoint:
             return
         try:
             session = self.tokens.verify(self._token(scope))
-            if self._revoked is not None and await self._revoked(session.session_id):
+            if self._revoked is not None and await self._check_revoked(session.session_id):
                 raise SessionTokenError(
                     "the MCP session was revoked by an operator; mint a new one with "
                     "POST /api/v1/mcp/sessions",
@@ -201,6 +215,15 @@ class McpHttpEndpoint:
         except SessionTokenError as exc:
             log.info("MCP request refused: %s session token", exc.reason)
             await _error(401, exc.code, exc.message, exc.details)(scope, receive, send)
+            return
+        except _RevocationUnknown:
+            await _error(
+                503,
+                "DATABASE_UNAVAILABLE",
+                "cannot check whether the MCP session was revoked (the database does not "
+                "answer); try again shortly",
+                {},
+            )(scope, receive, send)
             return
         if not self._serving:
             await _error(
