@@ -89,6 +89,9 @@ class McpSessionResponse(BaseModel):
         "so nothing else is needed. Treat it as a secret: it acts as the user."
     )
     token: str = Field(description="The session token, for `Authorization: Bearer` on /mcp.")
+    id: str = Field(
+        description="The session's id: revoke it with DELETE /api/v1/mcp/sessions/{id}."
+    )
     expires_at: datetime
     connection_name: str
     identifier: str
@@ -169,6 +172,7 @@ async def create_session(body: McpSessionRequest, request: Request) -> JSONRespo
     response = McpSessionResponse(
         url=f"{container.settings.public_base}/mcp/s/{token}",
         token=token,
+        id=session.session_id,
         expires_at=utc_datetime(session.expires_at),
         connection_name=session.connection_name,
         identifier=session.identifier,
