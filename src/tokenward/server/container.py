@@ -128,7 +128,7 @@ class Container:
             ready=lambda: self.readiness.prepared,
             purge_events=lambda older_than: self.webhooks.purge(older_than=older_than),
             event_retention=settings.webhooks_retention_seconds,
-            purge_sessions=self.admins.purge_expired,
+            purge_sessions=self._purge_sessions,
         )
         self._clients: dict[tuple[str, str, str], ProviderClient] = {}
         self._runner: ToolRunner | None = None
@@ -205,6 +205,10 @@ class Container:
             directory.clear()  # messages may have been missed while disconnected
         for hook in self._invalidation_hooks:
             hook(kind, value)
+
+    async def _purge_sessions(self) -> int:
+        """Dashboard sessions past their expiry, MCP sessions a day past theirs."""
+        return await self.admins.purge_expired() + await self.mcp_sessions.purge_expired()
 
     async def _start_delivery(self) -> None:
         """Webhook deliveries start once the database is ready (``serve`` only)."""

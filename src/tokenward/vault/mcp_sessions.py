@@ -10,17 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Row, Table, insert, select, update
+from sqlalchemy import Row, Table, delete, insert, select, update
 
 from tokenward.errors import NotFoundError
 from tokenward.mcp.sessions import McpSession
 from tokenward.vault.models import Base
 from tokenward.vault.repository import Vault
 
-__all__ = ["MAX_LISTED", "McpSessionRecord", "McpSessionStore"]
+__all__ = ["KEEP_EXPIRED_SECONDS", "MAX_LISTED", "McpSessionRecord", "McpSessionStore"]
 
 SESSIONS: Final[Table] = Base.metadata.tables["mcp_sessions"]
 MAX_LISTED: Final = 200
+KEEP_EXPIRED_SECONDS: Final = 86_400.0
+"""An expired session stays on record (listed with ``include_inactive``) for this long."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,14 @@ class McpSessionStore:
                     await conn.execute(select(SESSIONS).where(SESSIONS.c.id == session_id))
                 ).one()
         return _record(row)
+
+    async def purge_expired(self) -> int:
+        """Delete sessions expired over :data:`KEEP_EXPIRED_SECONDS` ago (their tokens are
+        refused by their signature's expiry anyway); how many went."""
+        cutoff = self.vault.clock.time() - KEEP_EXPIRED_SECONDS
+        async with self.vault.write() as conn:
+            result = await conn.execute(delete(SESSIONS).where(SESSIONS.c.expires_at <= cutoff))
+        return int(result.rowcount or 0)
 
     async def is_revoked(self, session_id: str) -> bool:
         """Whether the session was revoked (one on no record, minted before sessions were

@@ -288,7 +288,7 @@ class McpSessionRow(Base):
     The token itself is never stored; its ``jti`` claim is the id."""
 
     __tablename__ = "mcp_sessions"
-    __table_args__ = (Index(None, "connection_name", "identifier"),)
+    __table_args__ = (Index(None, "connection_name", "identifier"), Index(None, "expires_at"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     connection_name: Mapped[str] = mapped_column(String(64))

@@ -1,7 +1,8 @@
 """MCP sessions on record, so that one can be listed and revoked.
 
 ``mcp_sessions`` holds each minted session's id (the token's ``jti``; the token itself is never
-stored), whom it acts for, its tools, ``read_only``, its lifetime and ``revoked_at``.
+stored), whom it acts for, its tools, ``read_only``, its lifetime and ``revoked_at``. The janitor
+deletes a session a day after it expired.
 
 Revision ID: 0007
 Revises: 0006
@@ -37,8 +38,11 @@ def upgrade() -> None:
         "mcp_sessions",
         ["connection_name", "identifier"],
     )
+    # The janitor deletes sessions a day past their expiry.
+    op.create_index("ix_mcp_sessions_expires_at", "mcp_sessions", ["expires_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_mcp_sessions_expires_at", table_name="mcp_sessions")
     op.drop_index("ix_mcp_sessions_connection_name_identifier", table_name="mcp_sessions")
     op.drop_table("mcp_sessions")
