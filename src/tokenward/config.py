@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     dashboard_session_ttl_seconds: float = Field(default=12 * 3600.0, gt=0)
     dashboard_sign_in_failures: int = Field(default=5, ge=1)
     dashboard_sign_in_window_seconds: float = Field(default=300.0, gt=0)
+    # How long a process trusts that an MCP session is not revoked before asking the database
+    # again (with Redis a revocation reaches every process at once regardless).
+    mcp_revocation_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     # Requests from Discord (interactions, webhook events): a signature timestamp further than
     # this from now is refused (a replay); how long an interaction waits for the application's
     # answer before tokenward answers a deferred response (Discord allows 3 s in all).

@@ -241,6 +241,8 @@ def test_every_page_renders_for_an_operator(api: ApiEnv, browser: Browser) -> No
         "/dashboard/activity?kind=connection.created",
         "/dashboard/webhooks",
         "/dashboard/api-clients",
+        "/dashboard/mcp-sessions",
+        "/dashboard/mcp-sessions?identifier=nobody&connection=discord&all=1",
         "/dashboard/keys",
     ):
         page = browser.client.get(path)

@@ -334,6 +334,15 @@ def test_every_status_the_routes_return_is_declared(walk: Walk) -> None:
         "tools": ["discordbot_delete_message"],
     }
     assert walk.call("POST", sessions, json=read_only_writes).status_code == 400
+    listed = api.get(f"{sessions}?identifier=a")
+    walk.check("GET", sessions, listed)
+    assert listed.status_code == 200
+    walk.check("GET", sessions, api.get(f"{sessions}?include_inactive=maybe"))
+    session_one = "/api/v1/mcp/sessions/{session_id}"
+    first = listed.json()["sessions"][0]["id"]
+    assert walk.call("DELETE", session_one, params={"session_id": first}).status_code == 200
+    walk.call("DELETE", session_one, params={"session_id": "nope"})
+    walk.call("DELETE", session_one, params={"session_id": "x" * 33})
 
     # -- the proxy ------------------------------------------------------------------------------
     proxy = "/proxy/{path}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import tarfile
@@ -275,10 +276,18 @@ def test_an_operator_runs_tokenward_from_the_dashboard(
         ("activity", "/dashboard/activity"),
         ("webhooks", "/dashboard/webhooks"),
         ("api-clients", "/dashboard/api-clients"),
+        ("mcp-sessions", "/dashboard/mcp-sessions?all=1"),
         ("keys", "/dashboard/keys"),
     ):
         page.goto(base + path)
         look.check(name)
+    # Rotating the keys from the browser: the progress page reloads itself until the report.
+    page.goto(f"{base}/dashboard/keys")
+    page.get_by_role("button", name=re.compile("Rotate keys|Re-encrypt")).click()
+    page.wait_for_url(f"{base}/dashboard/keys/rotation")
+    page.locator("#rows-remaining").wait_for()
+    assert page.locator("#rows-remaining").inner_text() == "0"
+    look.check("key-rotation")
     activity = page.context.request.get(f"{base}/dashboard/activity").text()
     assert "operator:ops" in activity
 

@@ -41,7 +41,7 @@ async def _diff(url: str) -> list[object]:
 
 async def test_migrated_schema_matches_the_models(database_url: str) -> None:
     assert await _diff(database_url) == []
-    assert await current_revision_async(database_url) == head_revision() == "0006"
+    assert await current_revision_async(database_url) == head_revision() == "0007"
 
 
 async def test_upgrade_is_idempotent_and_callable_from_async_code(database_url: str) -> None:
@@ -310,7 +310,7 @@ def test_upgrade_to_0005_adds_the_public_key_and_sealed_event_data_and_downgrade
     # and deliveries would be deleted by ON DELETE CASCADE if foreign keys stayed on).
     assert kept == ("discord", "a1", ["msg_plain"], ["msg_plain"], ["d_msg_plain"])
     assert current_revision(url) == "0004"
-    assert upgrade(url) == head_revision() == "0006"
+    assert upgrade(url) == head_revision() == "0007"
 
 
 ACCOUNT_ROW = (

@@ -55,3 +55,20 @@ def test_sync_create_session(mcp_env: McpEnv) -> None:
         return result.structured_content["id"]
 
     assert asyncio.run(whoami()) == GRACE
+
+
+def test_the_sync_sdk_lists_and_revokes_sessions(mcp_env: McpEnv) -> None:
+    with Client(mcp_env.url, mcp_env.client_id, mcp_env.client_secret) as client:
+        session = client.actions.mcp.create_session(
+            connection_name="discord", identifier="sdk-user", read_only=True
+        )
+        assert session.id is not None
+        listed = client.actions.mcp.list_sessions(connection_name="discord", identifier="sdk-user")
+        assert [s.id for s in listed] == [session.id]
+        assert listed[0].read_only is True
+        assert listed[0].revoked_at is None
+        revoked = client.actions.mcp.revoke_session(session.id)
+        assert revoked.revoked_at is not None
+        assert client.actions.mcp.list_sessions(identifier="sdk-user") == []
+        every = client.actions.mcp.list_sessions(identifier="sdk-user", include_inactive=True)
+        assert [s.id for s in every] == [session.id]

@@ -8,6 +8,7 @@ from tokenward.cli import certs_cmd as _certs_cmd  # noqa: F401  (registers comm
 from tokenward.cli import demo_cmd as _demo_cmd  # noqa: F401  (registers commands)
 from tokenward.cli import gateway_cmd as _gateway_cmd  # noqa: F401  (registers commands)
 from tokenward.cli import mcp_cmd as _mcp_cmd  # noqa: F401  (registers commands)
+from tokenward.cli import mcp_sessions_cmd as _mcp_sessions_cmd  # noqa: F401  (registers commands)
 from tokenward.cli import sandbox_cmd as _sandbox_cmd  # noqa: F401  (registers commands)
 from tokenward.cli import tools_cmd as _tools_cmd  # noqa: F401  (registers commands)
 from tokenward.cli import vault_cmd as _vault_cmd  # noqa: F401  (registers commands)

@@ -4,7 +4,8 @@ Every HTTP request carries a session token, in one of three places: the URL path
 (``/mcp/s/<token>``, the form ``POST /api/v1/mcp/sessions`` hands out, so the URL alone is enough
 for any MCP client), the query (``/mcp?token=<token>``) or ``Authorization: Bearer <token>``. When
 more than one is given they must be the same token. The token is verified before anything else
-runs; a missing, malformed, forged or expired token is answered ``401`` (a JSON-RPC error whose
+runs, then its session is checked against the revoked ones; a missing, malformed, forged,
+expired or revoked token is answered ``401`` (a JSON-RPC error whose
 ``message`` says what is wrong and whose ``data`` holds the stable ``code`` and ``details``), and
 nothing reaches the MCP server, the vault or Discord.
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
@@ -68,6 +69,10 @@ def _error(status: int, code: str, message: str, details: dict[str, Any]) -> JSO
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+class _RevocationUnknown(Exception):
+    """The revocation store did not answer."""
+
+
 def _session_of(ctx: Context) -> McpSession:
     request = ctx.request
     session = None if request is None else request.scope.get(SCOPE_SESSION)
@@ -92,8 +97,10 @@ class McpHttpEndpoint:
         runner: Callable[[], ToolRunner],
         tokens: SessionTokens,
         link_factory: LinkFactory | None = None,
+        revoked: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.tokens = tokens
+        self._revoked = revoked
         self._catalog = catalog
         self._runner = runner
         self._link_factory = link_factory
@@ -152,6 +159,16 @@ class McpHttpEndpoint:
                 ready.set_exception(exc)
             raise
 
+    async def _check_revoked(self, session_id: str) -> bool:
+        """Whether the session was revoked; :class:`_RevocationUnknown` when that cannot be
+        known (a session is never let through unchecked)."""
+        assert self._revoked is not None
+        try:
+            return await self._revoked(session_id)
+        except Exception as exc:
+            log.warning("MCP session revocation check failed: %s", type(exc).__name__)
+            raise _RevocationUnknown from exc
+
     def _token(self, scope: Scope) -> str:
         """The one session token the request carries (path, query or bearer header)."""
         found: list[str] = []
@@ -189,9 +206,24 @@ class McpHttpEndpoint:
             return
         try:
             session = self.tokens.verify(self._token(scope))
+            if self._revoked is not None and await self._check_revoked(session.session_id):
+                raise SessionTokenError(
+                    "the MCP session was revoked by an operator; mint a new one with "
+                    "POST /api/v1/mcp/sessions",
+                    reason="revoked",
+                )
         except SessionTokenError as exc:
             log.info("MCP request refused: %s session token", exc.reason)
             await _error(401, exc.code, exc.message, exc.details)(scope, receive, send)
+            return
+        except _RevocationUnknown:
+            await _error(
+                503,
+                "DATABASE_UNAVAILABLE",
+                "cannot check whether the MCP session was revoked (the database does not "
+                "answer); try again shortly",
+                {},
+            )(scope, receive, send)
             return
         if not self._serving:
             await _error(

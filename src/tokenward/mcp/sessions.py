@@ -10,8 +10,14 @@ names (absent: every tool of the connection's provider), ``ro`` = true for a rea
 signing/v1")`` (RFC 5869), the same construction as the API tokens' with its own label, so the two
 kinds of token can never stand in for each other and neither key reveals the AES key. Every
 replica that reads the vault holds the same encryption keys, so a session minted by one replica is
-accepted by all of them and survives restarts; nothing is stored. Rotation keeps older sessions
-valid for as long as their key stays in the keyring.
+accepted by all of them and survives restarts. Rotation keeps older sessions valid for as long as
+their key stays in the keyring.
+
+**Revocation.** Each minted session is also kept on record (``mcp_sessions``, by its ``jti``;
+never the token), so an operator can list a user's sessions and revoke one. Every request is
+checked against :class:`RevocationCache`: a revoked id is remembered for good, a live one for a
+few seconds before the database is asked again, and a revocation is announced to every process
+sharing Redis, which forgets nothing but marks the id revoked at once.
 
 A session token is a bearer credential for one user's tools: whoever holds the URL acts as that
 user, within the session's tools, until ``exp``. The claims are signed, not encrypted: the holder
@@ -22,7 +28,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -38,6 +45,7 @@ __all__ = [
     "MAX_TTL_SECONDS",
     "MIN_TTL_SECONDS",
     "McpSession",
+    "RevocationCache",
     "SessionTokenError",
     "SessionTokens",
     "check_tool_names",
@@ -188,6 +196,50 @@ class SessionTokens:
         return McpSession(
             conn, sub, None if tools is None else tuple(tools), float(exp), jti, read_only
         )
+
+
+class RevocationCache:
+    """Whether a session id was revoked, asking ``lookup`` (the database) at most once per
+    ``ttl`` seconds for a live id; a revoked id stays revoked without asking again."""
+
+    def __init__(
+        self,
+        lookup: Callable[[str], Awaitable[bool]],
+        clock: Clock,
+        *,
+        ttl: float = 5.0,
+        max_entries: int = 50_000,
+    ) -> None:
+        self._lookup = lookup
+        self._clock = clock
+        self._ttl = ttl
+        self._max = max_entries
+        self._revoked: OrderedDict[str, None] = OrderedDict()
+        self._live: dict[str, float] = {}
+
+    def mark_revoked(self, session_id: str) -> None:
+        """A revocation announced by this or another process: refuse the id from now on."""
+        self._live.pop(session_id, None)
+        self._revoked[session_id] = None
+        while len(self._revoked) > self._max:
+            self._revoked.popitem(last=False)
+
+    async def revoked(self, session_id: str) -> bool:
+        if session_id in self._revoked:
+            return True
+        now = self._clock.time()
+        checked = self._live.get(session_id)
+        if checked is not None and now - checked < self._ttl:
+            return False
+        if await self._lookup(session_id):
+            self.mark_revoked(session_id)
+            return True
+        if len(self._live) >= self._max:
+            self._live = {k: t for k, t in self._live.items() if now - t < self._ttl}
+            if len(self._live) >= self._max:
+                self._live.clear()
+        self._live[session_id] = now
+        return False
 
 
 def check_tool_names(known: Iterable[str], names: Sequence[str] | None) -> list[str] | None:

@@ -16,6 +16,7 @@ from tokenward.connectors import Connector, Connectors
 from tokenward.events.delivery import AiohttpSender, Deliverer
 from tokenward.events.relay import DiscordRelay
 from tokenward.events.service import WebhookService
+from tokenward.mcp.sessions import RevocationCache
 from tokenward.oauth.endpoints import OAuthEndpoints
 from tokenward.oauth.refresh import TokenManager
 from tokenward.oauth.service import OAuthService, no_oauth
@@ -32,6 +33,7 @@ from tokenward.server.readiness import Readiness
 from tokenward.shared import RESYNC, SharedRedis
 from tokenward.tools.runner import ToolRunner
 from tokenward.vault.admins import AdminStore
+from tokenward.vault.mcp_sessions import McpSessionStore
 from tokenward.vault.repository import ConnectionRecord, Vault
 from tokenward.vault.webhooks import EventLinks, WebhookStore
 
@@ -126,10 +128,16 @@ class Container:
             ready=lambda: self.readiness.prepared,
             purge_events=lambda older_than: self.webhooks.purge(older_than=older_than),
             event_retention=settings.webhooks_retention_seconds,
-            purge_sessions=self.admins.purge_expired,
+            purge_sessions=self._purge_sessions,
         )
         self._clients: dict[tuple[str, str, str], ProviderClient] = {}
         self._runner: ToolRunner | None = None
+        self.mcp_sessions = McpSessionStore(self.vault)
+        self.mcp_revocations = RevocationCache(
+            self.mcp_sessions.is_revoked,
+            self.clock,
+            ttl=settings.mcp_revocation_cache_seconds,
+        )
         self.bot_accounts = BotAccounts(
             self.vault, self.connectors, self.client_for, self.directory
         )
@@ -174,9 +182,9 @@ class Container:
         """Drop cached state here and in every other process sharing Redis.
 
         ``kind``: ``connection`` (value: its name), ``account`` (its id), ``account_key``
-        (``connection_id`` and ``identifier`` separated by a newline) or ``api_client`` (its
-        client id). Without Redis (or while it is away) only this process drops it; the others
-        re-read when their cache entries expire.
+        (``connection_id`` and ``identifier`` separated by a newline), ``api_client`` (its
+        client id) or ``mcp_session`` (a revoked session's id). Without Redis (or while it is
+        away) only this process drops it; the others re-read when their cache entries expire.
         """
         self._invalidated(kind, value)
         if self.shared is not None:
@@ -191,10 +199,16 @@ class Container:
         elif kind == "account_key":
             connection_id, _, identifier = value.partition("\n")
             directory.forget(connection_id, identifier)
+        elif kind == "mcp_session":
+            self.mcp_revocations.mark_revoked(value)
         elif kind == RESYNC:
             directory.clear()  # messages may have been missed while disconnected
         for hook in self._invalidation_hooks:
             hook(kind, value)
+
+    async def _purge_sessions(self) -> int:
+        """Dashboard sessions past their expiry, MCP sessions a day past theirs."""
+        return await self.admins.purge_expired() + await self.mcp_sessions.purge_expired()
 
     async def _start_delivery(self) -> None:
         """Webhook deliveries start once the database is ready (``serve`` only)."""

@@ -282,6 +282,24 @@ class AdminSessionRow(Base):
     expires_at: Mapped[float]
 
 
+class McpSessionRow(Base):
+    """An MCP session minted for a user: what it grants, until when, and whether it was revoked.
+
+    The token itself is never stored; its ``jti`` claim is the id."""
+
+    __tablename__ = "mcp_sessions"
+    __table_args__ = (Index(None, "connection_name", "identifier"), Index(None, "expires_at"))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    connection_name: Mapped[str] = mapped_column(String(64))
+    identifier: Mapped[str] = mapped_column(String(255))
+    tools: Mapped[list[str] | None] = mapped_column(JSON)
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float]
+    expires_at: Mapped[float]
+    revoked_at: Mapped[float | None]
+
+
 # Every secret column, per table (each keyed by its ``id`` primary key): rotation walks these.
 SECRET_COLUMNS: tuple[tuple[type[Base], tuple[str, ...]], ...] = (
     (ConnectionRow, ("client_secret_enc", "bot_token_enc")),

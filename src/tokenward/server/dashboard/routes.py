@@ -9,7 +9,10 @@ the status the API would answer, the message and each bad field named.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -30,6 +33,7 @@ from tokenward.server.api.connections import (
     delete_connection_named,
     update_connection_record,
 )
+from tokenward.server.api.observability import Metrics
 from tokenward.server.container import Container
 from tokenward.server.dashboard.charts import bar_chart
 from tokenward.server.dashboard.scopes import COMMON_SCOPES, describe_scope
@@ -43,11 +47,19 @@ from tokenward.server.dashboard.security import (
 )
 from tokenward.vault.actor import acting_as
 from tokenward.vault.admins import AdminSession
+from tokenward.vault.mcp_sessions import MAX_LISTED
 from tokenward.vault.models import AccountStatus
-from tokenward.vault.rotation import count_stale
+from tokenward.vault.rotation import (
+    RotationReport,
+    count_stale,
+    prepare_active_key,
+    rotate,
+)
 from tokenward.vault.webhooks import EVENT_TYPES
 
 __all__ = ["dashboard_router"]
+
+log = logging.getLogger("tokenward.dashboard")
 
 TEMPLATES: Final = Path(__file__).resolve().parent / "templates"
 PREFIX: Final = "/dashboard"
@@ -59,6 +71,7 @@ NAV: Final = (
     (f"{PREFIX}/activity", "Activity"),
     (f"{PREFIX}/webhooks", "Webhooks"),
     (f"{PREFIX}/api-clients", "API clients"),
+    (f"{PREFIX}/mcp-sessions", "MCP sessions"),
     (f"{PREFIX}/keys", "Keys"),
 )
 PAGE_POLICY: Final = (
@@ -95,6 +108,10 @@ EVENT_KINDS: Final = (
     "connection.deleted",
     "api_client.created",
     "api_client.deleted",
+    "mcp_session.created",
+    "mcp_session.revoked",
+    "keys.rotation_started",
+    "keys.rotated",
     "webhook_endpoint.created",
     "webhook_endpoint.deleted",
     "webhook_endpoint.secret_rotated",
@@ -112,9 +129,62 @@ NOTICES: Final = {
     "refreshed": "The token was refreshed.",
     "client-revoked": "API client revoked; its API tokens stop working within 30 seconds.",
     "webhook-deleted": "Webhook endpoint deleted.",
+    "session-revoked": "MCP session revoked; its URL is refused from the next request on.",
     "resent": "The delivery is queued to be sent again.",
 }
 DAY: Final = 86_400.0
+
+
+def _process_counts(metrics: Metrics) -> dict[str, int]:
+    """This process's counts since it started, read from the Prometheus counters the hot path
+    already keeps: proxied requests by outcome and 429s received from Discord."""
+    counts = {"success": 0, "rate limited": 0, "client error": 0, "server error": 0, "429s": 0}
+    for family in metrics.registry.collect():
+        if family.name == "tokenward_http_requests":
+            for sample in family.samples:
+                if not sample.name.endswith("_total"):
+                    continue
+                if sample.labels.get("route") != "/proxy/{path}":
+                    continue
+                status = int(sample.labels.get("status", "0") or 0)
+                if status == 429:
+                    key = "rate limited"
+                elif status >= 500:
+                    key = "server error"
+                elif status >= 400:
+                    key = "client error"
+                else:
+                    key = "success"
+                counts[key] += int(sample.value)
+        elif family.name == "tokenward_upstream_rate_limited":
+            counts["429s"] += sum(
+                int(sample.value) for sample in family.samples if sample.name.endswith("_total")
+            )
+    return counts
+
+
+@dataclass
+class _Rotation:
+    """The key rotation this process runs for the dashboard (one at a time)."""
+
+    operator: str
+    started_at: float
+    done: int = 0
+    total: int = 0
+    finished_at: float | None = None
+    report: RotationReport | None = None
+    error: str | None = None
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self.finished_at is None
+
+    @property
+    def percent(self) -> int:
+        if self.total <= 0:
+            return 0 if self.running else 100
+        return min(100, int(100 * self.done / self.total))
 
 
 def _when(value: float | None) -> str:
@@ -281,6 +351,12 @@ def dashboard_router(container: Container) -> APIRouter:
     def many(form: FormData, name: str) -> list[str]:
         return [v for v in form.getlist(name) if isinstance(v, str) and v]
 
+    def patterns(form: FormData) -> list[str] | None:
+        """The tool policy's patterns, one per line (or separated by spaces or commas); none:
+        every tool."""
+        given = text(form, "allowed_tools").replace(",", " ").split()
+        return given or None
+
     # -- signing in and out ----------------------------------------------------------------------
 
     def sign_in_page(
@@ -427,6 +503,7 @@ def dashboard_router(container: Container) -> APIRouter:
             ("account.refreshed", "account.refresh_failed", "account.expired"), since=now - DAY
         )
         backlog = await container.webhooks.backlog()
+        process = _process_counts(container.metrics)
         return pages.render(
             request,
             "overview.html",
@@ -456,6 +533,16 @@ def dashboard_router(container: Container) -> APIRouter:
                     ("refreshed", refreshes.get("account.refreshed", 0), "ok"),
                     ("failed, retried", refreshes.get("account.refresh_failed", 0), "warn"),
                     ("expired", refreshes.get("account.expired", 0), "bad"),
+                ],
+            ),
+            process=process,
+            proxy_chart=bar_chart(
+                "Proxied requests by outcome",
+                [
+                    ("success", process["success"], "ok"),
+                    ("rate limited", process["rate limited"], "warn"),
+                    ("client error", process["client error"], "neutral"),
+                    ("server error", process["server error"], "bad"),
                 ],
             ),
             webhook_chart=bar_chart(
@@ -537,7 +624,9 @@ def dashboard_router(container: Container) -> APIRouter:
             "client_id": text(form, "client_id"),
             "provider": text(form, "provider") or "discord",
             "public_key": text(form, "public_key"),
+            "allowed_tools": text(form, "allowed_tools"),
         }
+        verify = text(form, "require_user_verification") == "on"
         try:
             connector = container.connectors.provider(values["provider"])
             if connector.uses_oauth and not values["client_id"]:
@@ -554,8 +643,8 @@ def dashboard_router(container: Container) -> APIRouter:
                 # Scopes belong to the OAuth flow; a bot-token provider has none to ask for.
                 scopes=scopes if connector.uses_oauth else None,
                 bot_token=text(form, "bot_token") or None,
-                require_user_verification=False,
-                allowed_tools=None,
+                require_user_verification=verify,
+                allowed_tools=patterns(form),
                 public_key=text(form, "public_key") or None,
             )
         except TokenwardError as exc:
@@ -566,7 +655,11 @@ def dashboard_router(container: Container) -> APIRouter:
                 exc,
                 "connection_form.html",
                 "New connection",
-                **new_connection_form(request, form=values, chosen_scopes=tuple(scopes)),
+                **new_connection_form(
+                    request,
+                    form={**values, "require_user_verification": verify},
+                    chosen_scopes=tuple(scopes),
+                ),
             )
         return _see_other(f"{PREFIX}/connections/{record.name}?notice=connection-created")
 
@@ -577,7 +670,11 @@ def dashboard_router(container: Container) -> APIRouter:
         return {
             "action": f"{PREFIX}/connections/{record.name}",
             "connection": {**record.public()},
-            "form": {"public_key": record.public_key or ""},
+            "form": {
+                "public_key": record.public_key or "",
+                "allowed_tools": "\n".join(record.allowed_tools or ()),
+                "require_user_verification": record.require_user_verification,
+            },
             "discord_urls": (interactions, events) if record.public_key else None,
             "redirect_uri": container.oauth.redirect_uri(record.id) if uses_oauth else None,
             **scope_choices(record.scopes),
@@ -602,6 +699,13 @@ def dashboard_router(container: Container) -> APIRouter:
         public_key = text(form, "public_key")
         if public_key != (context["connection"].get("public_key") or ""):
             changes["public_key"] = public_key or None  # emptied: removed
+        allowed = patterns(form)
+        current_allowed = context["connection"].get("allowed_tools")
+        if allowed != (None if current_allowed is None else list(current_allowed)):
+            changes["allowed_tools"] = allowed  # emptied: every tool
+        verify = text(form, "require_user_verification") == "on"
+        if verify != bool(context["connection"].get("require_user_verification")):
+            changes["require_user_verification"] = verify
         try:
             if not changes["scopes"] and context["redirect_uri"]:
                 raise ValidationError(
@@ -610,7 +714,11 @@ def dashboard_router(container: Container) -> APIRouter:
             await update_connection_record(container, name, changes)
         except TokenwardError as exc:
             context["chosen_scopes"] = tuple(changes["scopes"])
-            context["form"] = {"public_key": public_key}
+            context["form"] = {
+                "public_key": public_key,
+                "allowed_tools": text(form, "allowed_tools"),
+                "require_user_verification": verify,
+            }
             return pages.failure(
                 request, exc, "connection_form.html", f"Connection {name}", **context
             )
@@ -962,6 +1070,47 @@ def dashboard_router(container: Container) -> APIRouter:
         container.announce("api_client", client_id)  # every process refuses its tokens now
         return _see_other(f"{PREFIX}/api-clients?notice=client-revoked")
 
+    # -- MCP sessions ------------------------------------------------------------------------------
+
+    @router.get("/mcp-sessions")
+    async def mcp_sessions_page(request: Request) -> Response:
+        query = request.query_params
+        connection_name = query.get("connection", "").strip() or None
+        identifier = query.get("identifier", "").strip() or None
+        include_inactive = query.get("all") == "1"
+        records = await container.mcp_sessions.list(
+            connection_name=connection_name,
+            identifier=identifier,
+            include_inactive=include_inactive,
+        )
+        now = container.clock.time()
+        groups: dict[tuple[str, str], list[Any]] = {}
+        for record in records:
+            groups.setdefault((record.connection_name, record.identifier), []).append(record)
+        return pages.render(
+            request,
+            "mcp_sessions.html",
+            "MCP sessions",
+            section="MCP sessions",
+            groups=sorted(groups.items()),
+            now=now,
+            connections=[c.name for c in await vault.list_connections()],
+            filters={
+                "connection": connection_name or "",
+                "identifier": identifier or "",
+                "all": include_inactive,
+            },
+            limit=MAX_LISTED,
+            shown=len(records),
+        )
+
+    @router.post("/mcp-sessions/{session_id}/revoke")
+    async def revoke_mcp_session(request: Request, session_id: str) -> Response:
+        record = await container.mcp_sessions.revoke(session_id[:64])
+        container.announce("mcp_session", record.id)  # every process refuses it now
+        back = urlencode({"identifier": record.identifier, "notice": "session-revoked"})
+        return _see_other(f"{PREFIX}/mcp-sessions?{back}")
+
     # -- keys ------------------------------------------------------------------------------------
 
     @router.get("/keys")
@@ -976,6 +1125,60 @@ def dashboard_router(container: Container) -> APIRouter:
             kids=keyring.kids,
             active=keyring.active_kid,
             stale=stale,
+            rotation=rotation_job.get("current"),
+            from_environment=bool(
+                container.settings.encryption_keys and container.settings.encryption_keys.strip()
+            ),
+        )
+
+    rotation_job: dict[str, _Rotation] = {}
+
+    async def run_rotation(job: _Rotation) -> None:
+        def on_progress(done: int, total: int) -> None:
+            job.done, job.total = done, max(total, done)
+
+        try:
+            with acting_as(f"operator:{job.operator}"):
+                keyring, added = await asyncio.to_thread(prepare_active_key, container.settings)
+                await vault.record_event(
+                    "keys.rotation_started",
+                    data={"active_kid": keyring.active_kid, "key_added": added},
+                )
+                job.report = await rotate(
+                    vault.engine, keyring, key_added=added, progress=on_progress
+                )
+                await vault.record_event(
+                    "keys.rotated",
+                    data={k: v for k, v in job.report.as_dict().items() if k != "failed"}
+                    | {"failed": len(job.report.failed)},
+                )
+        except Exception as exc:  # shown on the progress page; the key file stays consistent
+            log.exception("key rotation from the dashboard failed")
+            job.error = exc.message if isinstance(exc, TokenwardError) else type(exc).__name__
+        finally:
+            job.finished_at = container.clock.time()
+
+    @router.post("/keys/rotate")
+    async def start_rotation(request: Request) -> Response:
+        current = rotation_job.get("current")
+        if current is None or not current.running:
+            session: AdminSession = request.state.dashboard_session
+            job = _Rotation(operator=session.admin.username, started_at=container.clock.time())
+            rotation_job["current"] = job
+            job.task = asyncio.create_task(run_rotation(job), name="dashboard-key-rotation")
+        return _see_other(f"{PREFIX}/keys/rotation")
+
+    @router.get("/keys/rotation")
+    async def rotation_page(request: Request) -> Response:
+        job = rotation_job.get("current")
+        if job is None:
+            return _see_other(f"{PREFIX}/keys")
+        return pages.render(
+            request,
+            "key_rotation.html",
+            "Key rotation",
+            section="Keys",
+            job=job,
         )
 
     return router
