@@ -41,7 +41,7 @@ async def _diff(url: str) -> list[object]:
 
 async def test_migrated_schema_matches_the_models(database_url: str) -> None:
     assert await _diff(database_url) == []
-    assert await current_revision_async(database_url) == head_revision() == "0007"
+    assert await current_revision_async(database_url) == head_revision() == "0008"
 
 
 async def test_upgrade_is_idempotent_and_callable_from_async_code(database_url: str) -> None:
@@ -310,7 +310,7 @@ def test_upgrade_to_0005_adds_the_public_key_and_sealed_event_data_and_downgrade
     # and deliveries would be deleted by ON DELETE CASCADE if foreign keys stayed on).
     assert kept == ("discord", "a1", ["msg_plain"], ["msg_plain"], ["d_msg_plain"])
     assert current_revision(url) == "0004"
-    assert upgrade(url) == head_revision() == "0007"
+    assert upgrade(url) == head_revision() == "0008"
 
 
 ACCOUNT_ROW = (
@@ -350,3 +350,30 @@ def test_rebuilding_the_connections_table_on_sqlite_keeps_its_accounts(tmp_path:
 
     # One account kept, and the server's connections still enforce foreign keys.
     assert asyncio.run(seed_upgrade_count()) == 11
+
+
+@pytest.mark.postgres
+async def test_accounts_are_found_by_identifier_alone_through_an_index(
+    postgres_url: str,
+) -> None:
+    """Migration 0008: ``?identifier=`` without a connection, and keyset pages of one connection
+    or one status, are index reads on PostgreSQL, not scans of a million rows."""
+    engine = create_engine(postgres_url, null_pool=True)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("SET LOCAL enable_seqscan = off"))
+            plans = {}
+            for name, sql in {
+                "identifier": "SELECT id FROM connected_accounts WHERE identifier = 'u'",
+                "connection page": "SELECT id FROM connected_accounts WHERE connection_id = 'c'"
+                " AND id > 'a' ORDER BY id LIMIT 101",
+                "status page": "SELECT id FROM connected_accounts WHERE status = 'ACTIVE'"
+                " AND id > 'a' ORDER BY id LIMIT 101",
+            }.items():
+                rows = (await conn.execute(text(f"EXPLAIN {sql}"))).scalars().all()
+                plans[name] = "\n".join(rows)
+    finally:
+        await engine.dispose()
+    assert "ix_connected_accounts_identifier" in plans["identifier"], plans["identifier"]
+    assert "ix_connected_accounts_connection_id_id" in plans["connection page"], plans
+    assert "ix_connected_accounts_status_id" in plans["status page"], plans

@@ -103,6 +103,10 @@ class AccountRow(Base):
         UniqueConstraint("connection_id", "identifier"),
         Index(None, "status"),
         Index(None, "refresh_started_at"),
+        # Listing and finding accounts at a million rows (migration 0008).
+        Index(None, "identifier"),
+        Index(None, "connection_id", "id"),
+        Index(None, "status", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(26), primary_key=True)
