@@ -4,11 +4,14 @@ is stored, encrypted, never returned; tools, the proxy and tool policy act as th
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import httpx
 
 from tokenward.sandbox.state import token_label
+from tokenward.vault.repository import Vault
 
 from .conftest import ApiEnv, assert_error
 
@@ -334,3 +337,50 @@ def test_an_unknown_bot_identifier_says_how_to_create_it(api: ApiEnv) -> None:
     )
     assert "bot token" in error["message"]
     assert "authorization link" not in error["message"]
+
+
+def test_tool_calls_and_proxied_requests_are_in_the_audit_trail_with_their_api_client(
+    api: ApiEnv,
+) -> None:
+    """The dashboard's Activity reads these: the API client that asked, the tool or the route
+    (a template: ids of the major parameter only, no token), Discord's status and error code,
+    the time taken."""
+    bot_connection(api)
+    token, _bot_id = new_bot(api)
+    assert add_account(api, token).status_code == 201
+    proxy_headers = {"connection_name": "discordbot", "identifier": "team_1"}
+    assert execute(api, "discordbot_get_current_user").status_code == 200
+    assert api.get("/proxy/api/v10/users/@me", headers=proxy_headers).status_code == 200
+    missing = api.get("/proxy/api/v10/channels/1600000000000009999", headers=proxy_headers)
+    assert missing.status_code == 404
+
+    async def read() -> dict[str, list[dict[str, Any]]]:
+        vault = Vault.from_settings(api.settings)
+        try:
+            found: dict[str, list[dict[str, Any]]] = {}
+            for kind in ("tool.executed", "proxy.request"):
+                found[kind] = [e.data for e in await vault.list_events(kind=kind)]
+            return found
+        finally:
+            await vault.close()
+
+    deadline = time.monotonic() + 10
+    while True:  # the bookkeeper writes in the background, about once a second
+        events = asyncio.run(read())
+        if len(events["proxy.request"]) >= 2 and events["tool.executed"]:
+            break
+        assert time.monotonic() < deadline, events
+        time.sleep(0.2)
+    actor = f"api_client:{api.client_id}"
+    assert events["tool.executed"][-1]["tool"] == "discordbot_get_current_user"
+    assert events["tool.executed"][-1]["actor"] == actor
+    ok, refused = events["proxy.request"][-2:]
+    assert ok["route"] == "GET /users/@me"
+    assert ok["status"] == 200
+    assert ok["actor"] == actor
+    assert ok["latency_ms"] > 0
+    assert refused["route"] == "GET /channels/{channel_id}"
+    assert refused["major"] == "channel_id:1600000000000009999"
+    assert refused["status"] == 404
+    assert refused["discord_code"] == 10003
+    assert token not in repr(events)

@@ -1,4 +1,5 @@
-"""Bookkeeping off the request path: audit events of tool calls and ``last_used_at``.
+"""Bookkeeping off the request path: audit events of tool calls and proxied requests (with the
+API client that made them), and ``last_used_at``.
 
 A proxied call or a tool call must not wait for a database write (the open-source peer spends a
 SQL write per call on a "last fetched" timestamp). Calls note what happened in memory; a
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tokenward.clock import Clock
+from tokenward.vault.actor import current_actor
 from tokenward.vault.repository import Vault
 
 log = logging.getLogger("tokenward.bookkeeping")
@@ -54,7 +56,11 @@ class Bookkeeper:
     ) -> None:
         if len(self._events) == self._events.maxlen:
             self.dropped += 1
-        self._events.append((self.clock.time(), kind, connection_id, account_id, dict(data)))
+        noted = dict(data)
+        actor = current_actor()  # read now: the flush runs in another task
+        if actor is not None:
+            noted.setdefault("actor", actor)
+        self._events.append((self.clock.time(), kind, connection_id, account_id, noted))
         if len(self._events) >= self.max_pending:
             self._wake.set()
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
@@ -35,7 +36,8 @@ from tokenward.errors import (
 from tokenward.proxy.accounts import AccountCredentials, BotAccountCredentials
 from tokenward.proxy.client import CredentialSource
 from tokenward.proxy.paths import safe_path
-from tokenward.proxy.transport import HOP_BY_HOP, TransportError
+from tokenward.proxy.ratelimit import route_of
+from tokenward.proxy.transport import HOP_BY_HOP, TransportError, UpstreamResponse
 from tokenward.proxy.writes import retry_safe_write
 from tokenward.server.api.errors import error_headers
 from tokenward.server.container import Container
@@ -119,6 +121,7 @@ class ProxyEndpoint:
             await send_error(send, exc)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         auth = _header(headers, b"authorization")
         await self.authenticate(auth)
@@ -180,6 +183,9 @@ class ProxyEndpoint:
                 )
             raise
         container.bookkeeper.note_used(account.id)
+        _note_request(
+            container, connection.id, account.id, method, upstream_path, response, started
+        )
         out_headers = [
             (name.lower().encode("latin-1"), value.encode("latin-1"))
             for name, value in response.headers.items()
@@ -222,6 +228,44 @@ class ProxyEndpoint:
 
 
 _FORWARD_BYTES = frozenset(name.encode() for name in _FORWARD)
+
+
+def _note_request(
+    container: Container,
+    connection_id: str,
+    account_id: str,
+    method: str,
+    path: str,
+    response: UpstreamResponse,
+    started: float,
+) -> None:
+    """The audit trail's ``proxy.request``: the route as a template (ids of the major parameter
+    only; a webhook's or interaction's token never), Discord's status and error code, the time
+    taken; written in the background with the API client that asked (see the bookkeeper)."""
+    route = route_of(method, path)
+    data: dict[str, object] = {
+        "route": route.key,
+        "status": response.status,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        "attempts": response.attempts,
+    }
+    if route.major is not None:  # "channel_id:…", "guild_id:…", "webhook_id:…" (no token hash)
+        data["major"] = ":".join(route.major.split(":")[:2])
+    if response.status >= 400 and response.is_read:
+        code = _discord_code(response.content)
+        if code is not None:
+            data["discord_code"] = code
+    container.bookkeeper.note_event("proxy.request", connection_id, account_id, data)
+
+
+def _discord_code(content: bytes) -> int | None:
+    """Discord's JSON error code in an error body, if it has one."""
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
 
 
 def path_bytes(scope: Scope) -> bytes:

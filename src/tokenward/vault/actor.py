@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-__all__ = ["acting_as", "current_actor"]
+__all__ = ["acting_as", "current_actor", "set_request_actor"]
 
 _ACTOR: ContextVar[str | None] = ContextVar("tokenward_actor", default=None)
 
@@ -28,3 +28,10 @@ def acting_as(actor: str) -> Iterator[None]:
         yield
     finally:
         _ACTOR.reset(token)
+
+
+def set_request_actor(actor: str) -> None:
+    """Name the caller for the rest of the current request (its own task and context): the API
+    token check sets ``api_client:<client id>`` so the events a call causes say who made it."""
+    if _ACTOR.get() is None:
+        _ACTOR.set(actor)

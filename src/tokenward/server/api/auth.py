@@ -72,6 +72,7 @@ from tokenward.errors import (
     TokenwardError,
 )
 from tokenward.scopes import ADMIN, SCOPES, format_scopes, missing_scopes, parse_scopes
+from tokenward.vault.actor import set_request_actor
 from tokenward.vault.crypto import DerivedKeys, derive_key
 from tokenward.vault.repository import Vault
 
@@ -477,6 +478,8 @@ class ApiAuth:
                 "the API client this token was issued to no longer exists",
                 details={"reason": "client_deleted"},
             )
+        # The events this request causes (tool calls, proxied requests, changes) name the client.
+        set_request_actor(f"api_client:{client_id}")
         return ApiPrincipal(client_id, exp, scopes)
 
     def _verify(self, token: str) -> tuple[str, float, float, frozenset[str]]:

@@ -88,6 +88,7 @@ STATUS_LABELS: Final = {
 }
 EVENT_KINDS: Final = (
     "tool.executed",
+    "proxy.request",
     "account.created",
     "account.linked",
     "account.refreshed",
