@@ -6,14 +6,16 @@ are told through Redis), otherwise within ``MCP_REVOCATION_CACHE_SECONDS``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from tokenward.cli.app import app
 from tokenward.cli.output import JSON_OPTION, local_container, print_json, print_table, run_command
 from tokenward.clock import isoformat
-from tokenward.vault.mcp_sessions import McpSessionRecord
+
+if TYPE_CHECKING:  # the vault (SQLAlchemy) loads when a command runs, not for --help
+    from tokenward.vault.mcp_sessions import McpSessionRecord
 
 mcp_sessions_app = typer.Typer(
     help="MCP sessions: list a user's session URLs and revoke one.",
