@@ -802,34 +802,7 @@ class Vault:
                     ).first()
                     if existing is not None:
                         return self._account(existing)
-                    known = await conn.execute(
-                        select(CONNECTIONS.c.id).where(CONNECTIONS.c.id == connection_id)
-                    )
-                    if known.first() is None:
-                        raise ConnectionNotFound(
-                            f"connection {connection_id!r} does not exist",
-                            details={"id": connection_id},
-                        )
-                    now = self._now()
-                    aid = new_id(now)
-                    await conn.execute(
-                        insert(ACCOUNTS).values(
-                            id=aid,
-                            connection_id=connection_id,
-                            identifier=identifier,
-                            status=AccountStatus.PENDING_AUTH.value,
-                            version=0,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                    await self._event(
-                        conn,
-                        "account.created",
-                        connection_id=connection_id,
-                        account_id=aid,
-                        data={"identifier": identifier},
-                    )
+                    aid = await self._insert_account(conn, connection_id, identifier, self._now())
                     row = await self._require_account(conn, aid)
                     await emit(
                         self, conn, "connected_account.created", await account_data(conn, row)
@@ -978,6 +951,40 @@ class Vault:
                 )
                 changed.append(self._account(await self._require_account(conn, row.id)))
             return changed
+
+    async def _insert_account(
+        self, conn: AsyncConnection, connection_id: str, identifier: str, now: float
+    ) -> str:
+        """Within ``conn``'s transaction: a new ``PENDING_AUTH`` account row with its history
+        entry; its id. ``ConnectionNotFound`` for an unknown connection; a concurrent insert of
+        the same (connection, identifier) surfaces as ``IntegrityError``."""
+        known = await conn.execute(
+            select(CONNECTIONS.c.id).where(CONNECTIONS.c.id == connection_id)
+        )
+        if known.first() is None:
+            raise ConnectionNotFound(
+                f"connection {connection_id!r} does not exist", details={"id": connection_id}
+            )
+        aid = new_id(now)
+        await conn.execute(
+            insert(ACCOUNTS).values(
+                id=aid,
+                connection_id=connection_id,
+                identifier=identifier,
+                status=AccountStatus.PENDING_AUTH.value,
+                version=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await self._event(
+            conn,
+            "account.created",
+            connection_id=connection_id,
+            account_id=aid,
+            data={"identifier": identifier},
+        )
+        return aid
 
     async def _disconnect(
         self,
@@ -1171,33 +1178,7 @@ class Vault:
                         )
                     created = row is None
                     if row is None:
-                        known = await conn.execute(
-                            select(CONNECTIONS.c.id).where(CONNECTIONS.c.id == connection_id)
-                        )
-                        if known.first() is None:
-                            raise ConnectionNotFound(
-                                f"connection {connection_id!r} does not exist",
-                                details={"id": connection_id},
-                            )
-                        aid = new_id(now)
-                        await conn.execute(
-                            insert(ACCOUNTS).values(
-                                id=aid,
-                                connection_id=connection_id,
-                                identifier=identifier,
-                                status=AccountStatus.PENDING_AUTH.value,
-                                version=0,
-                                created_at=now,
-                                updated_at=now,
-                            )
-                        )
-                        await self._event(
-                            conn,
-                            "account.created",
-                            connection_id=connection_id,
-                            account_id=aid,
-                            data={"identifier": identifier},
-                        )
+                        aid = await self._insert_account(conn, connection_id, identifier, now)
                     else:
                         aid = row.id
                     await conn.execute(
