@@ -21,6 +21,12 @@ upstream costs next to nothing and what is measured is the proxies themselves:
 ``--upstream sandbox`` measures against the sandbox instead (it answers in about 0.1 ms of
 Python, on the same two cores).
 
+At c=32 it also reads the CPU time each process used during each run (``/proc`` for the proxies,
+nginx and redis-server; ``getrusage`` for wrk) and prints it per request. wrk and nginx share the
+machine's cores with the proxies, so two workers cannot be faster than
+``cores / (CPU per request of the workers + wrk + nginx + Redis)``; the bench prints that ceiling
+beside the two workers' figure.
+
 Requests rotate over the N users (a Lua script), so the gateway's per-token limit of 50
 requests/s is respected as it would be in production (N × 50 caps the gateway's throughput: keep
 N large). Prints p50/p99 latency at concurrency 1 and throughput at concurrency 32, then the
@@ -38,6 +44,7 @@ import base64
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -106,7 +113,47 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNIT[match.group(2)]
 
 
-def wrk(url: str, script: Path, connections: int, duration: int) -> dict[str, float]:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes have used so far (from /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process under it (the workers of ``serve --workers``)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def wrk(
+    url: str,
+    script: Path,
+    connections: int,
+    duration: int,
+    watch: dict[str, list[int]] | None = None,
+) -> dict[str, float]:
+    """One wrk run; with ``watch`` (name -> pids) also the CPU seconds each group and wrk itself
+    used during the run, per request (``cpu_<name>`` in µs)."""
+    before = {name: cpu_seconds(pids) for name, pids in (watch or {}).items()}
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
         capture_output=True,
@@ -121,6 +168,14 @@ def wrk(url: str, script: Path, connections: int, duration: int) -> dict[str, fl
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     assert rps, out
     result["rps"] = float(rps.group(1))
+    requests = re.search(r"(\d+) requests in", out)
+    if watch is not None and requests:
+        count = max(1, int(requests.group(1)))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        used = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+        result["cpu_wrk"] = used / count * 1e6
+        for name, pids in watch.items():
+            result[f"cpu_{name}"] = (cpu_seconds(pids) - before[name]) / count * 1e6
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     result["errors"] = float(non2xx.group(1)) if non2xx else 0.0
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -211,6 +266,19 @@ def start_nginx(workdir: Path, config: str, health: str) -> subprocess.Popen[byt
     raise SystemExit(f"nginx did not start: {(workdir / 'error.log').read_text()}")
 
 
+def redis_pids() -> list[int]:
+    """The redis-server processes on this machine (their CPU counts for tw-2)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "redis-server":
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def serve_has_workers() -> bool:
     done = subprocess.run([TOKENWARD, "serve", "--help"], capture_output=True, text=True)
     return "--workers" in done.stdout
@@ -263,17 +331,17 @@ def main() -> int:
     )
     procs.append(sandbox)
     upstream_url, front_url = sandbox_url, None
+    nginx_proc: subprocess.Popen[bytes] | None = None
     if args.upstream == "nginx":
         upstream_port, front_port = free_port(), free_port()
         upstream_url = f"http://127.0.0.1:{upstream_port}"
         front_url = f"http://127.0.0.1:{front_port}"
-        procs.append(
-            start_nginx(
-                tmp / "nginx",
-                nginx_config(tmp / "nginx", upstream_port, front_port, sandbox_port),
-                f"{upstream_url}{PATH}",
-            )
+        nginx_proc = start_nginx(
+            tmp / "nginx",
+            nginx_config(tmp / "nginx", upstream_port, front_port, sandbox_port),
+            f"{upstream_url}{PATH}",
         )
+        procs.append(nginx_proc)
     genv = {
         **env,
         "TOKENWARD_DATA_DIR": str(tmp / "data"),
@@ -341,22 +409,22 @@ def main() -> int:
         discord_tokens = httpx.get(f"{sandbox_url}/_sandbox/tokens").json()["access_tokens"]
         assert len(discord_tokens) >= args.users
 
+        two_workers: subprocess.Popen[bytes] | None = None
         if serve_has_workers() and redis_answers(args.redis):
             port = free_port()
             two_workers_url = f"http://127.0.0.1:{port}"
-            procs.append(
-                start(
-                    ["serve", "--workers", "2"],
-                    {
-                        **genv,
-                        "TOKENWARD_PORT": str(port),
-                        "TOKENWARD_PUBLIC_URL": two_workers_url,
-                        "TOKENWARD_REDIS_URL": args.redis,
-                    },
-                    f"{two_workers_url}/healthz",
-                    tmp / "gateway-2.log",
-                )
+            two_workers = start(
+                ["serve", "--workers", "2"],
+                {
+                    **genv,
+                    "TOKENWARD_PORT": str(port),
+                    "TOKENWARD_PUBLIC_URL": two_workers_url,
+                    "TOKENWARD_REDIS_URL": args.redis,
+                },
+                f"{two_workers_url}/healthz",
+                tmp / "gateway-2.log",
             )
+            procs.append(two_workers)
         else:
             print("tw-2 skipped: this serve has no --workers or Redis does not answer")
 
@@ -426,14 +494,23 @@ def main() -> int:
             wrk(gateway_url, proxy_lua, 32, args.duration)
             spy.wait()
         at_one = {"direct", "naive", "tw-1"}
+        # CPU per request at c=32: the proxy's own process(es), the upstream nginx, Redis.
+        proxy_pids = {"naive": [naive.pid], "tw-1": [gateway.pid]}
+        if two_workers is not None:
+            proxy_pids["tw-2"] = descendants(two_workers.pid)
+        others = {"nginx": descendants(nginx_proc.pid) if nginx_proc else []}
+        others["redis"] = [pid for pid in redis_pids() if two_workers is not None]
         results: dict[tuple[str, int], list[dict[str, float]]] = {}
         for connections in (1, 32):
             for _ in range(args.rounds):
                 for name, url, script in paths:
                     if connections == 1 and name not in at_one:
                         continue
+                    watch = None
+                    if connections == 32 and name in proxy_pids:
+                        watch = {"proxy": proxy_pids[name], **others}
                     results.setdefault((name, connections), []).append(
-                        wrk(url, script, connections, args.duration)
+                        wrk(url, script, connections, args.duration, watch)
                     )
 
         def med(name: str, c: int, key: str) -> float:
@@ -477,13 +554,29 @@ def main() -> int:
             f"tw-1 / naive at c=32 = {tw1 / naive_rps:.0%} (target ≥ 100%) "
             f"{'met' if verdict else 'MISSED'}"
         )
+        print(f"CPU per request at c=32, µs ({os.cpu_count()} cores shared by all of them):")
+        print(f"{'path':<8} {'proxy':>7} {'wrk':>7} {'nginx':>7} {'redis':>7}")
+        for name in proxy_pids:
+            print(
+                f"{name:<8} {med(name, 32, 'cpu_proxy'):>7.0f} {med(name, 32, 'cpu_wrk'):>7.0f} "
+                f"{med(name, 32, 'cpu_nginx'):>7.0f} {med(name, 32, 'cpu_redis'):>7.0f}"
+            )
         if two_workers_url:
             tw2 = med("tw-2", 32, "rps")
             verdict = tw2 >= 1.6 * tw1
             met &= verdict
+            # Two workers can at best keep every core busy: cores / (CPU per request of the
+            # workers, wrk, nginx and Redis together), measured in this run.
+            per_request = sum(
+                med("tw-2", 32, key) for key in ("cpu_proxy", "cpu_wrk", "cpu_nginx", "cpu_redis")
+            )
+            ceiling = (os.cpu_count() or 1) * 1e6 / per_request
             print(
                 f"tw-2 / tw-1 at c=32 = {tw2 / tw1:.2f}× (target ≥ 1.6×) "
-                f"{'met' if verdict else 'MISSED'}"
+                f"{'met' if verdict else 'MISSED'}; with wrk, nginx and Redis on the same "
+                f"{os.cpu_count()} cores, this run's CPU per request allows at most "
+                f"{ceiling:.0f}/s = {ceiling / tw1:.2f}× (two workers reached "
+                f"{tw2 / ceiling:.0%} of that)"
             )
         stats = httpx.get(f"{sandbox_url}/_sandbox/stats").json()
         print(

@@ -99,6 +99,10 @@ class SharedRedis:
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
         )
+        from tokenward.redis_pipe import ScriptPipe
+
+        # The hot path's scripts (the rate limiter) go through one pipelined connection.
+        self.pipe = ScriptPipe(self.client)
         self.channel = f"{prefix}invalidate"
         self.sender = secrets.token_hex(8)  # tells this process's own messages apart
         self.up = True  # optimistic until the first failure
@@ -256,5 +260,6 @@ class SharedRedis:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.flush()
+        await self.pipe.aclose()
         with contextlib.suppress(*redis_errors()):
             await self.client.aclose()

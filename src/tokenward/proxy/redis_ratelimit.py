@@ -42,7 +42,9 @@ there. When Redis answers again, acquires go back to the shared state.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import secrets
 from collections.abc import Mapping
 from types import TracebackType
@@ -248,6 +250,22 @@ return 1
 """
 
 
+# Slot ids: unique across every process sharing the Redis (a random prefix per process, drawn
+# again in a forked worker, then a counter), without a system call per acquire.
+_SLOT_PREFIX = ""
+_slot_numbers = itertools.count(1)
+
+
+def _new_slot_prefix() -> None:
+    global _SLOT_PREFIX, _slot_numbers
+    _SLOT_PREFIX = secrets.token_hex(6) + "."
+    _slot_numbers = itertools.count(1)
+
+
+_new_slot_prefix()
+os.register_at_fork(after_in_child=_new_slot_prefix)
+
+
 def _ms(seconds: float) -> int:
     return max(0, round(seconds * 1000))
 
@@ -282,7 +300,7 @@ class _SharedSlot:
         self.identity = identity
         self.major = major
         self.max_wait = max_wait
-        self.slot_id = secrets.token_hex(8)
+        self.slot_id = f"{_SLOT_PREFIX}{next(_slot_numbers):x}"
         self._bucket_key: str | None = None
         self._probe = False
         self._fallback: LimiterSlot | None = None
@@ -362,11 +380,11 @@ class RedisRateLimiter:
         self._prefix = prefix
         self._invalid_log = prefix + "inv"
         self._invalid_block = prefix + "inv:block"
-        client = shared.client
-        self._acquire = client.register_script(ACQUIRE)
-        self._update_script = client.register_script(UPDATE)
-        self._release_script = client.register_script(RELEASE)
-        self._cancel_script = client.register_script(CANCEL)
+        pipe = shared.pipe  # every script call pipelined with the others (tokenward.redis_pipe)
+        self._acquire = pipe.script(ACQUIRE)
+        self._update_script = pipe.script(UPDATE)
+        self._release_script = pipe.script(RELEASE)
+        self._cancel_script = pipe.script(CANCEL)
         self._pending: set[asyncio.Task[Any]] = set()
         self.shared_grants = 0
         self.fallback_grants = 0
