@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text, update
@@ -17,6 +18,7 @@ from tokenward.errors import (
     NotFoundError,
     ValidationError,
 )
+from tokenward.vault.actor import acting_as
 from tokenward.vault.crypto import Keyring, generate_key
 from tokenward.vault.db import create_engine
 from tokenward.vault.models import AccountStatus
@@ -519,6 +521,65 @@ async def test_record_event_refuses_secret_bearing_keys(vault: Vault) -> None:
     events = await vault.list_events(kind="tool.executed")
     assert [e.data for e in events] == [{"tool": "get_user", "status": "ok", "ms": 3}]
     assert await vault.list_events(after_id=events[0].id) == []
+
+
+async def test_record_usage_stores_what_record_event_stores(vault: Vault) -> None:
+    """The hot path's batch writer (data serialized once, rows as tuples) reads back exactly as
+    the single-event writer's rows do, whatever the data holds."""
+    conn = await make_connection(vault)
+    account = await vault.get_or_create_account(conn.id, "ada")
+    samples: list[dict[str, Any]] = [
+        {"route": "GET /channels/{channel_id}/messages", "status": 200, "latency_ms": 12.34},
+        {"route": "POST /x", "status": 404, "discord_code": 10003, "attempts": 2, "ms": 1e-07},
+        {"tool": "t", "status": "ok", "none": None, "nested": {"a": [1, 2.5, None, "é"]}},
+        {"text": 'héllo ✓ \u2028 "quoted" \\ back', "big": 2**70, "neg": -(2**63)},
+        {"flag": True, "off": False, "empty": {}, "list": [], "float": 1e16, "small": 5e-324},
+        {"actor": "api_client:mine", "status": 200},
+        {},
+    ]
+    with acting_as("operator:alice"):
+        for data in samples:
+            await vault.record_event("probe.single", account_id=account.id, data=data)
+        await vault.record_usage(
+            [(1.5, "probe.batch", conn.id, account.id, data) for data in samples],
+            {account.id: 7.25},
+        )
+    single = await vault.list_events(kind="probe.single")
+    batch = await vault.list_events(kind="probe.batch")
+    assert [e.data for e in batch] == [e.data for e in single]
+    assert batch[0].data == {**samples[0], "actor": "operator:alice"}
+    assert batch[5].data["actor"] == "api_client:mine"
+    assert [(e.at, e.connection_id, e.account_id) for e in batch] == [
+        (1.5, conn.id, account.id)
+    ] * len(samples)
+    assert (await vault.get_account(account.id)).last_used_at == 7.25
+    async with vault.engine.connect() as c:
+        stored = (
+            await c.execute(
+                text("SELECT CAST(data AS TEXT) FROM events WHERE kind = 'probe.batch'")
+            )
+        ).scalars()
+        assert all(raw.isascii() for raw in stored), "non-ASCII text is stored escaped"
+
+    # Without an actor in context, none is added.
+    await vault.record_usage([(2.0, "probe.plain", None, None, {"status": 200})], {})
+    assert [e.data for e in await vault.list_events(kind="probe.plain")] == [{"status": 200}]
+
+
+@pytest.mark.parametrize("key", ["access_token", "Token", "AUTHORIZATION", "code"])
+async def test_record_usage_refuses_secret_bearing_keys(vault: Vault, key: str) -> None:
+    # The clean keys are remembered; a batch repeating them still has each new key checked.
+    await vault.record_usage([(1.0, "probe", None, None, {"route": "r", "status": 1})], {})
+    with pytest.raises(ValueError, match=key):
+        await vault.record_usage(
+            [
+                (2.0, "probe", None, None, {"route": "r", "status": 1}),
+                (3.0, "probe", None, None, {"route": "r", key: "x"}),
+            ],
+            {},
+        )
+    # Nothing of the refused batch was written.
+    assert [e.at for e in await vault.list_events(kind="probe")] == [1.0]
 
 
 # -- secrecy at rest -----------------------------------------------------------------------

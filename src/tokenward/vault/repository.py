@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, NamedTuple
 
+import orjson
 from pydantic import SecretStr
 from sqlalchemy import (
     Row,
@@ -52,6 +53,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
@@ -388,15 +390,69 @@ def _stored_patterns(value: Any) -> tuple[str, ...] | None:
     return tuple(str(item) for item in value)
 
 
-def _check_event_data(data: Mapping[str, Any]) -> dict[str, Any]:
+# Event data keys already found clean, remembered (up to a bound) so that the hot path's events,
+# which repeat a handful of keys, are checked with one set lookup per key.
+_CLEAN_EVENT_KEYS: set[str] = set()
+_CLEAN_EVENT_KEYS_MAX: Final = 1024
+
+
+def _check_event_keys(data: Mapping[str, Any]) -> None:
+    if _CLEAN_EVENT_KEYS.issuperset(data):
+        return
     bad = sorted(k for k in data if k.lower() in FORBIDDEN_EVENT_KEYS)
     if bad:
         raise ValueError(f"event data may not carry secret-bearing keys: {bad}")
+    if len(_CLEAN_EVENT_KEYS) < _CLEAN_EVENT_KEYS_MAX:
+        _CLEAN_EVENT_KEYS.update(data)
+
+
+def _check_event_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    _check_event_keys(data)
     checked = dict(data)
     actor = current_actor()
     if actor is not None:
         checked.setdefault("actor", actor)
     return checked
+
+
+# Subclasses of builtins (enums), dataclasses and dates go to json.dumps, as they did.
+_ORJSON_OPTIONS: Final = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+)
+
+
+def _event_json(data: Mapping[str, Any], actor: str | None) -> str:
+    """An event's ``data`` (with ``actor`` unless it names one) as the JSON text the ``data``
+    column stores: orjson's, which reads back as the same value as the column's own
+    ``json.dumps`` at a tenth of the cost. Whatever orjson would spell differently goes through
+    ``json.dumps`` as before: what it refuses (big integers, non-string keys, subclasses),
+    ``null`` (orjson also writes NaN and infinities so) and non-ASCII text (stored escaped)."""
+    if actor is not None and "actor" not in data:
+        data = {**data, "actor": actor}
+    try:
+        raw = orjson.dumps(data, option=_ORJSON_OPTIONS)
+    except TypeError:
+        return json.dumps(dict(data))
+    if b"null" in raw or not raw.isascii():
+        return json.dumps(dict(data))
+    return raw.decode("ascii")
+
+
+_EVENT_COLUMNS: Final = ("at", "kind", "connection_id", "account_id", "data")
+
+
+def _insert_events_sql(dialect: Dialect) -> str:
+    """The statement SQLAlchemy sends for ``insert(EVENTS)`` of many rows, with positional
+    parameters in the order of ``_EVENT_COLUMNS``: executed with plain tuples, it skips the
+    per-row bind processing (for ``data``, a ``json.dumps``)."""
+    compiled = insert(EVENTS).compile(
+        dialect=dialect, column_keys=list(_EVENT_COLUMNS), for_executemany=True
+    )
+    if not compiled.positional or tuple(compiled.positiontup or ()) != _EVENT_COLUMNS:
+        raise RuntimeError(f"unexpected events INSERT for {dialect.name}: {compiled.string}")
+    return compiled.string
 
 
 def _encode_page_token(last_id: str) -> str:
@@ -433,6 +489,7 @@ class Vault:
         self.clock = clock
         self._writer = write_engine(engine)
         self._refresh_engine: AsyncEngine | None = None
+        self._insert_events = _insert_events_sql(engine.dialect)
         # Set by the composition root: how status events build their authorization links, and
         # what to wake when an event is written (the delivery worker).
         self.event_links: EventLinks | None = None
@@ -1942,22 +1999,21 @@ class Vault:
     ) -> None:
         """Append many events ``(at, kind, connection_id, account_id, data)`` and set
         ``last_used_at`` of many accounts, in one transaction: the hot path's bookkeeping,
-        written in the background. ``data`` must hold no secret."""
-        rows = [
-            {
-                "at": at,
-                "kind": kind,
-                "connection_id": connection_id,
-                "account_id": account_id,
-                "data": _check_event_data(data),
-            }
-            for at, kind, connection_id, account_id, data in events
-        ]
+        written in the background. ``data`` must hold no secret.
+
+        Thousands of events a second come this way (a proxied request is one), so the rows go
+        to the driver as tuples, ``data`` serialized once (see ``_event_json``): the same rows
+        as ``insert(EVENTS)`` would write, without SQLAlchemy's per-row work."""
+        actor = current_actor()
+        rows: list[tuple[float, str, str | None, str | None, str]] = []
+        for at, kind, connection_id, account_id, data in events:
+            _check_event_keys(data)
+            rows.append((at, kind, connection_id, account_id, _event_json(data, actor)))
         if not rows and not last_used:
             return
         async with self._writer.begin() as conn:
             if rows:
-                await conn.execute(insert(EVENTS), rows)
+                await conn.exec_driver_sql(self._insert_events, rows)
             if last_used:
                 # One statement executed for many rows (the driver batches it), not one
                 # round trip per account.
