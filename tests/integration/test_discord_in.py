@@ -420,6 +420,43 @@ async def test_deauthorizing_in_discord_disconnects_the_users_accounts_at_once_w
     assert (await container.vault.get_account(ada_work)).status == AccountStatus.ACTIVE
 
 
+async def test_a_late_deauthorization_leaves_an_account_linked_again_since_alone(
+    container: Container, gateway: Gateway, receiver: Receiver
+) -> None:
+    """Discord retries event deliveries: a deauthorization raised before the user linked again
+    must not end the new grant; one raised after the link still does."""
+    app = await wire_up(container, gateway, receiver, ["connected_account.status_updated"])
+    ada = await link(container, "ada", ADA)
+    events_url = f"{gateway.sandbox_url}/_sandbox/applications/{app.client_id}/events"
+
+    def deauthorize(raised_seconds_ago: float) -> None:
+        outcome = httpx.post(
+            events_url,
+            json={
+                "type": "APPLICATION_DEAUTHORIZED",
+                "user_id": ADA,
+                "raised_seconds_ago": raised_seconds_ago,
+            },
+        ).json()
+        assert outcome["http_status"] == 204, outcome
+
+    deauthorize(60)  # raised a minute ago, before the link: a retry of an old event
+    account = await container.vault.get_account(ada)
+    assert account.status == AccountStatus.ACTIVE
+    assert account.access_token is not None
+    deauthorize(0)  # raised now, after the link
+    account = await container.vault.get_account(ada)
+    assert account.status == AccountStatus.DISCONNECTED
+    assert account.status_reason == "deauthorized in Discord"
+    # The sandbox refuses a date it cannot give, naming the field.
+    refused = httpx.post(
+        events_url,
+        json={"type": "APPLICATION_DEAUTHORIZED", "user_id": ADA, "raised_seconds_ago": -1},
+    )
+    assert refused.status_code == 400
+    assert "raised_seconds_ago" in refused.json()["error"]["details"]["fields"]
+
+
 async def test_other_webhook_events_reach_the_application_and_pings_get_204(
     container: Container, gateway: Gateway, receiver: Receiver
 ) -> None:

@@ -397,9 +397,12 @@ async def deliver_event(
     data: dict[str, Any] | None = None,
     signature: Signature = "valid",
     url: str | None = None,
+    raised_seconds_ago: float = 0.0,
 ) -> dict[str, Any]:
     """Send a webhook event (``event_type``) or, with ``event_type=None``, a PING (type 0) to the
-    application's ``event_webhooks_url``; records and returns the delivery."""
+    application's ``event_webhooks_url``; records and returns the delivery. With
+    ``raised_seconds_ago`` the event's ``timestamp`` is that far in the past: a late delivery,
+    as Discord's retries make."""
     world = state.world
     url = url or app.event_webhooks_url
     assert url is not None
@@ -407,7 +410,8 @@ async def deliver_event(
     payload: dict[str, Any] = {"version": 1, "application_id": app.client_id, "type": 0}
     if event_type is not None:
         payload["type"] = 1
-        event: dict[str, Any] = {"type": event_type, "timestamp": event_timestamp(now)}
+        raised = now - raised_seconds_ago
+        event: dict[str, Any] = {"type": event_type, "timestamp": event_timestamp(raised)}
         if data is not None:
             event["data"] = data
         payload["event"] = event

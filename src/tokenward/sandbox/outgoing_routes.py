@@ -435,7 +435,9 @@ def routes(state: SandboxState) -> list[BaseRoute]:
         try:
             app = _application(state, request.path_params["client_id"])
             data = await _json_object(request)
-            _reject_unknown(data, {"type", "data", "user_id", "signature", "url"})
+            _reject_unknown(
+                data, {"type", "data", "user_id", "signature", "url", "raised_seconds_ago"}
+            )
             kind = data.get("type")
             if kind not in EVENT_TYPES:
                 raise ValidationError(
@@ -463,9 +465,18 @@ def routes(state: SandboxState) -> list[BaseRoute]:
                 raise ValidationError("data must be an object", fields={"data": "an object"})
             signature = _signature(data)
             url = _events_target(app, data)
+            late = data.get("raised_seconds_ago", 0)
+            in_range = isinstance(late, int | float) and 0 <= late <= 86400
+            if isinstance(late, bool) or not in_range:
+                raise ValidationError(
+                    "raised_seconds_ago must be a number of seconds from 0 to 86400",
+                    fields={"raised_seconds_ago": "seconds between 0 and 86400"},
+                )
         except TokenwardError as exc:
             return _error(exc)
-        record = await deliver_event(state, app, str(kind), body, signature, url)
+        record = await deliver_event(
+            state, app, str(kind), body, signature, url, raised_seconds_ago=float(late)
+        )
         record["subscribed"] = event_subscribed(app, str(kind))
         return JSONResponse(record)
 

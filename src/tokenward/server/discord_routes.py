@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -169,8 +170,9 @@ def discord_router(container: Container) -> APIRouter:
         Discord application. Signatures are checked as for interactions. A PING (`type: 0`) is
         answered 204; `APPLICATION_DEAUTHORIZED` turns every connected account of that Discord
         user `DISCONNECTED` at once (reason "deauthorized in Discord", with a
-        `connected_account.status_updated` event each); every other event is sent to your
-        webhook endpoints as a `discord.event` event."""
+        `connected_account.status_updated` event each), except an account linked again after the
+        event's `timestamp` (a late delivery does not end the newer grant); every other event is
+        sent to your webhook endpoints as a `discord.event` event."""
         connection, body = await _verified(container, connection_id, request)
         if body.get("type") == 0:
             return Response(status_code=204)
@@ -189,14 +191,16 @@ def discord_router(container: Container) -> APIRouter:
                     fields={"event.data.user.id": "must be the Discord user's id"},
                 )
             changed = await container.vault.disconnect_provider_user(
-                connection.id, user_id, DEAUTHORIZED_REASON
+                connection.id, user_id, DEAUTHORIZED_REASON, raised_at=_raised_at(event)
             )
             for account in changed:
                 container.directory.forget(account.connection_id, account.identifier)
             log.info(
-                "Discord user %s deauthorized connection %s: %d account(s) disconnected",
+                "Discord user %s deauthorized connection %s (event of %s): %d account(s) "
+                "disconnected",
                 user_id,
                 connection.name,
+                event.get("timestamp") if isinstance(event.get("timestamp"), str) else "?",
                 len(changed),
             )
         else:
@@ -204,3 +208,18 @@ def discord_router(container: Container) -> APIRouter:
         return Response(status_code=204)
 
     return router
+
+
+def _raised_at(event: dict[str, Any]) -> float | None:
+    """When Discord raised a webhook event (its ``timestamp``, ISO 8601, UTC when it names no
+    zone), as epoch seconds; None when absent or unreadable (the event then counts as new)."""
+    stamp = event.get("timestamp")
+    if not isinstance(stamp, str):
+        return None
+    try:
+        when = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()

@@ -46,6 +46,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    exists,
     func,
     insert,
     or_,
@@ -955,7 +956,12 @@ class Vault:
             return self._account(await self._require_account(conn, account_id))
 
     async def disconnect_provider_user(
-        self, connection_id: str, provider_user_id: str, reason: str
+        self,
+        connection_id: str,
+        provider_user_id: str,
+        reason: str,
+        *,
+        raised_at: float | None = None,
     ) -> list[AccountRecord]:
         """The user removed the application in Discord: every account of that Discord user
         (``provider_user_id``) through this connection's Discord application (this connection,
@@ -963,7 +969,9 @@ class Vault:
         becomes ``DISCONNECTED`` with ``reason``, its dead tokens and any refresh in flight
         dropped, with an audit event and a ``connected_account.status_updated`` event each, all
         in one transaction. Accounts already ``DISCONNECTED`` are left alone (a repeated event
-        changes nothing). Returns the accounts changed."""
+        changes nothing), and so is an account linked again after ``raised_at`` (when Discord
+        raised the event: a late delivery must not end the grant the user gave since). Returns
+        the accounts changed."""
         _validate_text("provider_user_id", provider_user_id, max_len=64)
         async with self._writer.begin() as conn:
             connection = (
@@ -994,6 +1002,12 @@ class Vault:
                         same_app,
                         ACCOUNTS.c.provider_user_id == provider_user_id,
                         ACCOUNTS.c.status != AccountStatus.DISCONNECTED.value,
+                        true()
+                        if raised_at is None
+                        else ~exists().where(
+                            AUTH_REQUESTS.c.account_id == ACCOUNTS.c.id,
+                            AUTH_REQUESTS.c.completed_at > raised_at,
+                        ),
                     )
                     .order_by(ACCOUNTS.c.id)
                     .with_for_update(of=ACCOUNTS)
