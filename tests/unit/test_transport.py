@@ -329,6 +329,24 @@ async def test_buffer_leaves_a_large_body_to_stream(
     assert await again.read() == b"y" * 500
 
 
+async def test_a_small_declared_body_is_read_whole_by_send(
+    upstream: str, transport: AiohttpTransport
+) -> None:
+    """An answer with a Content-Length within the caller's bound comes back already read (one
+    read, its connection back in the pool); a longer one is left to stream."""
+    small = await transport.send(UpstreamRequest("GET", upstream + "/api/echo"))
+    assert small.is_read
+    assert small.json()["path"] == "/api/echo"
+    size = int(small.headers["Content-Length"])
+    bounded = await transport.send(
+        UpstreamRequest("GET", upstream + "/api/echo", read_whole_below=size - 1)
+    )
+    assert not bounded.is_read
+    assert (await bounded.read())[:1] == b"{"
+    chunked = await transport.send(UpstreamRequest("GET", upstream + "/api/stream?chunks=2"))
+    assert not chunked.is_read  # no Content-Length: streamed as before
+
+
 async def test_buffer_does_not_read_a_body_declared_too_large() -> None:
     started: list[bool] = []
     closed: list[bool] = []

@@ -339,7 +339,12 @@ class ProviderClient:
                 if fresh_budget:
                     started, fresh_budget = now, False
                 upstream = UpstreamRequest(
-                    verb, url, tuple(out_headers), body, self._attempt_timeout(started, now)
+                    verb,
+                    url,
+                    tuple(out_headers),
+                    body,
+                    self._attempt_timeout(started, now),
+                    read_whole_below=self.buffer_limit,
                 )
                 sends += 1
                 sent_at = time.perf_counter()

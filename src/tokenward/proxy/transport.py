@@ -141,6 +141,9 @@ class UpstreamRequest:
     headers: tuple[tuple[str, str], ...] = ()
     body: Body = field(default=None, repr=False)
     timeout: float | None = None  # total seconds for this call; the transport default otherwise
+    # An answer declaring at most this many bytes may be read whole before send() returns (the
+    # caller holds answers up to this size anyway); None: the transport's own bound.
+    read_whole_below: int | None = None
 
     def header(self, name: str) -> str | None:
         low = name.lower()
@@ -368,6 +371,19 @@ def _error_kind(exc: BaseException) -> ErrorKind:
     return ErrorKind.PROTOCOL
 
 
+class _Broken:
+    """The body of an answer that broke off: raises ``error`` when read."""
+
+    def __init__(self, error: TransportError) -> None:
+        self.error = error
+
+    def __aiter__(self) -> _Broken:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise self.error
+
+
 class AiohttpTransport:
     """The production transport: one pooled ``aiohttp`` session, created on first use."""
 
@@ -379,8 +395,11 @@ class AiohttpTransport:
         pool_size: int = 512,
         keepalive_seconds: float = 30.0,
         chunk_size: int = 64 * 1024,
+        read_whole_below: int = 1024 * 1024,
     ) -> None:
         self.timeouts = timeouts or Timeouts()
+        # Answers that declare at most this many bytes are read whole before send() returns.
+        self.read_whole_below = read_whole_below
         self.max_response_bytes = max_response_bytes
         self._pool_size = pool_size
         self._keepalive = keepalive_seconds
@@ -443,6 +462,31 @@ class AiohttpTransport:
                 ErrorKind.RESPONSE_TOO_LARGE,
                 f"the response declares {declared} bytes, over the cap of "
                 f"{self.max_response_bytes}",
+            )
+
+        if (
+            declared is not None
+            and declared
+            <= (
+                self.read_whole_below
+                if request.read_whole_below is None
+                else min(request.read_whole_below, self.read_whole_below)
+            )
+            and not response.headers.get("Content-Encoding")  # decoded, it could be any size
+        ):
+            # The common case (Discord's JSON answers): the whole body in one read, instead of
+            # a chain of async generators handing on chunks. A body that breaks off is reported
+            # when it is read, as a streamed one would be.
+            try:
+                content = await response.read()
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                response.close()
+                return UpstreamResponse(
+                    response.status, headers, stream=_Broken(TransportError(_error_kind(exc)))
+                )
+            response.release()
+            return UpstreamResponse(
+                response.status, headers, content=content, max_bytes=self.max_response_bytes
             )
 
         async def chunks() -> AsyncIterator[bytes]:
