@@ -213,14 +213,21 @@ class Connectors:
     starts with its provider's name)."""
 
     def __init__(self, connectors: Iterable[Connector]) -> None:
-        self._by_name: dict[str, Connector] = {}
-        self._by_tool: dict[str, Connector] = {}
-        for connector in connectors:
-            self._by_name[connector.name] = connector
-            for tool in connector.catalog.names():
-                if tool in self._by_tool:
-                    raise ConfigError(f"tool {tool!r} is defined by two providers")
-                self._by_tool[tool] = connector
+        self._by_name: dict[str, Connector] = {c.name: c for c in connectors}
+        self._tools: dict[str, Connector] | None = None
+
+    @property
+    def _by_tool(self) -> dict[str, Connector]:
+        """Every tool's connector; built (and the catalogs loaded) on first use."""
+        if self._tools is None:
+            by_tool: dict[str, Connector] = {}
+            for connector in self._by_name.values():
+                for tool in connector.catalog.names():
+                    if tool in by_tool:
+                        raise ConfigError(f"tool {tool!r} is defined by two providers")
+                    by_tool[tool] = connector
+            self._tools = by_tool
+        return self._tools
 
     @classmethod
     def build(
@@ -232,13 +239,14 @@ class Connectors:
         oauth_timeout: float = 15.0,
         names: Iterable[str] | None = None,
     ) -> Connectors:
-        """Load the providers ``names`` (default: every installed one). ``base_urls`` replaces a
+        """Load the providers ``names`` (default: every installed one; their tool catalogs on
+        first use, see :meth:`Catalog.lazy`). ``base_urls`` replaces a
         provider.yaml base URL by another (``{"https://discord.com": sandbox_url}``); OAuth2 calls
         go through ``transport``."""
         overrides = {k.rstrip("/"): v.rstrip("/") for k, v in (base_urls or {}).items()}
         built: list[Connector] = []
         for name in names if names is not None else installed_providers():
-            catalog = Catalog.load(name)
+            catalog = Catalog.lazy(name)
             spec = catalog.provider
             base = overrides.get(spec.base_url.rstrip("/"), spec.base_url.rstrip("/"))
             accounts = account_credential(spec)

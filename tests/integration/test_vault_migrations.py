@@ -14,12 +14,16 @@ from tokenward.config import Settings
 from tokenward.errors import ConfigError
 from tokenward.vault.db import (
     MIGRATIONS_DIR,
+    _alembic_config,
+    _revision_graph,
     create_engine,
     current_revision,
     current_revision_async,
     downgrade,
     head_revision,
+    known_revisions,
     normalize_database_url,
+    read_revision,
     upgrade,
     upgrade_async,
 )
@@ -47,6 +51,39 @@ async def test_migrated_schema_matches_the_models(database_url: str) -> None:
 async def test_upgrade_is_idempotent_and_callable_from_async_code(database_url: str) -> None:
     assert await upgrade_async(database_url) == head_revision()
     assert await upgrade_async(database_url) == head_revision()
+
+
+def test_revisions_read_without_alembic_are_alembics() -> None:
+    """``head_revision``/``known_revisions`` read the migration files themselves (start-up
+    time); they must agree with Alembic's own reading of the scripts."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config("sqlite://"))
+    assert _revision_graph() is not None  # the plain reading applies, no fallback
+    assert head_revision() == script.get_current_head()
+    assert known_revisions() == {rev.revision for rev in script.walk_revisions()}
+
+
+async def test_read_revision_answers_what_alembic_answers(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'tw.db'}"
+    engine = create_engine(url, null_pool=True)
+
+    async def both() -> tuple[str | None, str | None]:
+        ours = await read_revision(engine)
+        async with engine.connect() as conn:
+            theirs = await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+        return ours, theirs
+
+    try:
+        assert await both() == (None, None)  # no alembic_version table yet
+        await upgrade_async(url, "0003")
+        assert await both() == ("0003", "0003")
+        await upgrade_async(url)
+        assert await both() == (head_revision(), head_revision())
+    finally:
+        await engine.dispose()
 
 
 def test_fresh_sqlite_upgrade_downgrade_upgrade(tmp_path: Path) -> None:

@@ -69,6 +69,32 @@ def test_both_discord_providers_are_installed_and_differ_by_their_files() -> Non
     assert user.errors.scope_for_path("/api/v10/users/@me/guilds") == "guilds"
 
 
+def test_tool_catalogs_load_on_first_use_not_when_the_connectors_are_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``tokenward serve`` builds the connectors at start-up: only provider.yaml is read then
+    (parsing the tool catalogs takes a few hundred milliseconds); the tools on first use."""
+    from tokenward.providers import loader
+    from tokenward.tools import catalog as catalog_module
+
+    loaded: list[str] = []
+
+    def counting(name: str = "discord") -> loader.LoadedProvider:
+        loaded.append(name)
+        return loader.load_provider(name)
+
+    monkeypatch.setattr(catalog_module, "load_provider", counting)
+    connectors = Connectors.build(transport=MockTransport(answer_ok), version="1.0")
+    discord = connectors.provider("discord")
+    assert discord.spec.name == "discord"
+    assert discord.oauth is not None
+    assert loaded == []
+    assert connectors.for_tool("discord_consume_entitlement").name == "discord"
+    assert sorted(loaded) == ["discord", "discordbot"]
+    assert discord.catalog.provider == loader.load_provider("discord").spec
+    assert set(connectors.names()) == {t.name for t in connectors.tools()}
+
+
 def test_an_unknown_provider_is_a_validation_error_naming_the_field() -> None:
     connectors, _ = build()
     with pytest.raises(ValidationError) as caught:

@@ -243,15 +243,39 @@ def load_provider_from_text(
     return LoadedProvider(spec=spec, tools=attached, hooks=hooks, defs=defs)
 
 
+def _provider_package(name: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise ConfigError(f"provider name {name!r} is not valid")
+    return f"tokenward.providers.{name}"
+
+
+@functools.cache
+def load_provider_spec(name: str = "discord") -> ProviderSpec:
+    """The packaged provider ``name``'s ``provider.yaml`` alone, checked by its model.
+
+    Cheap next to :func:`load_provider` (a few kilobytes, not the tool catalog): what a server
+    needs to start (base URL, OAuth2 endpoints, auth schemes); the tools are checked on first use.
+    """
+    package = _provider_package(name)
+    try:
+        text = (resources.files(package) / "provider.yaml").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError) as exc:
+        raise ConfigError(f"provider {name!r} is not installed: {exc}") from exc
+    raw = _parse_yaml(text, "provider.yaml")
+    try:
+        return ProviderSpec.model_validate_json(raw)
+    except pydantic.ValidationError as exc:
+        _raise(_model_problems(exc, "provider.yaml", raw))
+        raise  # pragma: no cover  (_raise raised)
+
+
 @functools.cache
 def load_provider(name: str = "discord") -> LoadedProvider:
     """The packaged provider ``name`` (``providers/<name>/`` files + ``<name>.hooks.HOOKS``).
 
     Cached: the files are read and checked once per process.
     """
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-        raise ConfigError(f"provider name {name!r} is not valid")
-    package = f"tokenward.providers.{name}"
+    package = _provider_package(name)
     try:
         folder = resources.files(package)
         provider_yaml = (folder / "provider.yaml").read_text(encoding="utf-8")

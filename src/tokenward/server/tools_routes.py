@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from tokenward.server.api.auth import scoped
 from tokenward.server.api.errors import error_responses
 from tokenward.server.container import Container
-from tokenward.tools.schemas import agent_description, input_schema
 
 
 class ToolDescription(BaseModel):
@@ -49,27 +48,33 @@ def tools_router(container: Container) -> APIRouter:
     """Include with the API-token dependency: ``app.include_router(r, dependencies=[...])``."""
     router = APIRouter(prefix="/api/v1/tools", tags=["tools"])
 
-    listing = ToolList(
-        tools=[
-            ToolDescription(
-                name=tool.name,
-                description=agent_description(tool),
-                input_schema=input_schema(tool),
-                annotations={
-                    "read_only": tool.annotations.read_only,
-                    "idempotent": tool.annotations.idempotent,
-                    "destructive": tool.annotations.destructive,
-                    "open_world": tool.annotations.open_world,
-                    "deprecated": tool.annotations.deprecated,
-                    "replaced_by": tool.annotations.replaced_by,
-                },
-                scopes=list(tool.scopes),
-                auth=tool.auth,
-                output=tool.output,
-            )
-            for tool in container.catalog.tools()
-        ]
-    )
+    listing: ToolList | None = None
+
+    def build_listing() -> ToolList:
+        # On the first call, not at start-up: it needs the whole catalog (loaded on first use).
+        from tokenward.tools.schemas import agent_description, input_schema
+
+        return ToolList(
+            tools=[
+                ToolDescription(
+                    name=tool.name,
+                    description=agent_description(tool),
+                    input_schema=input_schema(tool),
+                    annotations={
+                        "read_only": tool.annotations.read_only,
+                        "idempotent": tool.annotations.idempotent,
+                        "destructive": tool.annotations.destructive,
+                        "open_world": tool.annotations.open_world,
+                        "deprecated": tool.annotations.deprecated,
+                        "replaced_by": tool.annotations.replaced_by,
+                    },
+                    scopes=list(tool.scopes),
+                    auth=tool.auth,
+                    output=tool.output,
+                )
+                for tool in container.catalog.tools()
+            ]
+        )
 
     @router.get(
         "",
@@ -80,6 +85,9 @@ def tools_router(container: Container) -> APIRouter:
     )
     async def list_tools() -> ToolList:
         """Every tool with its description, JSON Schema input and annotations."""
+        nonlocal listing
+        if listing is None:
+            listing = build_listing()
         return listing
 
     @router.post(

@@ -26,7 +26,7 @@ from urllib.parse import quote, urlencode
 from tokenward.clock import Clock
 from tokenward.errors import BotTokenRequired, ToolNotFound, ValidationError
 from tokenward.providers.hooks import HookContext, RouteChoice
-from tokenward.providers.loader import LoadedProvider, load_provider
+from tokenward.providers.loader import LoadedProvider, load_provider, load_provider_spec
 from tokenward.providers.models import (
     BODY_ROOT,
     OutputKind,
@@ -35,7 +35,6 @@ from tokenward.providers.models import (
     ResolvedAuth,
     ToolSpec,
 )
-from tokenward.tools.validation import decode_file, validate_input
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 PROVIDERS = ("discord", "discordbot")
@@ -172,6 +171,8 @@ def _multipart_body(params: Sequence[ParamSpec], arguments: Mapping[str, Any]) -
             continue
         value = arguments[p.name]
         if p.file is not None:
+            from tokenward.tools.validation import decode_file  # with jsonschema: on first use
+
             data, media_type = decode_file(p, value)
             head = (
                 f'Content-Disposition: form-data; name="{p.wire_name}"; '
@@ -224,12 +225,33 @@ class Catalog:
     """A provider's tools, ready to validate, prepare and finish calls."""
 
     def __init__(self, provider: LoadedProvider) -> None:
-        self._provider = provider
+        self._loaded: LoadedProvider | None = provider
+        self._name = provider.spec.name
 
     @classmethod
     def load(cls, name: str = "discord") -> Catalog:
         """The catalog of a packaged provider (its files are read and checked once)."""
         return cls(load_provider(name))
+
+    @classmethod
+    def lazy(cls, name: str = "discord") -> Catalog:
+        """The catalog of a packaged provider, its tools read and checked on first use.
+
+        Only ``provider.yaml`` is read now (:attr:`provider`): parsing and checking a tool
+        catalog takes a few hundred milliseconds, which a server should not spend before it
+        answers (``tokenward serve``'s start-up).
+        """
+        catalog = cls.__new__(cls)
+        catalog._loaded = None
+        catalog._name = name
+        load_provider_spec(name)  # a missing or broken provider.yaml still fails now
+        return catalog
+
+    @property
+    def _provider(self) -> LoadedProvider:
+        if self._loaded is None:
+            self._loaded = load_provider(self._name)
+        return self._loaded
 
     @classmethod
     def load_all(cls, names: Sequence[str] = PROVIDERS) -> Catalogs:
@@ -238,7 +260,9 @@ class Catalog:
 
     @property
     def provider(self) -> ProviderSpec:
-        return self._provider.spec
+        if self._loaded is None:
+            return load_provider_spec(self._name)
+        return self._loaded.spec
 
     @property
     def defs(self) -> Mapping[str, Any]:
@@ -259,6 +283,8 @@ class Catalog:
 
     def validate(self, name: str, tool_input: object) -> dict[str, Any]:
         """The normalised arguments for ``tool_input``, or a ValidationError naming each field."""
+        from tokenward.tools.validation import validate_input  # with jsonschema: on first use
+
         return validate_input(self.get(name), tool_input)
 
     def prepare(
@@ -269,6 +295,8 @@ class Catalog:
         Raises ToolNotFound, ValidationError, or BotTokenRequired when the call needs a bot
         token and ``bot_token_available`` is false.
         """
+        from tokenward.tools.validation import validate_input
+
         tool = self.get(name)
         arguments = validate_input(tool, tool_input)
         hooks = self._provider.hooks

@@ -10,13 +10,14 @@ tries to upgrade a read lock that another writer has overtaken.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import functools
 import socket
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, pool
+from sqlalchemy import event, inspect, pool, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -25,6 +26,7 @@ from tokenward.config import Settings
 from tokenward.errors import ConfigError, DatabaseNotMigrated, DatabaseUnavailable
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+VERSION_TABLE = "alembic_version"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_CONNECT_TIMEOUT_S = 10.0
 _IMMEDIATE = "tokenward_sqlite_immediate"
@@ -143,8 +145,55 @@ async def upgrade_async(url: str, revision: str = "head") -> str | None:
     return await asyncio.to_thread(upgrade, url, revision)
 
 
+# The revisions are read from the migration files' ``revision`` / ``down_revision`` lines
+# rather than through Alembic: importing Alembic costs about 0.1 s, and ``tokenward serve``
+# needs these (and the database's revision) before it is ready, while Alembic itself is only
+# needed to migrate. A layout this reading does not understand falls back to Alembic.
+
+
+@functools.cache
+def _revision_graph() -> dict[str, tuple[str, ...]] | None:
+    """Each revision → the revisions it revises, from ``migrations/versions/*.py``; ``None``
+    when a file does not state them as plain literals (then Alembic reads them)."""
+    graph: dict[str, tuple[str, ...]] = {}
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        values: dict[str, Any] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            targets: list[ast.expr]
+            if isinstance(node, ast.AnnAssign) and node.value is not None:
+                targets, value = [node.target], node.value
+            elif isinstance(node, ast.Assign):
+                targets, value = node.targets, node.value
+            else:
+                continue
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                    try:
+                        values[target.id] = ast.literal_eval(value)
+                    except ValueError:
+                        return None
+        if path.name == "__init__.py" and not values:
+            continue
+        revision, down = values.get("revision"), values.get("down_revision")
+        if not isinstance(revision, str) or revision in graph:
+            return None
+        downs = (down,) if isinstance(down, str) else tuple(down or ())
+        if not all(isinstance(d, str) for d in downs):
+            return None
+        graph[revision] = downs
+    return graph
+
+
 @functools.cache
 def head_revision() -> str | None:
+    graph = _revision_graph()
+    if graph is not None:
+        revised = {d for downs in graph.values() for d in downs}
+        heads = [r for r in graph if r not in revised]
+        if len(heads) == 1 and revised <= graph.keys():
+            return heads[0]
+        if not graph:
+            return None
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(_alembic_config("sqlite://")).get_current_head()
@@ -152,6 +201,9 @@ def head_revision() -> str | None:
 
 @functools.cache
 def known_revisions() -> frozenset[str]:
+    graph = _revision_graph()
+    if graph is not None:
+        return frozenset(graph)
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(_alembic_config("sqlite://"))
@@ -183,12 +235,21 @@ async def current_revision_async(url: str) -> str | None:
 async def read_revision(engine: AsyncEngine) -> str | None:
     """The revision the engine's database is at (``None`` before the first migration); opens a
     connection, so it also proves the database reachable."""
-    from alembic.runtime.migration import MigrationContext
-
     async with engine.connect() as conn:
-        return await conn.run_sync(
-            lambda sync: MigrationContext.configure(sync).get_current_revision()
-        )
+        return await conn.run_sync(_read_version_table)
+
+
+def _read_version_table(sync: Connection) -> str | None:
+    """What Alembic's ``MigrationContext.get_current_revision`` answers, without importing
+    Alembic (see :func:`head_revision`) unless the table holds more than one revision."""
+    if not inspect(sync).has_table(VERSION_TABLE):
+        return None
+    rows = [str(r) for r in sync.execute(text("SELECT version_num FROM alembic_version")).scalars()]
+    if len(rows) <= 1:
+        return rows[0] if rows else None
+    from alembic.runtime.migration import MigrationContext  # it says what is wrong
+
+    return MigrationContext.configure(sync).get_current_revision()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -333,6 +333,9 @@ _DUMMY_HASH: Final = (
     + "$"
     + base64.b64encode(b"\0" * 32).decode()
 )
+DUMMY_SECRET_HASH: Final = _DUMMY_HASH
+"""A well-formed hash no secret matches: checking a secret against it costs what a real check
+costs (for unknown names, so that timing does not tell whether a name exists)."""
 
 
 def _validate_name(name: str) -> None:

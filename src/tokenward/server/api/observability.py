@@ -47,7 +47,7 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
@@ -255,7 +255,7 @@ class Metrics:
     ) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.max_series = max_series
-        self.known_tools: frozenset[str] | None = None
+        self.known_tools: Container[str] | None = None
         """Tool names that may appear as labels (``None``: any); set from the catalog."""
         self._series: dict[str, set[tuple[str, ...]]] = {}
         if process:

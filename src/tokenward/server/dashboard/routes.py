@@ -15,13 +15,12 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.datastructures import FormData
 
 from tokenward.errors import TokenwardError, ValidationError
@@ -56,6 +55,9 @@ from tokenward.vault.rotation import (
     rotate,
 )
 from tokenward.vault.webhooks import EVENT_TYPES
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 __all__ = ["dashboard_router"]
 
@@ -199,12 +201,7 @@ class _Pages:
 
     def __init__(self, container: Container) -> None:
         self.container = container
-        self.env = Environment(
-            loader=FileSystemLoader(str(TEMPLATES)),
-            autoescape=select_autoescape(default=True, default_for_string=True),
-            auto_reload=False,
-        )
-        self.env.filters["when"] = _when
+        self._env: Environment | None = None
         self.cookies = CookieNames.for_base(container.settings.public_base)
         settings = container.settings
         self.throttle = SignInThrottle(
@@ -212,6 +209,21 @@ class _Pages:
             limit=settings.dashboard_sign_in_failures,
             window=settings.dashboard_sign_in_window_seconds,
         )
+
+    @property
+    def env(self) -> Environment:
+        """The templates, made on the first page shown (Jinja is not imported at start-up)."""
+        if self._env is None:
+            from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+            env = Environment(
+                loader=FileSystemLoader(str(TEMPLATES)),
+                autoescape=select_autoescape(default=True, default_for_string=True),
+                auto_reload=False,
+            )
+            env.filters["when"] = _when
+            self._env = env
+        return self._env
 
     def render(
         self,
