@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -427,6 +428,54 @@ def test_execute_tool_and_its_errors(clients: Clients) -> None:
     )
     assert code == grpc.StatusCode.NOT_FOUND
     assert info.error_code == "TOOL_NOT_FOUND"
+
+
+def grpc_calls(stack: CompatStack, method: str, status: str) -> float:
+    """``tokenward_grpc_calls`` for one method and status, from the gateway's /metrics."""
+    with stack.http() as http:
+        text = http.get("/metrics").raise_for_status().text
+    prefix = f'tokenward_grpc_calls_total{{method="{method}",status="{status}"}} '
+    return sum(
+        float(line.removeprefix(prefix)) for line in text.splitlines() if line.startswith(prefix)
+    )
+
+
+def test_the_servers_deadline_stops_a_slow_call_and_calls_are_counted(
+    clients: Clients, stack: CompatStack
+) -> None:
+    """grpc-timeout is enforced by the server too: a call whose tool waits on a slow Discord
+    ends DEADLINE_EXCEEDED at its deadline, not when Discord answers (the client stops waiting
+    either way; the server's own count shows when it stopped)."""
+    execute = "/scalekit.v1.tools.ToolService/ExecuteTool"
+    link(clients, "grpc_deadline")
+    before = grpc_calls(stack, execute, "DEADLINE_EXCEEDED")
+    fault = {"route": "/api/v10/users/@me", "latency_ms": 4000, "count": 1}
+    httpx.post(f"{stack.sandbox_url}/_sandbox/faults", json=fault).raise_for_status()
+    try:
+        request = tl.ExecuteToolRequest(
+            tool_name="discord_get_my_user", identifier="grpc_deadline", connector=CONNECTION
+        )
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as raised:
+            clients.tools.ExecuteTool(request, metadata=clients.metadata, timeout=0.5)
+        assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # type: ignore[attr-defined]
+        while grpc_calls(stack, execute, "DEADLINE_EXCEEDED") == before:
+            assert time.monotonic() - started < 2.5, "the server did not stop at the deadline"
+            time.sleep(0.05)
+    finally:
+        httpx.delete(f"{stack.sandbox_url}/_sandbox/faults").raise_for_status()
+    # Every call is counted by the method it names, unknown methods under one label.
+    listed = grpc_calls(stack, "/scalekit.v1.tools.ToolService/ListTools", "OK")
+    clients.tools.ListTools(tl.ListToolsRequest(page_size=1), metadata=clients.metadata)
+    assert grpc_calls(stack, "/scalekit.v1.tools.ToolService/ListTools", "OK") == listed + 1
+    unknown = clients.channel.unary_unary(
+        "/scalekit.v1.tools.ToolService/NoSuchMethodForMetrics",
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=tl.ListToolsResponse.FromString,
+    )
+    before_unknown = grpc_calls(stack, "unimplemented", "UNIMPLEMENTED")
+    error_of(lambda: unknown(tl.ListToolsRequest()))
+    assert grpc_calls(stack, "unimplemented", "UNIMPLEMENTED") == before_unknown + 1
 
 
 def test_authentication(clients: Clients, stack: CompatStack) -> None:

@@ -235,6 +235,7 @@ async def test_a_slash_command_reaches_the_application_and_its_reply_is_the_resp
     assert record["token"] not in stored
     assert "pong" not in stored
     assert record["interaction_id"] not in stored
+    assert inbound(gateway)[("interaction", "relayed")] == 1
 
 
 async def test_a_slow_application_gets_a_deferred_response_in_time_and_its_follow_ups_land(
@@ -353,6 +354,17 @@ async def test_bad_and_stale_signatures_are_refused_with_401(
     assert check["ok"] is True, check
 
 
+def inbound(gateway: Gateway) -> dict[tuple[str, str], float]:
+    """``tokenward_discord_inbound`` from the gateway's /metrics: (kind, outcome) -> count."""
+    found: dict[tuple[str, str], float] = {}
+    for line in httpx.get(f"{gateway.url}/metrics").raise_for_status().text.splitlines():
+        if line.startswith("tokenward_discord_inbound_total{"):
+            labels, value = line.removeprefix("tokenward_discord_inbound_total{").split("} ")
+            pairs = dict(part.split("=") for part in labels.split(","))
+            found[(pairs["kind"].strip('"'), pairs["outcome"].strip('"'))] = float(value)
+    return found
+
+
 # -- webhook events ------------------------------------------------------------------------------
 
 
@@ -448,6 +460,7 @@ async def test_a_late_deauthorization_leaves_an_account_linked_again_since_alone
     account = await container.vault.get_account(ada)
     assert account.status == AccountStatus.DISCONNECTED
     assert account.status_reason == "deauthorized in Discord"
+    assert inbound(gateway)[("event", "deauthorized")] == 2
     # The sandbox refuses a date it cannot give, naming the field.
     refused = httpx.post(
         events_url,
@@ -478,6 +491,9 @@ async def test_other_webhook_events_reach_the_application_and_pings_get_204(
     assert data["event"]["type"] == "ENTITLEMENT_CREATE"
     assert data["event"]["data"] == entitlement
     assert len(receiver.received) == 1  # the PING is not forwarded
+    counted = inbound(gateway)
+    # Two PINGs: Discord checks the URL when it is saved (wire_up), then the one sent here.
+    assert (counted[("event", "ping")], counted[("event", "queued")]) == (2, 1)
 
 
 # -- requests signed here (the interaction kinds the sandbox does not send) ---------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
 from typing import Any
 from urllib.parse import unquote
 
@@ -10,6 +12,7 @@ from google.protobuf.wrappers_pb2 import StringValue
 from google.rpc import status_pb2
 
 from tokenward.compat.grpc_asgi import (
+    DEADLINE_EXCEEDED,
     INTERNAL,
     INVALID_ARGUMENT,
     NOT_FOUND,
@@ -31,6 +34,8 @@ async def echo(request: StringValue, context: CallContext) -> StringValue:
         raise GrpcError(NOT_FOUND, "no such thing: café ✓ 100%", error_code="THING_NOT_FOUND")
     if request.value == "crash":
         raise RuntimeError("secret-internal-detail")
+    if request.value.startswith("sleep "):
+        await asyncio.sleep(float(request.value.split()[1]))
     auth = context.values("authorization")
     return StringValue(value=f"{request.value}|{auth[0] if auth else '-'}")
 
@@ -208,3 +213,27 @@ def test_struct_numbers_come_back_whole() -> None:
     assert data["nested"]["ids"] == [1, 2, 3.25]
     assert [type(v) for v in data["nested"]["ids"]] == [int, int, float]
     assert isinstance(data["big"], float)  # beyond 2**53 a double is no exact integer
+
+
+async def test_grpc_timeout_ends_a_call_at_its_deadline_and_a_bad_one_is_refused() -> None:
+    app, _ = router()
+    seen: list[tuple[str, int]] = []
+    app.on_call = lambda path, code, seconds: seen.append((path, code))
+    slow = frame(StringValue(value="sleep 5").SerializeToString())
+    started = time.monotonic()
+    sent = await call(app, f"/{SERVICE}/Say", slow, headers=[(b"grpc-timeout", b"200m")])
+    took = time.monotonic() - started
+    status, message, _body, _fields = outcome(sent)
+    assert status == DEADLINE_EXCEEDED, message
+    assert "grpc-timeout" in message
+    assert 0.15 < took < 2.0
+    assert seen == [(f"/{SERVICE}/Say", DEADLINE_EXCEEDED)]
+    # A deadline long enough changes nothing.
+    quick = frame(StringValue(value="sleep 0.01").SerializeToString())
+    sent = await call(app, f"/{SERVICE}/Say", quick, headers=[(b"grpc-timeout", b"5S")])
+    assert outcome(sent)[0] == OK
+    for bad in (b"5", b"5s", b"123456789S", b"-1S", b"S", b"1.5S"):
+        sent = await call(app, f"/{SERVICE}/Say", quick, headers=[(b"grpc-timeout", bad)])
+        status, message, _body, _fields = outcome(sent)
+        assert status == INVALID_ARGUMENT, bad
+        assert "grpc-timeout" in message

@@ -23,9 +23,9 @@ The protocol subset (gRPC over HTTP/2, ``PROTOCOL-HTTP2.md``):
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -157,13 +157,21 @@ class MethodTable:
     ) -> None:
         self.methods[f"/{service}/{method}"] = UnaryMethod(request_type, handler)
 
-    def find(self, path: str) -> UnaryMethod[Any, Any] | None:
-        found = self.methods.get(path)
-        if found is None and path.count("/") > 2:
+    def canonical(self, path: str) -> str | None:
+        """The ``/<package>.<Service>/<Method>`` key ``path`` names, if implemented."""
+        if path in self.methods:
+            return path
+        if path.count("/") > 2:
             # The Node SDK keeps a path prefix of the environment URL (https://host/prefix).
             service, _, method = path.rstrip("/").rpartition("/")
-            found = self.methods.get(f"/{service.rpartition('/')[2]}/{method}")
-        return found
+            key = f"/{service.rpartition('/')[2]}/{method}"
+            if key in self.methods:
+                return key
+        return None
+
+    def find(self, path: str) -> UnaryMethod[Any, Any] | None:
+        key = self.canonical(path)
+        return None if key is None else self.methods[key]
 
 
 def _percent_encode(message: str) -> str:
@@ -222,7 +230,7 @@ class GrpcRouter:
                 return
 
     async def _grpc(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
+        started = asyncio.get_running_loop().time()
         path: str = scope["path"]
         code = OK
         try:
@@ -235,11 +243,23 @@ class GrpcRouter:
             ]
             client = scope.get("client")
             context = CallContext(metadata=metadata, client=str(client[0]) if client else None)
-            body = await method.call(payload, context)
+            deadline = _deadline(_header(scope, b"grpc-timeout"))
+            try:
+                async with asyncio.timeout_at(None if deadline is None else started + deadline):
+                    body = await method.call(payload, context)
+            except TimeoutError:
+                # The client has given up by now: stop the work and say so (never a late OK).
+                raise GrpcError(
+                    DEADLINE_EXCEEDED,
+                    f"the call's deadline (grpc-timeout, {deadline:g}s) passed before it ended",
+                ) from None
             await _respond(send, body, OK, "")
         except GrpcError as exc:
             code = exc.code
             await _respond(send, None, exc.code, exc.message, exc.status_details())
+        except asyncio.CancelledError:
+            code = CANCELLED  # the server stopped the call (the client went away, shutdown)
+            raise
         except Exception:
             code = INTERNAL
             log.exception("gRPC %s failed", path)
@@ -247,7 +267,7 @@ class GrpcRouter:
             await _respond(send, None, error.code, error.message, error.status_details())
         finally:
             if self.on_call is not None:
-                self.on_call(path, code, time.perf_counter() - started)
+                self.on_call(path, code, asyncio.get_running_loop().time() - started)
 
     @staticmethod
     async def _read(scope: Scope, receive: Receive) -> bytes:
@@ -278,6 +298,25 @@ class GrpcRouter:
                 INVALID_ARGUMENT, "the request must hold exactly one length-prefixed message"
             )
         return data[5:]
+
+
+_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+
+
+def _deadline(value: str | None) -> float | None:
+    """``grpc-timeout`` (at most 8 digits and a unit: H, M, S, m, u or n) in seconds."""
+    if value is None:
+        return None
+    digits, unit = value[:-1], value[-1:]
+    if (
+        not (digits.isascii() and digits.isdigit() and len(digits) <= 8)
+        or unit not in _TIMEOUT_UNITS
+    ):
+        raise GrpcError(
+            INVALID_ARGUMENT,
+            f"grpc-timeout {value[:20]!r} is not at most 8 digits followed by H, M, S, m, u or n",
+        )
+    return int(digits) * _TIMEOUT_UNITS[unit]
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

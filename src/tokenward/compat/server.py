@@ -40,8 +40,13 @@ def compat_app(app: FastAPI) -> GrpcRouter:
     """The compatibility port's ASGI application over the main ``app`` (same container, same API
     clients, same routes)."""
     services = CompatServices(app.state.container, app.state.api_auth)
+    metrics = app.state.metrics
+    table = services.table()
 
     def on_call(path: str, code: int, seconds: float) -> None:
+        # Labelled by the method the server implements (a client cannot mint label values).
+        method = table.canonical(path) or "unimplemented"
+        metrics.record_grpc_call(method, CODE_NAMES.get(code, str(code)), seconds)
         # One line per call, like the main port's access log (never a message or metadata).
         log.info(
             "gRPC %s %s",
@@ -57,7 +62,7 @@ def compat_app(app: FastAPI) -> GrpcRouter:
             },
         )
 
-    return GrpcRouter(services.table(), app, on_call=on_call)
+    return GrpcRouter(table, app, on_call=on_call)
 
 
 def check_settings(settings: Settings) -> None:

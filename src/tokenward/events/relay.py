@@ -28,7 +28,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from tokenward.events.delivery import Deliverer, SendFailed
@@ -75,11 +75,15 @@ class DiscordRelay:
         sender: AnswerSender,
         *,
         budget: float = 2.0,
+        on_outcome: Callable[[str, str], None] | None = None,
     ) -> None:
         self.store = store
         self.deliverer = deliverer
         self.sender = sender
         self.budget = budget
+        # ``on_outcome(kind, outcome)``: metrics (``interaction``: relayed / deferred;
+        # ``event``: queued / unwanted).
+        self.on_outcome = on_outcome
         self._tasks: set[asyncio.Task[None]] = set()
         self.relayed = 0
         self.deferred = 0
@@ -104,9 +108,11 @@ class DiscordRelay:
                 answer = await asyncio.wait_for(asyncio.shield(decided), remaining)
         if answer is not None:
             self.relayed += 1
+            self._observe("interaction", "relayed")
             outcome = "relayed the application's answer"
         else:
             self.deferred += 1
+            self._observe("interaction", "deferred")
             answer = deferred_response(interaction)
             outcome = f"answered deferred (type {answer['type']})"
         log.info(
@@ -161,10 +167,16 @@ class DiscordRelay:
     async def event(self, connection: ConnectionRecord, event: Mapping[str, Any]) -> str | None:
         """Queue a Discord webhook event for the application (``discord.event``); its id, or
         ``None`` when no endpoint wants it."""
-        return await self.store.publish(
+        queued = await self.store.publish(
             "discord.event",
             {"connection_id": connection.id, "connection_name": connection.name, "event": event},
         )
+        self._observe("event", "queued" if queued is not None else "unwanted")
+        return queued
+
+    def _observe(self, kind: str, outcome: str) -> None:
+        if self.on_outcome is not None:
+            self.on_outcome(kind, outcome)
 
     def _spawn(self, work: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)

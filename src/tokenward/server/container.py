@@ -119,6 +119,7 @@ class Container:
             self.deliverer,
             AiohttpSender(allow_loopback=settings.webhooks_allow_insecure),
             budget=settings.discord_interaction_timeout_seconds,
+            on_outcome=self.metrics.record_discord_inbound,
         )
         self.janitor = Janitor(
             self.vault,

@@ -154,6 +154,7 @@ def discord_router(container: Container) -> APIRouter:
         started = time.monotonic()
         connection, interaction = await _verified(container, connection_id, request)
         if interaction.get("type") == PING:
+            container.metrics.record_discord_inbound("interaction", "ping")
             return JSONResponse({"type": 1})
         answer = await container.relay.interaction(connection, interaction, started=started)
         return JSONResponse(answer, headers={"Cache-Control": "no-store"})
@@ -175,6 +176,7 @@ def discord_router(container: Container) -> APIRouter:
         sent to your webhook endpoints as a `discord.event` event."""
         connection, body = await _verified(container, connection_id, request)
         if body.get("type") == 0:
+            container.metrics.record_discord_inbound("event", "ping")
             return Response(status_code=204)
         event = body.get("event")
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
@@ -195,6 +197,7 @@ def discord_router(container: Container) -> APIRouter:
             )
             for account in changed:
                 container.directory.forget(account.connection_id, account.identifier)
+            container.metrics.record_discord_inbound("event", "deauthorized")
             log.info(
                 "Discord user %s deauthorized connection %s (event of %s): %d account(s) "
                 "disconnected",

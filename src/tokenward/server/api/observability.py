@@ -307,6 +307,28 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.grpc_calls = Counter(
+            "tokenward_grpc_calls",
+            "gRPC calls served on the compatibility port, by method and gRPC status.",
+            ["method", "status"],
+            registry=r,
+        )
+        self.grpc_call_duration = Histogram(
+            "tokenward_grpc_call_duration_seconds",
+            "Time to serve a gRPC call on the compatibility port, by method.",
+            ["method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.discord_inbound = Counter(
+            "tokenward_discord_inbound",
+            "Interactions and webhook events Discord sent, by kind (interaction, event) and "
+            "outcome (relayed: the application answered in time; deferred: a deferred answer "
+            "was sent; queued: sent on to the application's endpoints; unwanted: no endpoint "
+            "wants it; deauthorized: an APPLICATION_DEAUTHORIZED applied; ping).",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.series_dropped = Counter(
             "tokenward_metrics_series_dropped",
             "New label sets counted under <overflow> because the metric reached its series cap, "
@@ -371,6 +393,18 @@ class Metrics:
             )
             self._upstream_children[key] = child
         child.observe(seconds)
+
+    def record_grpc_call(self, method: str, status: str, seconds: float) -> None:
+        """A gRPC call on the compatibility port (``method`` one the server implements, or
+        ``unimplemented``; ``status`` the gRPC status name)."""
+        self._child("tokenward_grpc_calls", self.grpc_calls, method=method, status=status).inc()
+        self._child(
+            "tokenward_grpc_call_duration_seconds", self.grpc_call_duration, method=method
+        ).observe(seconds)
+
+    def record_discord_inbound(self, kind: str, outcome: str) -> None:
+        """An interaction or webhook event from Discord and what became of it."""
+        self.discord_inbound.labels(kind=kind, outcome=outcome).inc()
 
     def record_redis(self, up: bool) -> None:
         """Redis reachable (shared state) or not (per-process fallback)."""
