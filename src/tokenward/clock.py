@@ -66,3 +66,15 @@ def utc_datetime(timestamp: float) -> datetime:
 def isoformat(timestamp: float) -> str:
     """ISO 8601 with a ``+00:00`` offset, as Discord writes timestamps."""
     return utc_datetime(timestamp).isoformat()
+
+
+def parse_utc(value: object) -> datetime | None:
+    """An ISO 8601 time as Discord writes it (``2024-10-18T14:42:53.064834``, with or without a
+    zone; none means UTC) as an aware datetime; ``None`` when ``value`` is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from tokenward.clock import parse_utc
 from tokenward.errors import (
     ConnectionNotFound,
     DiscordSignatureError,
@@ -216,13 +216,5 @@ def discord_router(container: Container) -> APIRouter:
 def _raised_at(event: dict[str, Any]) -> float | None:
     """When Discord raised a webhook event (its ``timestamp``, ISO 8601, UTC when it names no
     zone), as epoch seconds; None when absent or unreadable (the event then counts as new)."""
-    stamp = event.get("timestamp")
-    if not isinstance(stamp, str):
-        return None
-    try:
-        when = datetime.fromisoformat(stamp)
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.timestamp()
+    when = parse_utc(event.get("timestamp"))
+    return None if when is None else when.timestamp()

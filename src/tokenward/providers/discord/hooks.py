@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from tokenward.clock import parse_utc
 from tokenward.providers.discord.permissions import bitfield
 from tokenward.providers.hooks import HookContext, HookRegistry, RouteChoice
 
@@ -53,15 +54,8 @@ def user_ref_route(arguments: Mapping[str, Any]) -> RouteChoice:
 
 def _ended(ends_at: object, now: datetime) -> bool:
     """Whether an entitlement's ``ends_at`` lies in the past; null or unreadable → not ended."""
-    if not isinstance(ends_at, str):
-        return False
-    try:
-        moment = datetime.fromisoformat(ends_at)
-    except ValueError:
-        return False
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment <= now
+    moment = parse_utc(ends_at)
+    return moment is not None and moment <= now
 
 
 def _id(value: object) -> int | None:
