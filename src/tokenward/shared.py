@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tokenward.clock import Clock
+from tokenward.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -255,10 +256,7 @@ class SharedRedis:
 
     async def aclose(self) -> None:
         task, self._listener = self._listener, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         await self.flush()
         await self.pipe.aclose()
         with contextlib.suppress(*redis_errors()):

@@ -30,6 +30,7 @@ from tokenward.clock import Clock
 from tokenward.events import signing
 from tokenward.events.urls import SafeResolver
 from tokenward.oauth.holder import ProcessIdentity
+from tokenward.tasks import cancel_and_wait
 from tokenward.vault.webhooks import ClaimedDelivery, WebhookStore
 
 log = logging.getLogger("tokenward.webhooks")
@@ -165,10 +166,7 @@ class Deliverer:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         await self.sender.aclose()
 
     async def _run(self) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl
 
@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from tokenward.mcp.sessions import McpSession, SessionTokenError, SessionTokens
+from tokenward.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -120,10 +121,7 @@ class McpHttpEndpoint:
         finally:
             self._serving = False
             task, self._task, self._manager = self._task, None, None
-            if task is not None:
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(task)
 
     async def _started(self) -> StreamableHTTPSessionManager:
         """The running session manager, started on first use (one at a time)."""

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tokenward.clock import Clock
+from tokenward.tasks import cancel_and_wait
 from tokenward.vault.actor import current_actor
 from tokenward.vault.repository import Vault
 
@@ -100,9 +101,6 @@ class Bookkeeper:
             self.dropped = 0
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         await self.flush()

@@ -19,7 +19,6 @@ is logged and the next one tries again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any
 from sqlalchemy import Table, and_, delete, exists, insert, or_, select
 
 from tokenward.clock import Clock
+from tokenward.tasks import cancel_and_wait
 from tokenward.vault.db import write_engine
 from tokenward.vault.models import AccountRow, AccountStatus, AuthRequestRow, EventRow
 from tokenward.vault.repository import Vault
@@ -183,10 +183,7 @@ class Janitor:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         delay = min(self.interval, FIRST_PASS_AFTER_S)

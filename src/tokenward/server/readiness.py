@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tokenward.config import Settings
 from tokenward.errors import ConfigError, TokenwardError
+from tokenward.tasks import cancel_and_wait
 from tokenward.vault.db import (
     database_label,
     head_revision,
@@ -99,10 +100,7 @@ class Readiness:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _retry(self) -> None:
         last: str | None = None
