@@ -13,13 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import text
@@ -29,41 +26,12 @@ from tokenward.sandbox.browser import walk_consent
 from tokenward.server.container import Container
 from tokenward.vault.models import AccountStatus
 
-from .gateway_env import Gateway, gateway_settings, local_container, make_connection, start_gateway
-from .test_oauth_lifecycle import ADA, GRACE
-from .webhook_receiver import Receiver, start_receiver
+from ..gateway_env import Gateway, make_connection
+from ..test_oauth_lifecycle import ADA, GRACE
+from ..webhook_receiver import Receiver
+from .conftest import api_token
 
-FAST = {
-    "webhooks_allow_insecure": True,
-    "webhooks_poll_interval_seconds": 0.05,
-    "webhooks_first_retry_seconds": 0.2,
-}
 PONG_FROM_APP = {"type": 4, "data": {"content": "pong from the application"}}
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = start_receiver()
-    try:
-        yield r
-    finally:
-        assert r.server is not None
-        r.server.stop()
-
-
-@pytest.fixture
-def gateway(tmp_path: Path, sandbox_url: str) -> Iterator[Gateway]:
-    gw = start_gateway(gateway_settings(tmp_path, sandbox_url, **FAST), sandbox_url)
-    try:
-        yield gw
-    finally:
-        gw.server.stop()
-
-
-@pytest.fixture
-async def container(gateway: Gateway) -> AsyncIterator[Container]:
-    async with local_container(gateway.settings) as c:
-        yield c
 
 
 @dataclass
@@ -79,21 +47,6 @@ class DiscordApp:
     @property
     def client_id(self) -> str:
         return str(self.app["client_id"])
-
-
-async def api_token(container: Container, url: str) -> str:
-    client, secret = await container.vault.create_api_client("app")
-    async with httpx.AsyncClient() as http:
-        answer = await http.post(
-            f"{url}/oauth/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": client.client_id,
-                "client_secret": secret.get_secret_value(),
-            },
-        )
-    token: str = answer.raise_for_status().json()["access_token"]
-    return token
 
 
 async def wire_up(

@@ -1,0 +1,63 @@
+"""What the event tests (webhooks out, Discord in) share: a gateway whose delivery worker polls
+fast and may deliver to loopback, the same services in the test's own process, a webhook receiver,
+and an API token (``api_token``, ``FAST``: import them from here)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tokenward.server.container import Container
+
+from ..gateway_env import Gateway, gateway_settings, local_container, start_gateway
+from ..webhook_receiver import Receiver, start_receiver
+
+FAST = {
+    "webhooks_allow_insecure": True,
+    "webhooks_poll_interval_seconds": 0.05,
+    "webhooks_first_retry_seconds": 0.2,
+}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = start_receiver()
+    try:
+        yield r
+    finally:
+        assert r.server is not None
+        r.server.stop()
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, sandbox_url: str) -> Iterator[Gateway]:
+    gw = start_gateway(gateway_settings(tmp_path, sandbox_url, **FAST), sandbox_url)
+    try:
+        yield gw
+    finally:
+        gw.server.stop()
+
+
+@pytest.fixture
+async def container(gateway: Gateway) -> AsyncIterator[Container]:
+    async with local_container(gateway.settings) as c:
+        yield c
+
+
+async def api_token(container: Container, url: str) -> str:
+    """A bearer token of a new API client, from the gateway at ``url``."""
+    client, secret = await container.vault.create_api_client("app")
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(
+            f"{url}/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client.client_id,
+                "client_secret": secret.get_secret_value(),
+            },
+        )
+    token: str = answer.raise_for_status().json()["access_token"]
+    return token
