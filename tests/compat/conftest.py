@@ -15,11 +15,11 @@ import pytest
 from e2e.processes import (
     Cli,
     ServiceProcess,
-    base_environment,
     gateway_environment,
     new_encryption_keys,
     register_application,
     set_redirect_uri,
+    start_sandbox,
 )
 from tokenward._serving import free_port
 
@@ -98,15 +98,7 @@ def link_account(stack: CompatStack, identifier: str, user: str) -> None:
 def start_stack(
     tmp: Path, *, tls: bool, extra: dict[str, str] | None = None
 ) -> tuple[CompatStack, ServiceProcess]:
-    sandbox_port = free_port()
-    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    sandbox = ServiceProcess(
-        "sandbox",
-        ["sandbox", "--port", str(sandbox_port), "--no-rate-limits"],
-        base_environment(),
-        health_url=f"{sandbox_url}/_sandbox/stats",
-        log_dir=tmp / "logs",
-    ).start()
+    sandbox, sandbox_url = start_sandbox(tmp / "logs", rate_limits=False)
     port, compat_port = free_port(), free_port()
     env = gateway_environment(
         data_dir=tmp / "data",

@@ -258,6 +258,29 @@ class Cli:
         ]
 
 
+def start_sandbox(
+    log_dir: Path,
+    *,
+    name: str = "sandbox",
+    rate_limits: bool = True,
+    env: Mapping[str, str] | None = None,
+) -> tuple[ServiceProcess, str]:
+    """``tokenward sandbox`` on a free loopback port, answering; the process and its URL."""
+    from tokenward._serving import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = ["sandbox", "--port", str(port), *([] if rate_limits else ["--no-rate-limits"])]
+    process = ServiceProcess(
+        name,
+        args,
+        {**base_environment(), **(env or {})},
+        health_url=f"{url}/_sandbox/stats",
+        log_dir=log_dir,
+    ).start()
+    return process, url
+
+
 def sandbox_secrets(sandbox_url: str) -> list[str]:
     """Every token, code and secret the sandbox has handed out (``GET /_sandbox/tokens``)."""
     body = httpx.get(f"{sandbox_url}/_sandbox/tokens", trust_env=False).raise_for_status().json()

@@ -28,11 +28,11 @@ import pytest
 from conftest import require_service
 from e2e.processes import (
     ServiceProcess,
-    base_environment,
     gateway_environment,
     new_encryption_keys,
     register_application,
     set_redirect_uri,
+    start_sandbox,
 )
 from tokenward._serving import free_port
 from tokenward.config import Settings
@@ -99,17 +99,9 @@ class Cluster:
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = {**base_environment(), "TOKENWARD_SANDBOX_RATE_LIMITS": "false"}
-    process = ServiceProcess(
-        "sandbox",
-        ["sandbox", "--port", str(port)],
-        env,
-        health_url=f"http://127.0.0.1:{port}/_sandbox/stats",
-        log_dir=tmp_path / "logs",
-    ).start()
+    process, url = start_sandbox(tmp_path / "logs", rate_limits=False)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         process.stop()
 
@@ -317,17 +309,13 @@ BURST = 25
 
 @pytest.fixture
 def limited_sandbox(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = {**base_environment(), "TOKENWARD_SANDBOX_WINDOW_SCALE": str(WINDOW_SCALE)}
-    process = ServiceProcess(
-        "limited-sandbox",
-        ["sandbox", "--port", str(port)],
-        env,
-        health_url=f"http://127.0.0.1:{port}/_sandbox/stats",
-        log_dir=tmp_path / "logs",
-    ).start()
+    process, url = start_sandbox(
+        tmp_path / "logs",
+        name="limited-sandbox",
+        env={"TOKENWARD_SANDBOX_WINDOW_SCALE": str(WINDOW_SCALE)},
+    )
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         process.stop()
 

@@ -13,11 +13,11 @@ import pytest
 from e2e.processes import (
     Cli,
     ServiceProcess,
-    base_environment,
     gateway_environment,
     new_encryption_keys,
     register_application,
     set_redirect_uri,
+    start_sandbox,
 )
 from tokenward._serving import free_port
 
@@ -39,15 +39,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp: Path = tmp_path_factory.mktemp("sdk")
-    sandbox_port = free_port()
-    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    sandbox = ServiceProcess(
-        "sandbox",
-        ["sandbox", "--port", str(sandbox_port), "--no-rate-limits"],
-        base_environment(),
-        health_url=f"{sandbox_url}/_sandbox/stats",
-        log_dir=tmp / "logs",
-    ).start()
+    sandbox, sandbox_url = start_sandbox(tmp / "logs", rate_limits=False)
     port = free_port()
     env = gateway_environment(
         data_dir=tmp / "data",
