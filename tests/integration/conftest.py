@@ -1,4 +1,6 @@
-"""Database fixtures: a migrated SQLite file per test, and one PostgreSQL database per run.
+"""Database fixtures: a migrated SQLite file per test, and one PostgreSQL database per run; and a
+gateway on the sandbox (``gateway``) with the same services in the test's own process
+(``container``), for the modules that drive the product end to end.
 
 PostgreSQL comes from ``TOKENWARD_TEST_POSTGRES_URL`` or ``127.0.0.1:5432`` (database ``test``,
 user ``$PGUSER`` or ``postgres``). A fresh database ``tw_test_<random>`` is created for the run,
@@ -20,10 +22,13 @@ from sqlalchemy.engine import make_url
 
 from conftest import require_service
 from tokenward.clock import ManualClock
+from tokenward.server.container import Container
 from tokenward.vault.crypto import Keyring, generate_key
 from tokenward.vault.db import create_engine, normalize_database_url, upgrade
 from tokenward.vault.models import Base
 from tokenward.vault.repository import Vault
+
+from .gateway_env import Gateway, gateway_settings, local_container, start_gateway
 
 PG_BASE_URL = os.environ.get("TOKENWARD_TEST_POSTGRES_URL") or (
     f"postgresql://{os.environ.get('PGUSER', 'postgres')}@127.0.0.1:5432/test"
@@ -127,3 +132,21 @@ async def vault(database_url: str, keyring: Keyring, clock: ManualClock) -> Asyn
         yield v
     finally:
         await v.close()
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, sandbox_url: str) -> Iterator[Gateway]:
+    """A gateway (uvicorn on loopback, its background workers running) on the sandbox."""
+    gw = start_gateway(gateway_settings(tmp_path, sandbox_url), sandbox_url)
+    try:
+        yield gw
+    finally:
+        gw.server.stop()
+
+
+@pytest.fixture
+async def container(gateway: Gateway) -> AsyncIterator[Container]:
+    """The gateway's vault and services, opened again in the test's process (as a CLI command or
+    a second replica would)."""
+    async with local_container(gateway.settings) as c:
+        yield c

@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
 from html import escape
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -33,27 +32,11 @@ from .gateway_env import (
     local_container,
     make_connection,
     sandbox_stats,
-    start_gateway,
 )
 
 ADA = "1100000000000000001"
 GRACE = "1100000000000000002"
 LINUS = "1100000000000000003"
-
-
-@pytest.fixture
-def gateway(tmp_path: Path, sandbox_url: str) -> Iterator[Gateway]:
-    gw = start_gateway(gateway_settings(tmp_path, sandbox_url), sandbox_url)
-    try:
-        yield gw
-    finally:
-        gw.server.stop()
-
-
-@pytest.fixture
-async def container(gateway: Gateway) -> AsyncIterator[Container]:
-    async with local_container(gateway.settings) as c:
-        yield c
 
 
 def csrf_token(html: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -37,21 +36,6 @@ from .gateway_env import (
 
 ADA = "1100000000000000001"
 GRACE = "1100000000000000002"
-
-
-@pytest.fixture
-def gateway(tmp_path: Path, sandbox_url: str) -> Iterator[Gateway]:
-    gw = start_gateway(gateway_settings(tmp_path, sandbox_url), sandbox_url)
-    try:
-        yield gw
-    finally:
-        gw.server.stop()
-
-
-@pytest.fixture
-async def container(gateway: Gateway) -> AsyncIterator[Container]:
-    async with local_container(gateway.settings) as c:
-        yield c
 
 
 def callback_of(visited: list[str]) -> str:

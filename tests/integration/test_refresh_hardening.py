@@ -11,7 +11,6 @@ import dataclasses
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,21 +39,6 @@ from .gateway_env import (
 from .test_oauth_lifecycle import ADA, link_account
 
 EIGHT_DAYS = 8 * 86400
-
-
-@pytest.fixture
-def gateway(tmp_path: Path, sandbox_url: str) -> Iterator[Gateway]:
-    gw = start_gateway(gateway_settings(tmp_path, sandbox_url), sandbox_url)
-    try:
-        yield gw
-    finally:
-        gw.server.stop()
-
-
-@pytest.fixture
-async def container(gateway: Gateway) -> AsyncIterator[Container]:
-    async with local_container(gateway.settings) as c:
-        yield c
 
 
 def manager(

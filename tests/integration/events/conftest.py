@@ -1,10 +1,10 @@
 """What the event tests (webhooks out, Discord in) share: a gateway whose delivery worker polls
-fast and may deliver to loopback, the same services in the test's own process, a webhook receiver,
-and an API token (``api_token``, ``FAST``: import them from here)."""
+fast and may deliver to loopback, a webhook receiver, and an API token (``api_token``, ``FAST``:
+import them from here)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -12,7 +12,7 @@ import pytest
 
 from tokenward.server.container import Container
 
-from ..gateway_env import Gateway, gateway_settings, local_container, start_gateway
+from ..gateway_env import Gateway, gateway_settings, start_gateway
 from ..webhook_receiver import Receiver, start_receiver
 
 FAST = {
@@ -34,17 +34,13 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def gateway(tmp_path: Path, sandbox_url: str) -> Iterator[Gateway]:
+    """The integration suite's gateway, its delivery worker polling fast (``FAST``); the
+    suite's ``container`` opens this one."""
     gw = start_gateway(gateway_settings(tmp_path, sandbox_url, **FAST), sandbox_url)
     try:
         yield gw
     finally:
         gw.server.stop()
-
-
-@pytest.fixture
-async def container(gateway: Gateway) -> AsyncIterator[Container]:
-    async with local_container(gateway.settings) as c:
-        yield c
 
 
 async def api_token(container: Container, url: str) -> str:
