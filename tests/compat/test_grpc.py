@@ -246,6 +246,19 @@ def test_list_update_and_delete(clients: Clients) -> None:
     )
     assert len(paged.connected_accounts) == 1
     assert paged.next_page_token
+    # total_size counts every matching account, not the page.
+    everyone = clients.accounts.ListConnectedAccounts(
+        ca.ListConnectedAccountsRequest(page_size=100), metadata=clients.metadata
+    )
+    assert paged.total_size == len(everyone.connected_accounts) >= 2
+    assert everyone.total_size == paged.total_size
+    one = clients.accounts.ListConnectedAccounts(
+        ca.ListConnectedAccountsRequest(
+            connector=CONNECTION, identifier="grpc_page_extra", page_size=1
+        ),
+        metadata=clients.metadata,
+    )
+    assert one.total_size == 1
     following = clients.accounts.ListConnectedAccounts(
         ca.ListConnectedAccountsRequest(page_size=1, page_token=paged.next_page_token),
         metadata=clients.metadata,

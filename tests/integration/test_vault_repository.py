@@ -266,6 +266,13 @@ async def test_list_accounts_keyset_pagination_and_filters(vault: Vault) -> None
     assert [a.id for a in expired.items] == [ids[3]]
     by_identifier = await vault.list_accounts(identifier="user-0")
     assert len(by_identifier.items) == 2
+    # The counts match what the listings page through.
+    assert await vault.count_accounts() == 8
+    assert await vault.count_accounts(connection_ids=[conn.id]) == 7
+    assert await vault.count_accounts(connection_ids=[conn.id, other.id]) == 8
+    assert await vault.count_accounts(identifier="user-0") == 2
+    assert await vault.count_accounts(connection_ids=[other.id], identifier="user-1") == 0
+    assert await vault.count_accounts(connection_ids=[]) == 0
 
     with pytest.raises(ValidationError) as info:
         await vault.list_accounts(page_size=0)

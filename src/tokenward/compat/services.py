@@ -483,7 +483,15 @@ class CompatServices:
                 connection_id=connection.id,
             )
             self._times(entry, item)
-        response.total_size = len(response.connected_accounts)
+        # Every matching account, not the page (the SDKs show it as the listing's size).
+        scope: list[str] | None = None
+        if connection_id is not None:
+            scope = [connection_id]
+        elif provider is not None:
+            scope = [c.id for c in connections.values() if c.provider == provider]
+        response.total_size = await vault.count_accounts(
+            connection_ids=scope, identifier=ref.identifier
+        )
         return response
 
     async def create_account(

@@ -937,6 +937,19 @@ class Vault:
         more = len(rows) > page_size
         return AccountPage(items, _encode_page_token(items[-1].id) if more else None)
 
+    async def count_accounts(
+        self, *, connection_ids: Sequence[str] | None = None, identifier: str | None = None
+    ) -> int:
+        """How many accounts :meth:`list_accounts` would page through: of these connections
+        (``None``: every connection), with this identifier (``None``: any)."""
+        stmt = select(func.count()).select_from(ACCOUNTS)
+        if connection_ids is not None:
+            stmt = stmt.where(ACCOUNTS.c.connection_id.in_(list(connection_ids)))
+        if identifier is not None:
+            stmt = stmt.where(ACCOUNTS.c.identifier == identifier)
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
     async def set_account_status(
         self, account_id: str, status: AccountStatus | str, reason: str | None = None
     ) -> AccountRecord:
