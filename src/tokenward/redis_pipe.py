@@ -116,11 +116,11 @@ class ScriptPipe:
         from redis.exceptions import ResponseError
 
         while True:
+            if self._conn is not conn:
+                return  # replaced: the calls waiting now are the new connection's
             if not self._waiting:
                 self._answers.clear()
                 await self._answers.wait()
-                if self._conn is not conn:
-                    return
                 continue
             try:
                 answer = await conn.read_response()
@@ -131,6 +131,8 @@ class ScriptPipe:
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 return
+            if self._conn is not conn:
+                return  # failed while this answer was read: its caller has been told already
             future = self._waiting.popleft()
             if future.done():  # its caller was cancelled
                 continue
