@@ -307,6 +307,10 @@ class Connectors:
     def names(self) -> list[str]:
         return list(self._by_tool)
 
+    def __contains__(self, name: object) -> bool:
+        """Whether a tool of this name exists (the catalogs load on first use)."""
+        return name in self._by_tool
+
     def get(self, name: str) -> ToolSpec:
         return self.for_tool(name).catalog.get(name)
 

@@ -93,6 +93,9 @@ def test_tool_catalogs_load_on_first_use_not_when_the_connectors_are_built(
     assert sorted(loaded) == ["discord", "discordbot"]
     assert discord.catalog.provider == loader.load_provider("discord").spec
     assert set(connectors.names()) == {t.name for t in connectors.tools()}
+    # Membership (what the metrics use to keep made-up tool names out of their labels).
+    assert "discordbot_create_message" in connectors
+    assert "discord_made_up_tool" not in connectors
 
 
 def test_an_unknown_provider_is_a_validation_error_naming_the_field() -> None:

@@ -45,18 +45,18 @@ def compat_app(app: FastAPI) -> GrpcRouter:
 
     def on_call(path: str, code: int, seconds: float) -> None:
         # Labelled by the method the server implements (a client cannot mint label values).
-        method = table.canonical(path) or "unimplemented"
-        metrics.record_grpc_call(method, CODE_NAMES.get(code, str(code)), seconds)
+        status = CODE_NAMES.get(code, str(code))
+        metrics.record_grpc_call(table.canonical(path) or "unimplemented", status, seconds)
         # One line per call, like the main port's access log (never a message or metadata).
         log.info(
             "gRPC %s %s",
             path,
-            CODE_NAMES.get(code, str(code)),
+            status,
             extra={
                 "tw_fields": {
                     "event": "grpc_call",
                     "method": path,
-                    "grpc_status": CODE_NAMES.get(code, str(code)),
+                    "grpc_status": status,
                     "duration_ms": round(seconds * 1000, 3),
                 }
             },

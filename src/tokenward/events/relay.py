@@ -85,8 +85,6 @@ class DiscordRelay:
         # ``event``: queued / unwanted).
         self.on_outcome = on_outcome
         self._tasks: set[asyncio.Task[None]] = set()
-        self.relayed = 0
-        self.deferred = 0
 
     async def interaction(
         self, connection: ConnectionRecord, interaction: Mapping[str, Any], *, started: float
@@ -107,11 +105,9 @@ class DiscordRelay:
             with contextlib.suppress(TimeoutError):
                 answer = await asyncio.wait_for(asyncio.shield(decided), remaining)
         if answer is not None:
-            self.relayed += 1
             self._observe("interaction", "relayed")
             outcome = "relayed the application's answer"
         else:
-            self.deferred += 1
             self._observe("interaction", "deferred")
             answer = deferred_response(interaction)
             outcome = f"answered deferred (type {answer['type']})"

@@ -19,7 +19,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tokenward import __version__
 from tokenward.config import Settings
-from tokenward.connectors import ToolCatalog
 from tokenward.errors import AuthenticationError, NotFoundError
 from tokenward.server.api import accounts, connections, tokens, webhooks
 from tokenward.server.api.auth import ApiAuth, ApiPrincipal, require_api_client
@@ -179,7 +178,7 @@ def create_app(
     app.state.api_auth = api_auth
     install_error_handlers(app)
     install_openapi(app, metrics_token=bool(settings.metrics_token))
-    metrics.known_tools = _KnownTools(container.catalog)
+    metrics.known_tools = container.connectors  # its tool names, read on first use
 
     authenticated = [Depends(require_api_client)]
     app.include_router(tokens.router)
@@ -212,20 +211,6 @@ def create_app(
     )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     return app
-
-
-class _KnownTools:
-    """The catalog's tool names, for :attr:`Metrics.known_tools`: read when the first tool call is
-    counted (the catalog loads on first use, not at start-up)."""
-
-    def __init__(self, catalog: ToolCatalog) -> None:
-        self._catalog = catalog
-        self._names: frozenset[str] | None = None
-
-    def __contains__(self, name: object) -> bool:
-        if self._names is None:
-            self._names = frozenset(self._catalog.names())
-        return name in self._names
 
 
 def _configured_secrets(settings: Settings) -> list[str]:

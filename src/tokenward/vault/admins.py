@@ -44,10 +44,6 @@ SESSIONS: Final[Table] = Base.metadata.tables["admin_sessions"]
 USERNAME_RE: Final = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MIN_PASSWORD_LENGTH: Final = 12
 MAX_PASSWORD_LENGTH: Final = 1024
-# What a sign-in of an unknown username is checked against, so it costs the same as a real one.
-# What an unknown username is checked against: the same scrypt work as a real one, and a
-# constant rather than a hash computed at import (about 50 ms of every start-up).
-_DUMMY_HASH: Final = DUMMY_SECRET_HASH
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +159,8 @@ class AdminStore:
         """The operator if the password matches; the same work whether or not they exist."""
         async with self.vault.engine.connect() as conn:
             row = (await conn.execute(select(ADMINS).where(ADMINS.c.username == username))).first()
-        encoded = _DUMMY_HASH if row is None else row.password_hash
+        # An unknown username costs the same scrypt work as a real one.
+        encoded = DUMMY_SECRET_HASH if row is None else row.password_hash
         ok = await asyncio.to_thread(verify_api_secret, password[:MAX_PASSWORD_LENGTH], encoded)
         if row is None or not ok:
             return None
