@@ -15,6 +15,8 @@ upstream costs next to nothing and what is measured is the proxies themselves:
 * tw-1:     ``GET {gateway}/proxy/api/v10/users/@me`` with the API token and each user's
   ``connection_name`` / ``identifier`` headers (the gateway checks the API token, resolves the
   account, injects its token, runs the rate limiter and the path guard, counts metrics);
+* tw-1a:    tw-1 with ``TOKENWARD_UPSTREAM_CLIENT=aiohttp``: aiohttp's client instead of
+  tokenward's own HTTP/1.1 client for the hop to the upstream (the choice, measured);
 * tw-2:     the same on ``tokenward serve --workers 2`` sharing limits through Redis (when the
   installed ``serve`` has ``--workers`` and Redis answers at ``--redis``).
 
@@ -428,6 +430,21 @@ def main() -> int:
         else:
             print("tw-2 skipped: this serve has no --workers or Redis does not answer")
 
+        aiohttp_port = free_port()
+        aiohttp_url = f"http://127.0.0.1:{aiohttp_port}"
+        with_aiohttp = start(
+            ["serve"],
+            {
+                **genv,
+                "TOKENWARD_PORT": str(aiohttp_port),
+                "TOKENWARD_PUBLIC_URL": aiohttp_url,
+                "TOKENWARD_UPSTREAM_CLIENT": "aiohttp",
+            },
+            f"{aiohttp_url}/healthz",
+            tmp / "gateway-aiohttp.log",
+        )
+        procs.append(with_aiohttp)
+
         naive_port = free_port()
         naive_tokens = json.dumps(dict(zip(identifiers, discord_tokens, strict=False)))
         naive = subprocess.Popen(
@@ -466,7 +483,11 @@ def main() -> int:
         paths: list[tuple[str, str, Path]] = [("direct", upstream_url, direct_lua)]
         if front_url:
             paths.append(("nginx", front_url, proxy_lua))
-        paths += [("naive", naive_url, proxy_lua), ("tw-1", gateway_url, proxy_lua)]
+        paths += [
+            ("naive", naive_url, proxy_lua),
+            ("tw-1", gateway_url, proxy_lua),
+            ("tw-1a", aiohttp_url, proxy_lua),
+        ]
         if two_workers_url:
             paths.append(("tw-2", two_workers_url, proxy_lua))
         # Warm every path (connection pools, caches, bucket discovery).
@@ -495,7 +516,7 @@ def main() -> int:
             spy.wait()
         at_one = {"direct", "naive", "tw-1"}
         # CPU per request at c=32: the proxy's own process(es), the upstream nginx, Redis.
-        proxy_pids = {"naive": [naive.pid], "tw-1": [gateway.pid]}
+        proxy_pids = {"naive": [naive.pid], "tw-1": [gateway.pid], "tw-1a": [with_aiohttp.pid]}
         if two_workers is not None:
             proxy_pids["tw-2"] = descendants(two_workers.pid)
         others = {"nginx": descendants(nginx_proc.pid) if nginx_proc else []}
@@ -553,6 +574,11 @@ def main() -> int:
         print(
             f"tw-1 / naive at c=32 = {tw1 / naive_rps:.0%} (target ≥ 100%) "
             f"{'met' if verdict else 'MISSED'}"
+        )
+        tw1a = med("tw-1a", 32, "rps")
+        print(
+            f"upstream client at c=32: tokenward's HTTP/1.1 client {tw1:.0f}/s, aiohttp's "
+            f"{tw1a:.0f}/s ({tw1 / tw1a:.2f}×)"
         )
         print(f"CPU per request at c=32, µs ({os.cpu_count()} cores shared by all of them):")
         print(f"{'path':<8} {'proxy':>7} {'wrk':>7} {'nginx':>7} {'redis':>7}")

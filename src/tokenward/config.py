@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +51,9 @@ class Settings(BaseSettings):
     api_token_ttl_seconds: int = 3600
     max_rate_limit_wait_seconds: float = 30.0
     upstream_timeout_seconds: float = 30.0
+    # The HTTP client for calls to Discord: tokenward's own pooled HTTP/1.1 client, or aiohttp's
+    # (the same behaviour at about twice the CPU per call; see bench/proxy.py).
+    upstream_client: Literal["http1", "aiohttp"] = "http1"
     # Time budget of one call to Discord for retrying transient failures (5xx, dropped
     # connections) of idempotent requests, from its first send; at most the upstream timeout.
     retry_deadline_seconds: float = Field(default=10.0, ge=0, allow_inf_nan=False)

@@ -37,6 +37,7 @@ from tokenward.vault.models import AccountStatus
 
 ACCOUNTS = 60
 KILLS = 10
+MIN_REFRESHES = 200  # at Discord over the whole storm
 TOOL = "discord_get_my_user"
 
 
@@ -144,14 +145,13 @@ async def call_tool(http: httpx.AsyncClient, url: str, token: str, identifier: s
     return response.status_code
 
 
-async def load(url: str, token: str, identifiers: list[str], seconds: float) -> int:
-    """Every account calls in a loop for ``seconds``; returns how many calls were answered."""
+async def load(url: str, token: str, identifiers: list[str], stop: asyncio.Event) -> int:
+    """Every account calls in a loop until ``stop`` is set; returns how many were answered."""
     answered = 0
-    stop_at = time.monotonic() + seconds
 
     async def one_account(http: httpx.AsyncClient, identifier: str) -> None:
         nonlocal answered
-        while time.monotonic() < stop_at:
+        while not stop.is_set():
             try:
                 await call_tool(http, url, token, identifier)
                 answered += 1
@@ -161,11 +161,16 @@ async def load(url: str, token: str, identifiers: list[str], seconds: float) -> 
     limits = httpx.Limits(max_connections=ACCOUNTS, max_keepalive_connections=ACCOUNTS)
     async with httpx.AsyncClient(trust_env=False, timeout=5.0, limits=limits) as http:
         tasks = [asyncio.create_task(one_account(http, i)) for i in identifiers]
-        await asyncio.sleep(seconds)
+        await stop.wait()
         await asyncio.wait(tasks, timeout=10)
         for task in tasks:
             task.cancel()
     return answered
+
+
+def refreshes_at_discord(sandbox_url: str) -> int:
+    stats = httpx.get(f"{sandbox_url}/_sandbox/stats", trust_env=False).raise_for_status().json()
+    return int(stats["grants"]["refresh_token"])
 
 
 def sandbox_refresh_tokens(sandbox_url: str) -> dict[str, dict[str, Any]]:
@@ -203,11 +208,23 @@ async def run_storm(storm: Storm) -> None:
                 started = time.monotonic()
                 await call_tool(http, storm.url, token, formerly_leased[0])
                 after_restart.append(time.monotonic() - started)
-        # Kill in the middle of the load, with calls (and their refreshes) in flight.
+        # Kill in the middle of the load, with calls (and their refreshes) in flight: after a
+        # random time, and not before this round's share of the storm's refreshes (a slower
+        # machine gets through fewer in the same time).
         duration = rng.uniform(0.6, 1.6)
-        calls = asyncio.create_task(load(storm.url, token, identifiers, duration + 0.5))
+        before = refreshes_at_discord(storm.sandbox_url)
+        stop = asyncio.Event()
+        calls = asyncio.create_task(load(storm.url, token, identifiers, stop))
         await asyncio.sleep(duration)
+        enough = time.monotonic() + 30
+        while (
+            refreshes_at_discord(storm.sandbox_url) - before < MIN_REFRESHES // KILLS
+            and time.monotonic() < enough
+        ):
+            await asyncio.sleep(0.05)
         gateway.kill()
+        await asyncio.sleep(0.5)  # calls go on failing against the dead gateway for a moment
+        stop.set()
         answered += await calls
         async with _container(storm.settings) as container:
             left_in_flight += len(await container.vault.list_interrupted_refreshes())
@@ -244,7 +261,7 @@ async def run_storm(storm: Storm) -> None:
     )
     assert active_and_dead == [], f"ACTIVE with a spent refresh token: {active_and_dead}; {summary}"
     # The storm was real: many refreshes, and kills that landed mid-refresh.
-    assert stats["grants"]["refresh_token"] >= 200, summary
+    assert stats["grants"]["refresh_token"] >= MIN_REFRESHES, summary
     assert left_in_flight > 0, summary
     assert after_restart, "no kill left a lease behind to measure"
     assert max(after_restart) < 1.0, f"first call after restart took {after_restart}"

@@ -1,4 +1,5 @@
-"""The transport seam: the aiohttp transport against a real loopback server, and MockTransport."""
+"""The transport seam: both real transports (tokenward's HTTP/1.1 client and aiohttp's) against
+real loopback servers, and MockTransport."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tokenward._serving import BackgroundServer, free_port
 from tokenward.proxy.retry import ErrorKind
 from tokenward.proxy.transport import (
     AiohttpTransport,
+    Http1Transport,
     MockTransport,
     Timeouts,
     TransportError,
@@ -104,11 +106,18 @@ def upstream() -> Iterator[str]:
         yield server.url
 
 
+AnyTransport = Http1Transport | AiohttpTransport
+KINDS = {"http1": Http1Transport, "aiohttp": AiohttpTransport}
+
+
+@pytest.fixture(params=sorted(KINDS))
+def kind(request: pytest.FixtureRequest) -> type[AnyTransport]:
+    return KINDS[request.param]
+
+
 @pytest.fixture
-async def transport() -> AsyncIterator[AiohttpTransport]:
-    async with AiohttpTransport(
-        timeouts=Timeouts(total=5.0, connect=2.0), max_response_bytes=4000
-    ) as instance:
+async def transport(kind: type[AnyTransport]) -> AsyncIterator[AnyTransport]:
+    async with kind(timeouts=Timeouts(total=5.0, connect=2.0), max_response_bytes=4000) as instance:
         yield instance
 
 
@@ -134,7 +143,7 @@ def test_strip_hop_by_hop() -> None:
 
 
 async def test_sends_and_strips_hop_by_hop_both_ways(
-    upstream: str, transport: AiohttpTransport
+    upstream: str, transport: AnyTransport
 ) -> None:
     request = UpstreamRequest(
         "GET",
@@ -169,7 +178,7 @@ async def test_sends_and_strips_hop_by_hop_both_ways(
 
 
 async def test_declared_oversize_body_is_refused_before_reading(
-    upstream: str, transport: AiohttpTransport
+    upstream: str, transport: AnyTransport
 ) -> None:
     with pytest.raises(TransportError) as caught:
         await transport.send(UpstreamRequest("GET", upstream + "/api/big"))
@@ -179,7 +188,7 @@ async def test_declared_oversize_body_is_refused_before_reading(
 
 
 async def test_streamed_body_is_cut_off_past_the_cap(
-    upstream: str, transport: AiohttpTransport
+    upstream: str, transport: AnyTransport
 ) -> None:
     response = await transport.send(UpstreamRequest("GET", upstream + "/api/stream?chunks=20"))
     received: list[bytes] = []
@@ -194,7 +203,7 @@ async def test_streamed_body_is_cut_off_past_the_cap(
     assert sum(map(len, received)) <= 4000
 
 
-async def test_streams_chunks_under_the_cap(upstream: str, transport: AiohttpTransport) -> None:
+async def test_streams_chunks_under_the_cap(upstream: str, transport: AnyTransport) -> None:
     response = await transport.send(UpstreamRequest("GET", upstream + "/api/stream?chunks=6"))
     chunks = [chunk async for chunk in response.iter_bytes()]
     assert b"".join(chunks) == b"y" * 3000
@@ -205,7 +214,7 @@ async def test_streams_chunks_under_the_cap(upstream: str, transport: AiohttpTra
     assert await again.read() == b"y" * 500
 
 
-async def test_streams_a_request_body(upstream: str, transport: AiohttpTransport) -> None:
+async def test_streams_a_request_body(upstream: str, transport: AnyTransport) -> None:
     async def body() -> AsyncIterator[bytes]:
         for _ in range(4):
             yield b"z" * 1000
@@ -218,21 +227,21 @@ async def test_streams_a_request_body(upstream: str, transport: AiohttpTransport
     assert json.loads(await response.read())["body_length"] == 4000
 
 
-async def test_timeout_on_every_call(upstream: str) -> None:
-    async with AiohttpTransport(timeouts=Timeouts(total=0.3, connect=0.3)) as transport:
+async def test_timeout_on_every_call(upstream: str, kind: type[AnyTransport]) -> None:
+    async with kind(timeouts=Timeouts(total=0.3, connect=0.3)) as transport:
         with pytest.raises(TransportError) as caught:
             await transport.send(UpstreamRequest("GET", upstream + "/api/slow"))
     assert caught.value.kind in {ErrorKind.TIMEOUT, ErrorKind.READ_TIMEOUT}
 
 
 async def test_per_request_timeout_overrides_the_default(
-    upstream: str, transport: AiohttpTransport
+    upstream: str, transport: AnyTransport
 ) -> None:
     with pytest.raises(TransportError):
         await transport.send(UpstreamRequest("GET", upstream + "/api/slow", timeout=0.2))
 
 
-async def test_redirects_are_not_followed(upstream: str, transport: AiohttpTransport) -> None:
+async def test_redirects_are_not_followed(upstream: str, transport: AnyTransport) -> None:
     response = await transport.send(UpstreamRequest("GET", upstream + "/api/redirect"))
     assert response.status == 302
     assert response.headers["Location"] == "http://evil.invalid/steal"
@@ -240,7 +249,7 @@ async def test_redirects_are_not_followed(upstream: str, transport: AiohttpTrans
 
 
 async def test_cookies_never_carry_over_between_calls(
-    upstream: str, transport: AiohttpTransport
+    upstream: str, transport: AnyTransport
 ) -> None:
     first = await transport.send(UpstreamRequest("GET", upstream + "/api/cookie"))
     assert "set-cookie" in first.headers
@@ -250,7 +259,7 @@ async def test_cookies_never_carry_over_between_calls(
 
 
 async def test_decoded_body_loses_its_encoding_headers(
-    upstream: str, transport: AiohttpTransport
+    upstream: str, transport: AnyTransport
 ) -> None:
     response = await transport.send(UpstreamRequest("GET", upstream + "/api/gzip"))
     assert json.loads(await response.read())["hello"].startswith("world")
@@ -258,7 +267,7 @@ async def test_decoded_body_loses_its_encoding_headers(
     assert "Content-Length" not in response.headers
 
 
-async def test_connection_refused_is_a_connect_error(transport: AiohttpTransport) -> None:
+async def test_connection_refused_is_a_connect_error(transport: AnyTransport) -> None:
     port = free_port()
     with pytest.raises(TransportError) as caught:
         await transport.send(UpstreamRequest("POST", f"http://127.0.0.1:{port}/api/x", body=b"{}"))
@@ -266,7 +275,7 @@ async def test_connection_refused_is_a_connect_error(transport: AiohttpTransport
     assert caught.value.details == {"kind": "connect"}
 
 
-async def test_dropped_connection_is_a_reset(transport: AiohttpTransport) -> None:
+async def test_dropped_connection_is_a_reset(transport: AnyTransport) -> None:
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readline()
         writer.close()
@@ -283,7 +292,7 @@ async def test_dropped_connection_is_a_reset(transport: AiohttpTransport) -> Non
 
 
 async def test_an_answer_cut_off_mid_body_fails_while_buffering(
-    transport: AiohttpTransport,
+    transport: AnyTransport,
 ) -> None:
     """Status and headers arrive, then part of the body, then the connection closes: the
     response is handed back, and reading it raises a reset (so a caller can still retry)."""
@@ -309,7 +318,7 @@ async def test_an_answer_cut_off_mid_body_fails_while_buffering(
     assert caught.value.kind is ErrorKind.CONNECTION_RESET
 
 
-async def test_buffer_reads_a_small_body_whole(upstream: str, transport: AiohttpTransport) -> None:
+async def test_buffer_reads_a_small_body_whole(upstream: str, transport: AnyTransport) -> None:
     response = await transport.send(UpstreamRequest("GET", upstream + "/api/stream?chunks=2"))
     assert await response.buffer(1000)
     assert response.is_read
@@ -317,9 +326,7 @@ async def test_buffer_reads_a_small_body_whole(upstream: str, transport: Aiohttp
     assert [chunk async for chunk in response.iter_bytes()] == [b"y" * 1000]
 
 
-async def test_buffer_leaves_a_large_body_to_stream(
-    upstream: str, transport: AiohttpTransport
-) -> None:
+async def test_buffer_leaves_a_large_body_to_stream(upstream: str, transport: AnyTransport) -> None:
     response = await transport.send(UpstreamRequest("GET", upstream + "/api/stream?chunks=6"))
     assert not await response.buffer(1000)
     assert not await response.buffer(1000)  # asking again changes nothing
@@ -330,7 +337,7 @@ async def test_buffer_leaves_a_large_body_to_stream(
 
 
 async def test_a_small_declared_body_is_read_whole_by_send(
-    upstream: str, transport: AiohttpTransport
+    upstream: str, transport: AnyTransport
 ) -> None:
     """An answer with a Content-Length within the caller's bound comes back already read (one
     read, its connection back in the pool); a longer one is left to stream."""
@@ -345,6 +352,7 @@ async def test_a_small_declared_body_is_read_whole_by_send(
     assert (await bounded.read())[:1] == b"{"
     chunked = await transport.send(UpstreamRequest("GET", upstream + "/api/stream?chunks=2"))
     assert not chunked.is_read  # no Content-Length: streamed as before
+    await chunked.aclose()
 
 
 async def test_buffer_does_not_read_a_body_declared_too_large() -> None:

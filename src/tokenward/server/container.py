@@ -24,7 +24,7 @@ from tokenward.proxy.accounts import AccountDirectory
 from tokenward.proxy.client import ProviderClient
 from tokenward.proxy.ratelimit import Limiter, RateLimiter
 from tokenward.proxy.retry import RetryPolicy
-from tokenward.proxy.transport import AiohttpTransport, Timeouts, Transport
+from tokenward.proxy.transport import AiohttpTransport, Http1Transport, Timeouts, Transport
 from tokenward.server.api.observability import Metrics
 from tokenward.server.bookkeeping import Bookkeeper
 from tokenward.server.bot_accounts import BotAccounts
@@ -58,7 +58,9 @@ class Container:
         self.vault = Vault.from_settings(settings, self.clock)
         self._oauth: OAuthService | None = None
         self._tokens: TokenManager | None = None
-        self.transport: Transport = transport or AiohttpTransport(
+        self.transport: Transport = transport or (
+            Http1Transport if settings.upstream_client == "http1" else AiohttpTransport
+        )(
             timeouts=Timeouts(total=settings.upstream_timeout_seconds),
             max_response_bytes=settings.max_response_bytes,
         )
