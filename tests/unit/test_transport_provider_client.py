@@ -35,6 +35,8 @@ from tokenward.proxy.ratelimit import RateLimiter
 from tokenward.proxy.redaction import REDACTED, redact, redact_headers, redact_text
 from tokenward.proxy.retry import ErrorKind, RetryPolicy
 from tokenward.proxy.transport import (
+    AiohttpTransport,
+    Http1Transport,
     MockTransport,
     TransportError,
     UpstreamRequest,
@@ -868,3 +870,16 @@ def test_the_gateway_takes_its_retry_budget_from_the_settings(tmp_path: Path) ->
 def test_a_bad_retry_budget_is_refused_naming_the_setting(value: object) -> None:
     with pytest.raises(pydantic.ValidationError, match="retry_deadline_seconds"):
         Settings(retry_deadline_seconds=value)
+
+
+def test_the_gateway_takes_its_upstream_client_from_the_settings(tmp_path: Path) -> None:
+    keys = "k1:" + base64.b64encode(bytes(32)).decode()
+
+    def client(**given: Any) -> type:
+        return type(Container(Settings(data_dir=tmp_path, encryption_keys=keys, **given)).transport)
+
+    assert client() is Http1Transport
+    assert client(upstream_client="http1") is Http1Transport
+    assert client(upstream_client="aiohttp") is AiohttpTransport
+    with pytest.raises(pydantic.ValidationError, match="upstream_client"):
+        Settings(upstream_client="httpx")

@@ -43,8 +43,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
-import secrets
 import sys
 import time
 from collections.abc import Container, Iterable
@@ -699,7 +699,9 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         started_at = time.perf_counter()
-        request_id = _incoming_request_id(scope) or secrets.token_hex(16)
+        # 128 random bits from the process's PRNG (reseeded in a forked worker): unique, and no
+        # system call per request as the OS generator needs; a request id is not a secret.
+        request_id = _incoming_request_id(scope) or f"{random.getrandbits(128):032x}"
         scope[SCOPE_REQUEST_ID] = request_id
         token = _request_id.set(request_id)
         header = (_REQUEST_ID_KEY, request_id.encode("ascii"))
