@@ -12,9 +12,11 @@ upstream costs next to nothing and what is measured is the proxies themselves:
 * nginx:    nginx ``proxy_pass`` to the upstream, setting the Authorization header (the
   practical limit of a proxy hop here);
 * naive:    a 30-line Starlette + aiohttp proxy looking the token up in a dict;
+* naive-h1: the naive proxy on tokenward's HTTP/1.1 client instead of aiohttp's;
 * tw-1:     ``GET {gateway}/proxy/api/v10/users/@me`` with the API token and each user's
   ``connection_name`` / ``identifier`` headers (the gateway checks the API token, resolves the
   account, injects its token, runs the rate limiter and the path guard, counts metrics);
+* tw-g:     tw-1's app under granian (Rust HTTP server, uvloop) instead of uvicorn;
 * tw-1a:    tw-1 with ``TOKENWARD_UPSTREAM_CLIENT=aiohttp``: aiohttp's client instead of
   tokenward's own HTTP/1.1 client for the hop to the upstream (the choice, measured);
 * tw-2:     the same on ``tokenward serve --workers 2`` sharing limits through Redis (when the
@@ -445,27 +447,75 @@ def main() -> int:
         )
         procs.append(with_aiohttp)
 
-        naive_port = free_port()
         naive_tokens = json.dumps(dict(zip(identifiers, discord_tokens, strict=False)))
-        naive = subprocess.Popen(
-            [
-                sys.executable,
-                str(Path(__file__).with_name("naive_proxy.py")),
-                str(naive_port),
-                upstream_url,
-                naive_tokens,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        procs.append(naive)
-        naive_url = f"http://127.0.0.1:{naive_port}"
-        for _ in range(100):
-            try:
-                httpx.get(naive_url, timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
+
+        def start_naive(client: str) -> tuple[subprocess.Popen[bytes], str]:
+            port = free_port()
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(Path(__file__).with_name("naive_proxy.py")),
+                    str(port),
+                    upstream_url,
+                    naive_tokens,
+                    client,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            procs.append(proc)
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(200):
+                try:
+                    httpx.get(url, timeout=1)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            return proc, url
+
+        naive, naive_url = start_naive("aiohttp")
+        naive_h1, naive_h1_url = start_naive("http1")
+        granian = shutil.which("granian") or str(Path(sys.executable).parent / "granian")
+        under_granian: subprocess.Popen[bytes] | None = None
+        if Path(granian).exists():
+            port = free_port()
+            granian_url = f"http://127.0.0.1:{port}"
+            under_granian = subprocess.Popen(
+                [
+                    granian,
+                    "--interface",
+                    "asgi",
+                    "--loop",
+                    "uvloop",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                    "asgi_app:app",
+                ],
+                env={
+                    **genv,
+                    "TOKENWARD_PORT": str(port),
+                    "TOKENWARD_PUBLIC_URL": granian_url,
+                    "PYTHONPATH": str(Path(__file__).parent),
+                },
+                stdout=subprocess.DEVNULL,
+                stderr=(tmp / "granian.log").open("wb"),
+            )
+            procs.append(under_granian)
+            for _ in range(600):
+                try:
+                    if httpx.get(f"{granian_url}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            else:
+                raise SystemExit(f"granian did not start: {(tmp / 'granian.log').read_text()}")
+        else:
+            print("tw-g skipped: granian is not installed (pip install granian)")
         direct_lua = tmp / "direct.lua"
         direct_lua.write_text(
             lua_rotating([{"Authorization": f"Bearer {t}"} for t in discord_tokens], PATH)
@@ -485,9 +535,12 @@ def main() -> int:
             paths.append(("nginx", front_url, proxy_lua))
         paths += [
             ("naive", naive_url, proxy_lua),
+            ("naive-h1", naive_h1_url, proxy_lua),
             ("tw-1", gateway_url, proxy_lua),
             ("tw-1a", aiohttp_url, proxy_lua),
         ]
+        if under_granian is not None:
+            paths.append(("tw-g", granian_url, proxy_lua))
         if two_workers_url:
             paths.append(("tw-2", two_workers_url, proxy_lua))
         # Warm every path (connection pools, caches, bucket discovery).
@@ -516,7 +569,14 @@ def main() -> int:
             spy.wait()
         at_one = {"direct", "naive", "tw-1"}
         # CPU per request at c=32: the proxy's own process(es), the upstream nginx, Redis.
-        proxy_pids = {"naive": [naive.pid], "tw-1": [gateway.pid], "tw-1a": [with_aiohttp.pid]}
+        proxy_pids = {
+            "naive": [naive.pid],
+            "naive-h1": [naive_h1.pid],
+            "tw-1": [gateway.pid],
+            "tw-1a": [with_aiohttp.pid],
+        }
+        if under_granian is not None:
+            proxy_pids["tw-g"] = descendants(under_granian.pid)
         if two_workers is not None:
             proxy_pids["tw-2"] = descendants(two_workers.pid)
         others = {"nginx": descendants(nginx_proc.pid) if nginx_proc else []}
@@ -575,11 +635,18 @@ def main() -> int:
             f"tw-1 / naive at c=32 = {tw1 / naive_rps:.0%} (target ≥ 100%) "
             f"{'met' if verdict else 'MISSED'}"
         )
-        tw1a = med("tw-1a", 32, "rps")
+        tw1a, naive_h1_rps = med("tw-1a", 32, "rps"), med("naive-h1", 32, "rps")
         print(
             f"upstream client at c=32: tokenward's HTTP/1.1 client {tw1:.0f}/s, aiohttp's "
-            f"{tw1a:.0f}/s ({tw1 / tw1a:.2f}×)"
+            f"{tw1a:.0f}/s ({tw1 / tw1a:.2f}×); the naive proxy on it "
+            f"{naive_h1_rps / naive_rps:.2f}× on aiohttp's"
         )
+        if under_granian is not None:
+            twg = med("tw-g", 32, "rps")
+            print(
+                f"server at c=32: tokenward under granian {twg:.0f}/s, under uvicorn "
+                f"{tw1:.0f}/s ({twg / tw1:.2f}×)"
+            )
         print(f"CPU per request at c=32, µs ({os.cpu_count()} cores shared by all of them):")
         print(f"{'path':<8} {'proxy':>7} {'wrk':>7} {'nginx':>7} {'redis':>7}")
         for name in proxy_pids:

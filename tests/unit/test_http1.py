@@ -17,7 +17,7 @@ import pytest
 import uvloop
 
 from tokenward.compat.certs import create_dev_certificates
-from tokenward.proxy.http1 import PAUSE_READING_ABOVE
+from tokenward.proxy.http1 import PAUSE_READING_ABOVE, Connection, Deadline, Pool
 from tokenward.proxy.retry import ErrorKind
 from tokenward.proxy.transport import Http1Transport, Timeouts, TransportError, UpstreamRequest
 
@@ -374,6 +374,48 @@ async def test_closing_the_transport_closes_idle_connections() -> None:
         assert seen.open == 0
 
 
+class FakeSocket:
+    """Stands in for a socket transport: records reading paused and resumed."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pause_reading(self) -> None:
+        self.calls.append("pause")
+
+    def resume_reading(self) -> None:
+        self.calls.append("resume")
+
+    def close(self) -> None:
+        pass
+
+
+async def test_an_answer_complete_while_reading_is_paused_resumes_reading_when_taken() -> None:
+    """An answer can end in the read that takes it past the pause mark: taken whole, its
+    connection must read again, or the next call on it (from the pool) would never be answered."""
+    pool = Pool(
+        limit=1,
+        keepalive_seconds=30,
+        connect_timeout=1,
+        ssl_context=None,
+        make_error=TransportError,
+    )
+    connection = Connection(pool, ("http", "127.0.0.1", 1), TransportError)
+    socket = FakeSocket()
+    connection.connection_made(socket)  # type: ignore[arg-type]
+    connection.begin(head_only=False)
+    size = PAUSE_READING_ABOVE + 1000
+    connection.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+    connection.data_received(b"x" * (size - 1000))
+    connection.data_received(b"x" * 1000)
+    assert connection.done
+    assert socket.calls == ["pause"]
+    body = await connection.read_all(Deadline(asyncio.get_running_loop().time() + 1, None))
+    assert body == b"x" * size
+    assert socket.calls == ["pause", "resume"]
+    assert connection.reusable
+
+
 ON_UVLOOP = [
     test_connections_are_reused,
     test_a_dropped_keepalive_connection_is_resent_only_when_idempotent,
@@ -384,6 +426,7 @@ ON_UVLOOP = [
     test_read_timeout_between_reads,
     test_a_large_answer_streams_with_reading_paused_in_between,
     test_a_cancelled_call_gives_its_connection_back,
+    test_an_answer_complete_while_reading_is_paused_resumes_reading_when_taken,
 ]
 
 

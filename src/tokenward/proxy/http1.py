@@ -240,7 +240,16 @@ class Connection(asyncio.Protocol):
                 self._waiter = None
 
     async def read_all(self, deadline: Deadline) -> bytes:
-        parts: list[bytes] = []
+        if self.done and self.failure is None:  # all here already: no awaiting
+            parts = list(self.chunks)
+            self.chunks.clear()
+            self.buffered = 0
+            if self._reading_paused:
+                self._reading_paused = False
+                if self.transport is not None:
+                    self.transport.resume_reading()
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+        parts = []
         while chunk := await self.read_chunk(deadline):
             parts.append(chunk)
         return parts[0] if len(parts) == 1 else b"".join(parts)
@@ -308,19 +317,26 @@ class Pool:
             self._ssl = ssl.create_default_context()
         return self._ssl
 
+    def take_idle(self, key: PoolKey) -> Connection | None:
+        """A kept-alive connection to ``key``, if one is idle and fresh enough."""
+        idle = self._idle.get(key)
+        while idle:
+            connection = idle.pop()
+            if connection.closed:
+                continue
+            if connection.loop.time() - connection.idle_since > self.keepalive:
+                connection.close()
+                continue
+            self._in_use.add(connection)
+            return connection
+        return None
+
     async def acquire(self, key: PoolKey, deadline: Deadline) -> tuple[Connection, bool]:
         """A connection to ``key`` and whether it was used before."""
         loop = asyncio.get_running_loop()
         while True:
-            idle = self._idle.get(key)
-            while idle:
-                connection = idle.pop()
-                if connection.closed:
-                    continue
-                if loop.time() - connection.idle_since > self.keepalive:
-                    connection.close()
-                    continue
-                self._in_use.add(connection)
+            connection = self.take_idle(key)
+            if connection is not None:
                 return connection, True
             if self._open < self.limit or self._evict_idle():
                 break

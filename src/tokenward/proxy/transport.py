@@ -117,23 +117,22 @@ def _items(headers: HeaderItems | None) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in headers]
 
 
-def strip_hop_by_hop(headers: HeaderItems | None) -> list[tuple[str, str]]:
-    """``headers`` without hop-by-hop fields, including those listed in ``Connection``."""
+def strip_hop_by_hop(
+    headers: HeaderItems | None, drop: frozenset[str] = frozenset()
+) -> list[tuple[str, str]]:
+    """``headers`` without hop-by-hop fields, including those listed in ``Connection``, and
+    without the (lower-case) names in ``drop``."""
     items = _items(headers)
-    named = {
-        token.strip().lower()
-        for name, value in items
-        if name.lower() == "connection"
-        for token in value.split(",")
-        if token.strip()
-    }
-    return [
-        (name, value)
-        for name, value in items
-        if (low := name.lower()) not in HOP_BY_HOP
-        and not low.startswith("proxy-")
-        and low not in named
-    ]
+    named: set[str] = set()
+    kept = []
+    for name, value in items:
+        low = name.lower()
+        if low in HOP_BY_HOP or low.startswith("proxy-") or low in drop:
+            if low == "connection":
+                named.update(t for token in value.split(",") if (t := token.strip().lower()))
+            continue
+        kept.append((low, name, value))
+    return [(name, value) for low, name, value in kept if low not in named]
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,12 +339,19 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
+_HOST = frozenset({"host"})
+_HOST_AND_LENGTH = frozenset({"host", "content-length"})
+
+
+def _outbound_items(request: UpstreamRequest) -> list[tuple[str, str]]:
+    """The headers to send: no hop-by-hop ones, no Host (from the URL), and no Content-Length
+    for a body given whole (computed from it)."""
+    whole = request.body is None or isinstance(request.body, bytes)
+    return strip_hop_by_hop(request.headers, _HOST_AND_LENGTH if whole else _HOST)
+
+
 def _outbound_headers(request: UpstreamRequest) -> CIMultiDict[str]:
-    headers = CIMultiDict(strip_hop_by_hop(request.headers))
-    headers.popall("Host", None)
-    if request.body is None or isinstance(request.body, bytes):
-        headers.popall("Content-Length", None)  # recomputed from the body
-    return headers
+    return CIMultiDict(_outbound_items(request))
 
 
 @dataclass(frozen=True, slots=True)
@@ -608,7 +614,7 @@ class Http1Transport:
             method,
             target,
             host_header,
-            list(_outbound_headers(request).items()),
+            _outbound_items(request),
             body,
             TransportError,
         )
@@ -617,7 +623,11 @@ class Http1Transport:
         # idempotent call with a body we still hold is sent once more on a new connection.
         resendable = method in http1.IDEMPOTENT and (body is None or isinstance(body, bytes))
         while True:
-            connection, reused = await pool.acquire(key, deadline)
+            idle = pool.take_idle(key)
+            if idle is not None:
+                connection, reused = idle, True
+            else:
+                connection, reused = await pool.acquire(key, deadline)
             answer = connection.begin(head_only=method == "HEAD")
             try:
                 if isinstance(body, bytes) and len(body) <= 64 * 1024:
