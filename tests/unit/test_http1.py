@@ -447,3 +447,57 @@ def test_on_uvloop(case: Callable[..., Awaitable[None]], tmp_path: Path) -> None
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(run())
+
+
+def test_one_transport_used_from_two_event_loops() -> None:
+    """Connections belong to the loop that opened them: a transport used again from a second
+    ``asyncio.run`` opens new ones instead of touching the first loop's."""
+    transport = Http1Transport()
+
+    async def call() -> int:
+        async with scripted(ok) as (port, seen):
+            response = await transport.send(UpstreamRequest("GET", f"http://127.0.0.1:{port}/a"))
+            assert response.json() == {"ok": True}
+            assert transport.pool.open_connections == 1
+            return seen.connections
+
+    assert asyncio.run(call()) == 1
+    assert asyncio.run(call()) == 1
+    asyncio.run(transport.aclose())
+
+
+async def test_a_bad_request_line_or_header_is_refused_before_sending(
+    transport: Http1Transport,
+) -> None:
+    async with scripted(ok) as (port, seen):
+        for url, headers in (
+            (f"http://127.0.0.1:{port}/a b", ()),
+            (f"http://127.0.0.1:{port}/a\r\nX: y", ()),
+            (f"http://127.0.0.1:{port}/a", (("X-Audit-Log-Reason", "caf\u00e9 \u2615"),)),
+        ):
+            with pytest.raises(TransportError) as caught:
+                await transport.send(UpstreamRequest("GET", url, headers))
+            assert caught.value.kind is ErrorKind.PROTOCOL
+            assert "127.0.0.1" not in caught.value.message
+    assert seen.requests == []
+
+
+async def test_a_cancelled_waiter_passes_its_turn_on() -> None:
+    """A caller woken for a free place in the pool but cancelled before it runs must not
+    swallow the wake-up: the next waiter gets the place."""
+    async with (
+        scripted(ok) as (port, _seen),
+        Http1Transport(timeouts=Timeouts(total=3.0), pool_size=1) as transport,
+    ):
+        url = f"http://127.0.0.1:{port}/a"
+        loop = asyncio.get_running_loop()
+        held, _ = await transport.pool.acquire(
+            ("http", "127.0.0.1", port), Deadline(loop.time() + 3, None)
+        )
+        first = asyncio.ensure_future(transport.send(UpstreamRequest("GET", url)))
+        second = asyncio.ensure_future(transport.send(UpstreamRequest("GET", url)))
+        await asyncio.sleep(0.05)  # both wait for the pool's one place
+        held.close()  # frees it: `first` is woken...
+        first.cancel()  # ...and cancelled before it runs
+        assert (await asyncio.wait_for(second, 2.0)).status == 200
+        assert first.cancelled()

@@ -345,6 +345,10 @@ class Pool:
             timer = loop.call_at(deadline.total, _expire, waiter, self._error, ErrorKind.TIMEOUT)
             try:
                 await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # woken, then cancelled: the free place goes to the next
+                raise
             finally:
                 timer.cancel()
                 if waiter in self._waiters:
@@ -447,6 +451,8 @@ def request_head(
     make_error: MakeError,
 ) -> bytes:
     """The request line and headers, with Host, a body's framing and the default headers."""
+    if " " in target or any(c in target for c in _LINE_BREAKS):
+        raise make_error(ErrorKind.PROTOCOL, "the request path holds a space or a line break")
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host_header}"]
     seen = set()
     for name, value in headers:
@@ -467,7 +473,12 @@ def request_head(
     if "accept-encoding" not in seen:
         lines.append("Accept-Encoding: gzip, deflate")
     lines.append("\r\n")
-    return "\r\n".join(lines).encode("latin-1")
+    try:
+        return "\r\n".join(lines).encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise make_error(
+            ErrorKind.PROTOCOL, "a request header holds characters outside ISO-8859-1"
+        ) from exc
 
 
 class Decoder:

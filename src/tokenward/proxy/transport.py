@@ -564,12 +564,19 @@ class Http1Transport:
         self._keepalive = keepalive_seconds
         self._ssl_context = ssl_context
         self._pool: http1.Pool | None = None
+        self._pool_loop: asyncio.AbstractEventLoop | None = None
         # Parsed base URLs: (scheme, host, port, Host header), a handful per process.
         self._origins: dict[str, tuple[http1.PoolKey, str]] = {}
 
     @property
     def pool(self) -> http1.Pool:
+        """The running event loop's pool: connections belong to the loop that opened them, so
+        a transport used from another loop (a second ``asyncio.run``) starts a pool afresh."""
+        loop = asyncio.get_running_loop()
+        if self._pool_loop is not loop:
+            self._drop_pool()
         if self._pool is None:
+            self._pool_loop = loop
             self._pool = http1.Pool(
                 limit=self._pool_size,
                 keepalive_seconds=self._keepalive,
@@ -618,7 +625,7 @@ class Http1Transport:
             body,
             TransportError,
         )
-        pool = self.pool
+        pool = self._pool if self._pool_loop is loop and self._pool is not None else self.pool
         # A reused connection the server has just closed fails before any answer: an
         # idempotent call with a body we still hold is sent once more on a new connection.
         resendable = method in http1.IDEMPOTENT and (body is None or isinstance(body, bytes))
@@ -662,7 +669,7 @@ class Http1Transport:
     async def _answer(
         self, connection: http1.Connection, deadline: http1.Deadline, bound: int
     ) -> UpstreamResponse:
-        pool = self.pool
+        pool = connection.pool
         headers = connection.headers
         declared: int | None = None
         encoding = ""
@@ -723,10 +730,22 @@ class Http1Transport:
 
         return UpstreamResponse(status, headers, stream=chunks(), max_bytes=cap, on_close=on_close)
 
+    def _drop_pool(self) -> None:
+        """Close the pool's connections on their own loop (gone with it if it is closed)."""
+        pool, loop, self._pool, self._pool_loop = self._pool, self._pool_loop, None, None
+        if pool is None or loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is running:
+            pool.close()
+        else:
+            loop.call_soon_threadsafe(pool.close)
+
     async def aclose(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        self._drop_pool()
 
     async def __aenter__(self) -> Http1Transport:
         return self
