@@ -1,17 +1,22 @@
 """The outbound HTTP seam.
 
 Everything that leaves tokenward for a provider goes through a :class:`Transport`:
-``await transport.send(UpstreamRequest) -> UpstreamResponse``. Two implementations:
+``await transport.send(UpstreamRequest) -> UpstreamResponse``. Three implementations:
 
-* :class:`AiohttpTransport`, the production one. Chosen by measurement (see the issue and
-  ``performance-anchors.md``): under 32 concurrent connections a proxy on an ``aiohttp`` session
-  served about 2,500 requests/s where the same proxy on ``httpx.AsyncClient`` served about 140.
-  One session per process, a pooled keep-alive connector, a timeout on every call, no redirects
-  followed (a redirect could name another host), no cookie jar (cookies must never travel from one
-  user's call to another's), and proxies from the environment ignored.
+* :class:`Http1Transport`, the production one (``TOKENWARD_UPSTREAM_CLIENT=http1``, the default):
+  tokenward's own pooled HTTP/1.1 client (:mod:`tokenward.proxy.http1`). Chosen by measurement:
+  in one ``bench/proxy.py`` run a proxied call cost about two thirds of the CPU it cost on
+  aiohttp's client, and the naive proxy served 1.3-1.5x more on it.
+* :class:`AiohttpTransport` (``TOKENWARD_UPSTREAM_CLIENT=aiohttp``): one pooled ``aiohttp``
+  session. aiohttp was chosen over httpx earlier, by measurement too (under 32 concurrent
+  connections a proxy on an ``aiohttp`` session served about 2,500 requests/s where the same
+  proxy on ``httpx.AsyncClient`` served about 140).
 * :class:`MockTransport`, which hands each request to a function, like ``httpx.MockTransport``.
 
-Both strip hop-by-hop headers in both directions (RFC 9110 §7.6.1: ``Connection``,
+The real ones keep connections alive in a pool, put a timeout on every call, follow no redirect
+(a redirect could name another host), keep no cookie jar (cookies must never travel from one
+user's call to another's), and ignore proxies from the environment. All of them strip hop-by-hop
+headers in both directions (RFC 9110 §7.6.1: ``Connection``,
 ``Keep-Alive``, ``Proxy-*``, ``TE``, ``Trailer``, ``Transfer-Encoding``, ``Upgrade``, and every
 header that ``Connection`` names), cap the response size (a declared ``Content-Length`` over the
 cap is refused before reading; a body that grows past it is cut off), and stream response bodies.
@@ -395,7 +400,7 @@ class _Broken:
 
 
 class AiohttpTransport:
-    """The production transport: one pooled ``aiohttp`` session, created on first use."""
+    """One pooled ``aiohttp`` session, created on first use (``UPSTREAM_CLIENT=aiohttp``)."""
 
     def __init__(
         self,
