@@ -36,7 +36,7 @@ import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -114,6 +114,24 @@ class TransportError(UpstreamUnavailable):
         return error
 
 
+class ClosedOnExit:
+    """``async with thing:`` closes it (:meth:`aclose`) on the way out."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
 def _items(headers: HeaderItems | None) -> list[tuple[str, str]]:
     if headers is None:
         return []
@@ -165,7 +183,7 @@ class UpstreamRequest:
         return f"UpstreamRequest(method={self.method!r}, headers={len(self.headers)})"
 
 
-class UpstreamResponse:
+class UpstreamResponse(ClosedOnExit):
     """A provider's answer: status, headers (hop-by-hop removed) and a size-capped body.
 
     The body is read once, either whole (:meth:`read`, then :attr:`content` / :meth:`json`) or as
@@ -326,17 +344,6 @@ class UpstreamResponse:
                 await aclose()
         await self._finish(complete=False)
 
-    async def __aenter__(self) -> UpstreamResponse:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
 
 class Transport(Protocol):
     async def send(self, request: UpstreamRequest) -> UpstreamResponse: ...
@@ -399,7 +406,7 @@ class _Broken:
         raise self.error
 
 
-class AiohttpTransport:
+class AiohttpTransport(ClosedOnExit):
     """One pooled ``aiohttp`` session, created on first use (``UPSTREAM_CLIENT=aiohttp``)."""
 
     def __init__(
@@ -530,19 +537,8 @@ class AiohttpTransport:
             await self._session.close()
             self._session = None
 
-    async def __aenter__(self) -> AiohttpTransport:
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-
-class Http1Transport:
+class Http1Transport(ClosedOnExit):
     """The production transport: tokenward's own pooled HTTP/1.1 client (:mod:`.http1`).
 
     The same contract as :class:`AiohttpTransport` (hop-by-hop headers stripped both ways, no
@@ -751,17 +747,6 @@ class Http1Transport:
 
     async def aclose(self) -> None:
         self._drop_pool()
-
-    async def __aenter__(self) -> Http1Transport:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 async def _write_chunks(
