@@ -72,6 +72,8 @@ class Connection(asyncio.Protocol):
         self.got_bytes = False
         self.status = 0
         self.headers: list[tuple[str, str]] = []
+        self.declared_length: int | None = None  # Content-Length, when the answer gives one
+        self.content_encoding = ""
         self.head: asyncio.Future[None] | None = None
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
@@ -153,8 +155,12 @@ class Connection(asyncio.Protocol):
             low = name.lower()
             if low == "content-length":
                 length = True
+                if value.strip().isdigit():
+                    self.declared_length = int(value)
             elif low == "transfer-encoding" and "chunked" in value.lower():
                 chunked = True
+            elif low == "content-encoding":
+                self.content_encoding = value.strip().lower()
         self._until_close = not length and not chunked and status not in (204, 304)
         if self.head_only:
             # The parser would wait for a body a HEAD answer does not have: done here, and the
@@ -225,10 +231,8 @@ class Connection(asyncio.Protocol):
             if self.chunks:
                 chunk = self.chunks.popleft()
                 self.buffered -= len(chunk)
-                if self._reading_paused and self.buffered <= PAUSE_READING_ABOVE // 2:
-                    self._reading_paused = False
-                    if self.transport is not None:
-                        self.transport.resume_reading()
+                if self.buffered <= PAUSE_READING_ABOVE // 2:
+                    self._resume_reading()
                 return chunk
             if self.done:
                 return b""
@@ -245,15 +249,18 @@ class Connection(asyncio.Protocol):
             parts = list(self.chunks)
             self.chunks.clear()
             self.buffered = 0
-            if self._reading_paused:
-                self._reading_paused = False
-                if self.transport is not None:
-                    self.transport.resume_reading()
-            return parts[0] if len(parts) == 1 else b"".join(parts)
-        parts = []
-        while chunk := await self.read_chunk(deadline):
-            parts.append(chunk)
+            self._resume_reading()
+        else:
+            parts = []
+            while chunk := await self.read_chunk(deadline):
+                parts.append(chunk)
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused:
+            self._reading_paused = False
+            if self.transport is not None:
+                self.transport.resume_reading()
 
     @property
     def reusable(self) -> bool:
@@ -382,16 +389,12 @@ class Pool:
                 await loop.create_connection(
                     factory, host, port, ssl=tls, server_hostname=host if tls else None
                 )
-        except TimeoutError as exc:
+        except (OSError, ssl.SSLError, ValueError) as exc:  # TimeoutError is an OSError
             for connection in holder:
                 connection.counted = False
                 connection.close()
-            raise self._error(ErrorKind.CONNECT_TIMEOUT, None) from exc
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            for connection in holder:
-                connection.counted = False
-                connection.close()
-            raise self._error(ErrorKind.CONNECT, None) from exc
+            kind = ErrorKind.CONNECT_TIMEOUT if isinstance(exc, TimeoutError) else ErrorKind.CONNECT
+            raise self._error(kind, None) from exc
         return holder[0]
 
     def release(self, connection: Connection) -> None:
@@ -483,10 +486,12 @@ def request_head(
 
 
 class Decoder:
-    """Undoes ``Content-Encoding: gzip`` or ``deflate`` (zlib-wrapped or raw)."""
+    """Undoes ``Content-Encoding: gzip`` or ``deflate`` (zlib-wrapped or raw); a body that does
+    not decode is a PROTOCOL error."""
 
-    def __init__(self, encoding: str) -> None:
+    def __init__(self, encoding: str, make_error: MakeError) -> None:
         self.encoding = encoding
+        self._error = make_error
         wbits = 16 + zlib.MAX_WBITS if encoding in ("gzip", "x-gzip") else zlib.MAX_WBITS
         self._inflate: Any = zlib.decompressobj(wbits)
         self._started = False
@@ -500,7 +505,18 @@ class Decoder:
         if not self._started and self.encoding == "deflate" and data[:1] and data[0] & 0x0F != 8:
             self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, no zlib header
         self._started = True
-        return bytes(self._inflate.decompress(data, limit + 1))
+        try:
+            return bytes(self._inflate.decompress(data, limit + 1))
+        except zlib.error as exc:
+            raise self._undecodable() from exc
 
     def flush(self) -> bytes:
-        return bytes(self._inflate.flush())
+        try:
+            return bytes(self._inflate.flush())
+        except zlib.error as exc:
+            raise self._undecodable() from exc
+
+    def _undecodable(self) -> Exception:
+        return self._error(
+            ErrorKind.PROTOCOL, f"the provider's {self.encoding} body does not decode"
+        )
