@@ -68,18 +68,28 @@ TOKENWARD = str(Path(sys.executable).parent / "tokenward")
 PATH = "/api/v10/users/@me"
 
 
-def start(args: list[str], env: dict[str, str], health: str, log: Path) -> subprocess.Popen[bytes]:
+def start(
+    args: list[str],
+    env: dict[str, str],
+    health: str,
+    log: Path,
+    *,
+    program: str = TOKENWARD,
+    any_answer: bool = False,
+) -> subprocess.Popen[bytes]:
+    """``program args`` (tokenward by default), once ``health`` answers 200 (any status with
+    ``any_answer``: a server without a health route)."""
     with log.open("wb") as err:
-        proc = subprocess.Popen([TOKENWARD, *args], env=env, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen([program, *args], env=env, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if httpx.get(health, timeout=1).status_code == 200:
+            if httpx.get(health, timeout=1).status_code == 200 or any_answer:
                 return proc
         except httpx.TransportError:
             time.sleep(0.05)
     proc.kill()
-    raise SystemExit(f"{args[0]} did not start:\n{log.read_text()}")
+    raise SystemExit(f"{Path(program).name} {args[0]} did not start:\n{log.read_text()}")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -450,27 +460,12 @@ def main() -> int:
         naive_tokens = json.dumps(dict(zip(identifiers, discord_tokens, strict=False)))
 
         def start_naive(client: str) -> tuple[subprocess.Popen[bytes], str]:
-            port = free_port()
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(Path(__file__).with_name("naive_proxy.py")),
-                    str(port),
-                    upstream_url,
-                    naive_tokens,
-                    client,
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            url = f"http://127.0.0.1:{(port := free_port())}"
+            script = str(Path(__file__).with_name("naive_proxy.py"))
+            args = [script, str(port), upstream_url, naive_tokens, client]
+            log = tmp / f"naive-{client}.log"
+            proc = start(args, env, url, log, program=sys.executable, any_answer=True)
             procs.append(proc)
-            url = f"http://127.0.0.1:{port}"
-            for _ in range(200):
-                try:
-                    httpx.get(url, timeout=1)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.05)
             return proc, url
 
         naive, naive_url = start_naive("aiohttp")
@@ -480,9 +475,8 @@ def main() -> int:
         if Path(granian).exists():
             port = free_port()
             granian_url = f"http://127.0.0.1:{port}"
-            under_granian = subprocess.Popen(
+            under_granian = start(
                 [
-                    granian,
                     "--interface",
                     "asgi",
                     "--loop",
@@ -496,24 +490,17 @@ def main() -> int:
                     "--no-access-log",
                     "asgi_app:app",
                 ],
-                env={
+                {
                     **genv,
                     "TOKENWARD_PORT": str(port),
                     "TOKENWARD_PUBLIC_URL": granian_url,
                     "PYTHONPATH": str(Path(__file__).parent),
                 },
-                stdout=subprocess.DEVNULL,
-                stderr=(tmp / "granian.log").open("wb"),
+                f"{granian_url}/healthz",
+                tmp / "granian.log",
+                program=granian,
             )
             procs.append(under_granian)
-            for _ in range(600):
-                try:
-                    if httpx.get(f"{granian_url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.05)
-            else:
-                raise SystemExit(f"granian did not start: {(tmp / 'granian.log').read_text()}")
         else:
             print("tw-g skipped: granian is not installed (pip install granian)")
         direct_lua = tmp / "direct.lua"

@@ -1,6 +1,6 @@
 """What the event tests (webhooks out, Discord in) share: a gateway whose delivery worker polls
 fast and may deliver to loopback, a webhook receiver, and an API token (``api_token``, ``FAST``:
-import them from here)."""
+``FAST_ENV``: import them from here)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,11 @@ FAST = {
     "webhooks_allow_insecure": True,
     "webhooks_poll_interval_seconds": 0.05,
     "webhooks_first_retry_seconds": 0.2,
+}
+# The same settings for a `serve` process.
+FAST_ENV = {
+    f"TOKENWARD_{name.upper()}": "true" if value is True else str(value)
+    for name, value in FAST.items()
 }
 
 

@@ -21,7 +21,7 @@ from tokenward.server.container import Container
 from ..gateway_env import Gateway, gateway_settings, local_container, make_connection, start_gateway
 from ..test_oauth_lifecycle import ADA, link_account
 from ..webhook_receiver import Receiver, start_receiver
-from .conftest import FAST, api_token
+from .conftest import FAST, FAST_ENV, api_token
 
 
 def verified(secret: str, received: Any) -> dict[str, Any]:
@@ -186,11 +186,7 @@ async def test_kill_9_between_the_change_and_its_delivery_loses_no_event(
         port=port,
         sandbox_url=sandbox_url,
         encryption_keys=new_encryption_keys(),
-        extra={
-            "TOKENWARD_WEBHOOKS_ALLOW_INSECURE": "true",
-            "TOKENWARD_WEBHOOKS_POLL_INTERVAL_SECONDS": "0.05",
-            "TOKENWARD_WEBHOOKS_FIRST_RETRY_SECONDS": "0.2",
-        },
+        extra=FAST_ENV,
     )
     settings = gateway_settings(
         tmp_path,
