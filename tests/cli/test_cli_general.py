@@ -149,7 +149,29 @@ def test_ctrl_c_ends_tokenward_mcp_in_a_terminal(workspace: Workspace) -> None:
     assert "Traceback" not in text
 
 
-def test_help_starts_in_under_0_4_s(workspace: Workspace) -> None:
+# A typer CLI with a sub-app and two commands: the floor of any `--help` on this machine.
+_MINIMAL_CLI = """
+import typer
+app = typer.Typer()
+things = typer.Typer()
+app.add_typer(things, name="things")
+@app.command()
+def serve(port: int = 8080) -> None:
+    "Serve."
+@things.command()
+def show(json: bool = False) -> None:
+    "Show."
+app()
+"""
+# What made `--help` take most of a second: none of it is needed to print help.
+_HEAVY = ("sqlalchemy", "aiohttp", "fastapi", "starlette", "uvicorn", "httpx", "mcp", "pydantic")
+
+
+def test_help_starts_fast_and_imports_no_server_stack(workspace: Workspace) -> None:
+    """`tokenward --help` imports none of the server, database or SDK stacks, and takes at most
+    twice a minimal typer CLI's `--help` measured in the same run (an absolute bound would
+    depend on the machine: 0.4 s was 2.3x the time on one, 0.95x on a slower one)."""
+
     def best(command: list[str], runs: int = 5) -> float:
         times = []
         for _ in range(runs):
@@ -164,9 +186,32 @@ def test_help_starts_in_under_0_4_s(workspace: Workspace) -> None:
             times.append(time.perf_counter() - started)
         return min(times)
 
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.argv = ['tokenward', '--help']\n"
+            "from tokenward.cli import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(' '.join(sorted(sys.modules)), file=sys.stderr)",
+        ],
+        env=workspace.cli.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr.split()
+    assert (
+        "Usage"
+        in subprocess.run(
+            [*tokenward_command(), "--help"], env=workspace.cli.env, capture_output=True, text=True
+        ).stdout
+    )
+    heavy = sorted(m for m in loaded if m.split(".")[0] in _HEAVY or m.startswith("tokenward.sdk"))
+    assert heavy == [], heavy
+
     help_s = best([*tokenward_command(), "--help"])
-    python_s = best([sys.executable, "-c", "pass"])
-    assert help_s < 0.4, (
-        f"`tokenward --help` took {help_s:.3f} s (best of 5); "
-        f"`python -c pass` takes {python_s:.3f} s on this machine"
+    floor_s = best([sys.executable, "-c", _MINIMAL_CLI, "--help"])
+    assert help_s < 2 * floor_s, (
+        f"`tokenward --help` took {help_s:.3f} s (best of 5); a minimal typer CLI's --help "
+        f"takes {floor_s:.3f} s on this machine"
     )
