@@ -8,12 +8,20 @@ cancellation waits for, so a Ctrl-C would wait for the next line of input. :clas
 reads stdin in a daemon thread with ``os.read`` instead (no lock on ``sys.stdin`` that the
 interpreter's shutdown could wait for), and hands lines to the event loop through a queue, so
 waiting for input is cancellable and a blocked read never holds up the exit.
+
+A Ctrl-C ends the input (:meth:`StdinLines.close`), so the server stops the way it does when
+its client leaves, and the command exits with 130. It does not rely on cancelling the server's
+task alone: the SDK's task groups can lose a cancellation that lands while one of their own
+scopes is being cancelled, and the server then went on waiting for input. Should the server
+not have stopped two seconds later (a tool call still running), its task is cancelled; a
+second Ctrl-C cancels at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import threading
 from typing import TYPE_CHECKING
 
@@ -24,7 +32,8 @@ from tokenward.cli.output import fail_with, load_settings
 from tokenward.errors import TokenwardError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Coroutine
+    from typing import Any
 
 
 def _tool_names(raw: str | None) -> list[str] | None:
@@ -38,13 +47,24 @@ class StdinLines:
 
     def __init__(self, fd: int = 0) -> None:
         self.fd = fd
+        self._queue: asyncio.Queue[str | None] | None = None
+        self.closed = False
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._lines()
 
+    def close(self) -> None:
+        """End the input now, as an end of file would (from the event loop's thread)."""
+        self.closed = True
+        if self._queue is not None:
+            self._queue.put_nowait(None)
+
     async def _lines(self) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._queue = queue
+        if self.closed:
+            return
 
         def put(item: str | None) -> bool:
             try:
@@ -76,6 +96,40 @@ class StdinLines:
             yield line
 
 
+# How long a Ctrl-C waits for the server to stop on its own before cancelling it.
+INTERRUPT_GRACE_SECONDS = 2.0
+
+
+async def _until_interrupted(serving: Coroutine[Any, Any, None], stdin: StdinLines) -> bool:
+    """Run ``serving``; a Ctrl-C (SIGINT) ends ``stdin``, then cancels. True when interrupted."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(serving)
+    presses = 0
+
+    def on_sigint() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            stdin.close()
+            loop.call_later(INTERRUPT_GRACE_SECONDS, task.cancel)
+        else:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (NotImplementedError, RuntimeError, ValueError):  # no signals here: Ctrl-C as before
+        await task
+        return False
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not presses:
+            raise
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+    return presses > 0
+
+
 @app.command("mcp")
 def mcp_command(
     connection: str = typer.Option(..., "--connection", help="Connection name."),
@@ -103,16 +157,22 @@ def mcp_command(
             if key.partition(":")[2].strip()
         ]
         configure_logging(settings.log_level, secrets=secrets)
-        asyncio.run(
-            serve_stdio(
-                settings,
-                connection_name=connection,
-                identifier=identifier,
-                tools=_tool_names(tools),
-                stdin=StdinLines(),
-                read_only=read_only,
+        stdin = StdinLines()
+        interrupted = asyncio.run(
+            _until_interrupted(
+                serve_stdio(
+                    settings,
+                    connection_name=connection,
+                    identifier=identifier,
+                    tools=_tool_names(tools),
+                    stdin=stdin,
+                    read_only=read_only,
+                ),
+                stdin,
             )
         )
+        if interrupted:
+            raise typer.Exit(130)
     except TokenwardError as exc:
         fields = exc.details.get("fields")
         extra = ""
