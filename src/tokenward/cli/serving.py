@@ -269,6 +269,7 @@ def _serve_on(
         # X-Forwarded-For is read by the app, only from TOKENWARD_TRUSTED_PROXIES (uvicorn's
         # default would believe it from any local peer).
         proxy_headers=False,
+        server_header=False,  # no "Server: uvicorn" on every answer (and no regex check of it)
     )
     server = uvicorn.Server(config)
     try:
@@ -306,6 +307,7 @@ def _run_worker(
         log_level=settings.log_level.lower(),
         access_log=False,
         proxy_headers=False,
+        server_header=False,  # no "Server: uvicorn" on every answer (and no regex check of it)
     )
     server = uvicorn.Server(config)
     if compat_sock is None:

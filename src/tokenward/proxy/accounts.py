@@ -213,6 +213,9 @@ class AccountCredentials:
         self._directory = directory
         self._account = account
         self._scheme = scheme
+        # The credential last made, and the record it was made from (a call asks twice: before
+        # queueing for its rate-limit slot and once it has one).
+        self._made: tuple[AccountRecord, Credential] | None = None
 
     def __repr__(self) -> str:
         return f"AccountCredentials(account_id={self._account.id!r})"
@@ -221,7 +224,19 @@ class AccountCredentials:
         return Credential("bearer", grant.access_token, f"acct:{grant.account_id}", self._scheme)
 
     async def get(self) -> Credential:
-        self._account = self._directory.latest(self._account)
+        account = self._account = self._directory.latest(self._account)
+        if (
+            account.status == AccountStatus.ACTIVE
+            and account.access_token is not None
+            and not self._tokens.is_due(account)
+        ):
+            # The common case, without the token manager's awaits: the stored token, usable.
+            made = self._made
+            if made is None or made[0] is not account:
+                token = account.access_token.get_secret_value()
+                made = (account, Credential("bearer", token, f"acct:{account.id}", self._scheme))
+                self._made = made
+            return made[1]
         if self._tokens.is_due(self._account):
             grant = await self._tokens.grant(self._account.id)
             await self._remember_latest()

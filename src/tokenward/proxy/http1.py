@@ -43,7 +43,11 @@ MakeError = Callable[[ErrorKind, str | None], Exception]
 PAUSE_READING_ABOVE = 256 * 1024
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-_LINE_BREAKS = ("\r", "\n", "\x00")
+
+
+def _has_line_break(text: str) -> bool:
+    return "\r" in text or "\n" in text or "\x00" in text
+
 
 PoolKey = tuple[str, str, int]  # scheme, host, port
 
@@ -455,15 +459,17 @@ def request_head(
     make_error: MakeError,
 ) -> bytes:
     """The request line and headers, with Host, a body's framing and the default headers."""
-    if " " in target or any(c in target for c in _LINE_BREAKS):
+    if " " in target or _has_line_break(target):
         raise make_error(ErrorKind.PROTOCOL, "the request path holds a space or a line break")
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host_header}"]
     seen = set()
     for name, value in headers:
-        if any(c in name or c in value for c in _LINE_BREAKS) or not name:
-            raise make_error(ErrorKind.PROTOCOL, "a request header holds a line break")
+        if not name:
+            raise make_error(ErrorKind.PROTOCOL, "a request header has no name")
         seen.add(name.lower())
         lines.append(f"{name}: {value}")
+    if _has_line_break("".join(lines[2:])):  # one scan of every header, not one per header
+        raise make_error(ErrorKind.PROTOCOL, "a request header holds a line break")
     if isinstance(body, bytes):
         if body or method not in _NO_BODY_METHODS:
             lines.append(f"Content-Length: {len(body)}")

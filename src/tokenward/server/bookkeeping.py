@@ -35,7 +35,7 @@ class Bookkeeper:
         clock: Clock,
         *,
         interval: float = 1.0,
-        max_pending: int = 500,
+        max_pending: int = 5000,
         max_backlog: int = 100_000,
     ) -> None:
         self.vault = vault

@@ -41,6 +41,7 @@ from tokenward.proxy.transport import HOP_BY_HOP, TransportError, UpstreamRespon
 from tokenward.proxy.writes import retry_safe_write
 from tokenward.server.api.errors import error_headers
 from tokenward.server.container import Container
+from tokenward.vault.models import AccountStatus
 
 log = logging.getLogger("tokenward.proxy")
 
@@ -152,7 +153,8 @@ class ProxyEndpoint:
         account = await container.directory.account(connection, identifier)
         credentials: CredentialSource
         if connector.uses_oauth:
-            await container.tokens.require_active(account)
+            if account.status != AccountStatus.ACTIVE or account.access_token is None:
+                await container.tokens.require_active(account)  # raises, with a new link
             credentials = AccountCredentials(
                 container.tokens, container.directory, account, scheme=connector.account_scheme
             )
