@@ -63,7 +63,7 @@ import functools
 import hashlib
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
@@ -180,18 +180,22 @@ class RateLimitHeaders:
 
     @classmethod
     def parse(cls, headers: Mapping[str, str]) -> RateLimitHeaders:
-        limit = _float(_header(headers, "X-RateLimit-Limit"))
-        remaining = _float(_header(headers, "X-RateLimit-Remaining"))
-        scope = _header(headers, "X-RateLimit-Scope")
+        # A case-insensitive multidict (what the transports give): look names up directly.
+        get: Callable[[str], str | None] = (
+            headers.get if hasattr(headers, "getall") else functools.partial(_header, headers)
+        )
+        limit = _float(get("X-RateLimit-Limit"))
+        remaining = _float(get("X-RateLimit-Remaining"))
+        scope = get("X-RateLimit-Scope")
         return cls(
             limit=int(limit) if limit is not None and limit >= 1 else None,
             remaining=max(0, int(remaining)) if remaining is not None else None,
-            reset=_float(_header(headers, "X-RateLimit-Reset")),
-            reset_after=_float(_header(headers, "X-RateLimit-Reset-After")),
-            bucket=_header(headers, "X-RateLimit-Bucket") or None,
+            reset=_float(get("X-RateLimit-Reset")),
+            reset_after=_float(get("X-RateLimit-Reset-After")),
+            bucket=get("X-RateLimit-Bucket") or None,
             scope=scope.lower() if scope else None,
-            is_global=(_header(headers, "X-RateLimit-Global") or "").lower() == "true",
-            retry_after=_float(_header(headers, "Retry-After")),
+            is_global=(get("X-RateLimit-Global") or "").lower() == "true",
+            retry_after=_float(get("Retry-After")),
         )
 
 

@@ -37,7 +37,7 @@ from tokenward.proxy.accounts import AccountCredentials, BotAccountCredentials
 from tokenward.proxy.client import CredentialSource
 from tokenward.proxy.paths import safe_path
 from tokenward.proxy.ratelimit import route_of
-from tokenward.proxy.transport import HOP_BY_HOP, TransportError, UpstreamResponse
+from tokenward.proxy.transport import TransportError, UpstreamResponse
 from tokenward.proxy.writes import retry_safe_write
 from tokenward.server.api.errors import error_headers
 from tokenward.server.container import Container
@@ -80,13 +80,6 @@ _FORWARD = frozenset(
 Authenticator = Callable[[str | None], Awaitable[object]]
 
 
-def _header(headers: list[tuple[bytes, bytes]], *names: bytes) -> str | None:
-    for key, value in headers:
-        if key in names:
-            return value.decode("latin-1")
-    return None
-
-
 async def send_error(send: Send, exc: TokenwardError, extra: dict[str, str] | None = None) -> None:
     body = json.dumps(exc.to_dict()).encode()
     headers = [
@@ -123,11 +116,8 @@ class ProxyEndpoint:
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        headers: list[tuple[bytes, bytes]] = scope["headers"]
-        auth = _header(headers, b"authorization")
+        auth, connection_name, identifier, content_type, forwarded = read_headers(scope["headers"])
         await self.authenticate(auth)
-        connection_name = _header(headers, b"connection_name", b"connection-name")
-        identifier = _header(headers, b"identifier")
         missing = {}
         if not connection_name:
             missing["connection_name"] = "header is required (connection_name or connection-name)"
@@ -140,12 +130,10 @@ class ProxyEndpoint:
         # The guard must see the path exactly as it was sent (percent-escapes included).
         raw_path: bytes = scope.get("raw_path") or path_bytes(scope)
         upstream_path = safe_path(raw_path.decode("latin-1")[len(PREFIX) :], "/api")
-        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        raw_query: bytes = scope.get("query_string", b"")
+        query = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True) if raw_query else []
         method: str = scope["method"]
         body = await _read_body(receive) if method not in ("GET", "HEAD") else None
-        forwarded = [
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in headers if k in _FORWARD_BYTES
-        ]
 
         container = self.container
         connection = await container.directory.connection(connection_name)
@@ -166,7 +154,6 @@ class ProxyEndpoint:
                 connection_name=connection_name,
                 scheme=connector.account_scheme,
             )
-        content_type = _header(headers, b"content-type")
         try:
             response = await container.client_for(connector).request(
                 method,
@@ -188,10 +175,11 @@ class ProxyEndpoint:
         _note_request(
             container, connection.id, account.id, method, upstream_path, response, started
         )
+        # (The answer's hop-by-hop headers are gone already: UpstreamResponse strips them.)
         out_headers = [
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            (low.encode("latin-1"), value.encode("latin-1"))
             for name, value in response.headers.items()
-            if name.lower() in _PASS_BACK and name.lower() not in HOP_BY_HOP
+            if (low := name.lower()) in _PASS_BACK
         ]
         out_headers.append((b"x-tokenward-attempts", str(response.attempts).encode()))
         if response.retry_after is not None and response.headers.get("Retry-After") is None:
@@ -230,6 +218,41 @@ class ProxyEndpoint:
 
 
 _FORWARD_BYTES = frozenset(name.encode() for name in _FORWARD)
+# The gateway's own request headers (the first of each counts), by their spellings.
+_OWN = {
+    b"authorization": "authorization",
+    b"connection_name": "connection_name",
+    b"connection-name": "connection_name",
+    b"identifier": "identifier",
+}
+
+
+def read_headers(
+    headers: list[tuple[bytes, bytes]],
+) -> tuple[str | None, str | None, str | None, str | None, list[tuple[str, str]]]:
+    """One pass over a proxied request's headers: ``(authorization, connection_name,
+    identifier, content_type, forwarded)``. The first of each of the gateway's own headers
+    counts (``connection_name`` or ``connection-name``); of the others, only those in
+    ``_FORWARD`` go on to Discord, in their order."""
+    auth = connection_name = identifier = content_type = None
+    forwarded: list[tuple[str, str]] = []
+    for key, value in headers:
+        own = _OWN.get(key)
+        if own is not None:
+            text = value.decode("latin-1")
+            if own == "authorization":
+                auth = auth if auth is not None else text
+            elif own == "connection_name":
+                connection_name = connection_name if connection_name is not None else text
+            elif identifier is None:
+                identifier = text
+            continue
+        if key in _FORWARD_BYTES:
+            text = value.decode("latin-1")
+            if key == b"content-type" and content_type is None:
+                content_type = text
+            forwarded.append((key.decode("latin-1"), text))
+    return auth, connection_name, identifier, content_type, forwarded
 
 
 def _note_request(
