@@ -299,11 +299,7 @@ class ProviderClient:
         url = self.url_for(guarded, query)
         route = route_of(verb, guarded)
         replayable = body is None or isinstance(body, bytes)
-        forwarded = [
-            (name, value)
-            for name, value in strip_hop_by_hop(headers)
-            if name.lower() not in _CALLER_HEADERS_DROPPED
-        ]
+        forwarded = strip_hop_by_hop(headers, _CALLER_HEADERS_DROPPED)
         credential = await credentials.get()
         safe = True if retry_safe else None
         failed_token: str | None = None
