@@ -22,6 +22,13 @@ upstream costs next to nothing and what is measured is the proxies themselves:
 * tw-2:     the same on ``tokenward serve --workers 2`` sharing limits through Redis (when the
   installed ``serve`` has ``--workers`` and Redis answers at ``--redis``).
 
+``--baseline SRC`` adds ``tw-base``: the same ``serve`` with ``PYTHONPATH=SRC``, the ``src``
+folder of another checkout (``git worktree add /tmp/base HEAD~1``), so a change is measured
+against the code before it in the same run. ``--pin`` puts the proxies on the first core and
+wrk and nginx on the second, so one proxy's CPU is what limits it and small differences stand
+out of the noise (``tw-2``'s workers and granian's threads then share that one core too:
+compare those without it).
+
 ``--upstream sandbox`` measures against the sandbox instead (it answers in about 0.1 ms of
 Python, on the same two cores).
 
@@ -39,12 +46,14 @@ naive proxy's throughput at c=32; tw-2 ≥ 1.6 × tw-1.
 
     .venv/bin/python bench/proxy.py [--users 256] [--duration 5] [--rounds 2]
         [--upstream nginx|sandbox] [--redis redis://127.0.0.1:6379/15]
+        [--baseline ../other-checkout/src] [--pin]
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import re
@@ -157,6 +166,17 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+# Set by --pin: the core wrk runs on (the proxies are pinned to another).
+WRK_CORE: int | None = None
+
+
+def pin(pid: int, core: int) -> None:
+    """Every thread of ``pid`` (threads made later inherit it) onto ``core``."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(int(task.name), {core})
+
+
 def wrk(
     url: str,
     script: Path,
@@ -168,8 +188,19 @@ def wrk(
     used during the run, per request (``cpu_<name>`` in µs)."""
     before = {name: cpu_seconds(pids) for name, pids in (watch or {}).items()}
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    pinned = ["taskset", "-c", str(WRK_CORE)] if WRK_CORE is not None else []
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        [
+            *pinned,
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -319,7 +350,21 @@ def main() -> int:
     parser.add_argument(
         "--profile", metavar="SVG", help="record the gateway with py-spy during one c=32 run"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="also measure serve from another checkout's src folder (tw-base)",
+    )
+    parser.add_argument(
+        "--pin", action="store_true", help="proxies on the first core, wrk and nginx on the second"
+    )
     args = parser.parse_args()
+    if args.baseline and not (Path(args.baseline) / "tokenward" / "__init__.py").exists():
+        print(f"--baseline: {args.baseline} holds no tokenward package", file=sys.stderr)
+        return 2
+    if args.pin and (shutil.which("taskset") is None or (os.cpu_count() or 1) < 2):
+        print("--pin needs two cores and taskset (util-linux)", file=sys.stderr)
+        return 2
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
@@ -456,6 +501,22 @@ def main() -> int:
             tmp / "gateway-aiohttp.log",
         )
         procs.append(with_aiohttp)
+        baseline: subprocess.Popen[bytes] | None = None
+        if args.baseline:
+            baseline_port = free_port()
+            baseline_url = f"http://127.0.0.1:{baseline_port}"
+            baseline = start(
+                ["serve"],
+                {
+                    **genv,
+                    "TOKENWARD_PORT": str(baseline_port),
+                    "TOKENWARD_PUBLIC_URL": baseline_url,
+                    "PYTHONPATH": str(Path(args.baseline).resolve()),
+                },
+                f"{baseline_url}/healthz",
+                tmp / "gateway-baseline.log",
+            )
+            procs.append(baseline)
 
         naive_tokens = json.dumps(dict(zip(identifiers, discord_tokens, strict=False)))
 
@@ -530,6 +591,26 @@ def main() -> int:
             paths.append(("tw-g", granian_url, proxy_lua))
         if two_workers_url:
             paths.append(("tw-2", two_workers_url, proxy_lua))
+        if baseline is not None:
+            paths.append(("tw-base", baseline_url, proxy_lua))
+        if args.pin:
+            global WRK_CORE
+            WRK_CORE = 1
+            for proc in (
+                gateway,
+                with_aiohttp,
+                naive,
+                naive_h1,
+                baseline,
+                under_granian,
+                two_workers,
+            ):
+                if proc is not None:
+                    for pid in descendants(proc.pid):
+                        pin(pid, 0)
+            if nginx_proc is not None:
+                for pid in descendants(nginx_proc.pid):
+                    pin(pid, 1)
         # Warm every path (connection pools, caches, bucket discovery).
         for _name, url, script in paths:
             wrk(url, script, 4, 1)
@@ -566,6 +647,8 @@ def main() -> int:
             proxy_pids["tw-g"] = descendants(under_granian.pid)
         if two_workers is not None:
             proxy_pids["tw-2"] = descendants(two_workers.pid)
+        if baseline is not None:
+            proxy_pids["tw-base"] = [baseline.pid]
         others = {"nginx": descendants(nginx_proc.pid) if nginx_proc else []}
         others["redis"] = [pid for pid in redis_pids() if two_workers is not None]
         results: dict[tuple[str, int], list[dict[str, float]]] = {}
@@ -634,6 +717,13 @@ def main() -> int:
                 f"server at c=32: tokenward under granian {twg:.0f}/s, under uvicorn "
                 f"{tw1:.0f}/s ({twg / tw1:.2f}×)"
             )
+        if baseline is not None:
+            base_rps = med("tw-base", 32, "rps")
+            print(
+                f"against the baseline at c=32: tw-1 {tw1:.0f}/s, tw-base {base_rps:.0f}/s "
+                f"({tw1 / base_rps:.2f}×); CPU per request {med('tw-1', 32, 'cpu_proxy'):.0f} "
+                f"against {med('tw-base', 32, 'cpu_proxy'):.0f} µs"
+            )
         print(f"CPU per request at c=32, µs ({os.cpu_count()} cores shared by all of them):")
         print(f"{'path':<8} {'proxy':>7} {'wrk':>7} {'nginx':>7} {'redis':>7}")
         for name in proxy_pids:
@@ -645,19 +735,25 @@ def main() -> int:
             tw2 = med("tw-2", 32, "rps")
             verdict = tw2 >= 1.6 * tw1
             met &= verdict
-            # Two workers can at best keep every core busy: cores / (CPU per request of the
-            # workers, wrk, nginx and Redis together), measured in this run.
-            per_request = sum(
-                med("tw-2", 32, key) for key in ("cpu_proxy", "cpu_wrk", "cpu_nginx", "cpu_redis")
+            line = f"tw-2 / tw-1 at c=32 = {tw2 / tw1:.2f}× (target ≥ 1.6×) " + (
+                "met" if verdict else "MISSED"
             )
-            ceiling = (os.cpu_count() or 1) * 1e6 / per_request
-            print(
-                f"tw-2 / tw-1 at c=32 = {tw2 / tw1:.2f}× (target ≥ 1.6×) "
-                f"{'met' if verdict else 'MISSED'}; with wrk, nginx and Redis on the same "
-                f"{os.cpu_count()} cores, this run's CPU per request allows at most "
-                f"{ceiling:.0f}/s = {ceiling / tw1:.2f}× (two workers reached "
-                f"{tw2 / ceiling:.0%} of that)"
-            )
+            if args.pin:
+                line += " (with --pin both workers share one core: not a measure of scaling)"
+            else:
+                # Two workers can at best keep every core busy: cores / (CPU per request of
+                # the workers, wrk, nginx and Redis together), measured in this run.
+                per_request = sum(
+                    med("tw-2", 32, key)
+                    for key in ("cpu_proxy", "cpu_wrk", "cpu_nginx", "cpu_redis")
+                )
+                ceiling = (os.cpu_count() or 1) * 1e6 / per_request
+                line += (
+                    f"; with wrk, nginx and Redis on the same {os.cpu_count()} cores, this "
+                    f"run's CPU per request allows at most {ceiling:.0f}/s = "
+                    f"{ceiling / tw1:.2f}× (two workers reached {tw2 / ceiling:.0%} of that)"
+                )
+            print(line)
         stats = httpx.get(f"{sandbox_url}/_sandbox/stats").json()
         print(
             f"sandbox: {stats['requests']['total']} requests, {stats['rate_limited']} 429s; "
