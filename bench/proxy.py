@@ -468,55 +468,35 @@ def main() -> int:
         discord_tokens = httpx.get(f"{sandbox_url}/_sandbox/tokens").json()["access_tokens"]
         assert len(discord_tokens) >= args.users
 
+        def start_gateway(
+            label: str, extra: dict[str, str], *serve_args: str
+        ) -> tuple[subprocess.Popen[bytes], str]:
+            """Another ``serve`` on the same data, on a port of its own, with ``extra`` env."""
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            env = {**genv, "TOKENWARD_PORT": str(port), "TOKENWARD_PUBLIC_URL": url, **extra}
+            proc = start(
+                ["serve", *serve_args], env, f"{url}/healthz", tmp / f"gateway-{label}.log"
+            )
+            procs.append(proc)
+            return proc, url
+
         two_workers: subprocess.Popen[bytes] | None = None
         if serve_has_workers() and redis_answers(args.redis):
-            port = free_port()
-            two_workers_url = f"http://127.0.0.1:{port}"
-            two_workers = start(
-                ["serve", "--workers", "2"],
-                {
-                    **genv,
-                    "TOKENWARD_PORT": str(port),
-                    "TOKENWARD_PUBLIC_URL": two_workers_url,
-                    "TOKENWARD_REDIS_URL": args.redis,
-                },
-                f"{two_workers_url}/healthz",
-                tmp / "gateway-2.log",
+            two_workers, two_workers_url = start_gateway(
+                "2", {"TOKENWARD_REDIS_URL": args.redis}, "--workers", "2"
             )
-            procs.append(two_workers)
         else:
             print("tw-2 skipped: this serve has no --workers or Redis does not answer")
 
-        aiohttp_port = free_port()
-        aiohttp_url = f"http://127.0.0.1:{aiohttp_port}"
-        with_aiohttp = start(
-            ["serve"],
-            {
-                **genv,
-                "TOKENWARD_PORT": str(aiohttp_port),
-                "TOKENWARD_PUBLIC_URL": aiohttp_url,
-                "TOKENWARD_UPSTREAM_CLIENT": "aiohttp",
-            },
-            f"{aiohttp_url}/healthz",
-            tmp / "gateway-aiohttp.log",
+        with_aiohttp, aiohttp_url = start_gateway(
+            "aiohttp", {"TOKENWARD_UPSTREAM_CLIENT": "aiohttp"}
         )
-        procs.append(with_aiohttp)
         baseline: subprocess.Popen[bytes] | None = None
         if args.baseline:
-            baseline_port = free_port()
-            baseline_url = f"http://127.0.0.1:{baseline_port}"
-            baseline = start(
-                ["serve"],
-                {
-                    **genv,
-                    "TOKENWARD_PORT": str(baseline_port),
-                    "TOKENWARD_PUBLIC_URL": baseline_url,
-                    "PYTHONPATH": str(Path(args.baseline).resolve()),
-                },
-                f"{baseline_url}/healthz",
-                tmp / "gateway-baseline.log",
+            baseline, baseline_url = start_gateway(
+                "baseline", {"PYTHONPATH": str(Path(args.baseline).resolve())}
             )
-            procs.append(baseline)
 
         naive_tokens = json.dumps(dict(zip(identifiers, discord_tokens, strict=False)))
 
@@ -596,21 +576,12 @@ def main() -> int:
         if args.pin:
             global WRK_CORE
             WRK_CORE = 1
-            for proc in (
-                gateway,
-                with_aiohttp,
-                naive,
-                naive_h1,
-                baseline,
-                under_granian,
-                two_workers,
-            ):
-                if proc is not None:
-                    for pid in descendants(proc.pid):
-                        pin(pid, 0)
-            if nginx_proc is not None:
-                for pid in descendants(nginx_proc.pid):
-                    pin(pid, 1)
+            proxies = (gateway, with_aiohttp, naive, naive_h1, baseline, under_granian, two_workers)
+            for core, group in ((0, proxies), (1, (nginx_proc,))):
+                for proc in group:
+                    if proc is not None:
+                        for pid in descendants(proc.pid):
+                            pin(pid, core)
         # Warm every path (connection pools, caches, bucket discovery).
         for _name, url, script in paths:
             wrk(url, script, 4, 1)

@@ -315,7 +315,7 @@ class TokenManager:
     async def require_active(self, account: AccountRecord) -> None:
         """Raise, with a fresh authorization link, unless the account can call Discord: the one
         answer tool calls, proxied calls, MCP and refresh all give."""
-        if account.status == AccountStatus.ACTIVE and account.access_token is not None:
+        if account.can_call:
             return
         link = await self._link_factory(account.id) if self._link_factory else None
         details: dict[str, object] = {

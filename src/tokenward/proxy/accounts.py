@@ -35,7 +35,7 @@ from tokenward.errors import (
     BotTokenRequired,
     ReauthorizationRequired,
 )
-from tokenward.oauth.refresh import AccessGrant, TokenManager
+from tokenward.oauth.refresh import TokenManager
 from tokenward.proxy.client import ANONYMOUS, Credential
 from tokenward.vault.models import AccountStatus
 from tokenward.vault.repository import AccountRecord, ConnectionRecord, Vault
@@ -220,35 +220,34 @@ class AccountCredentials:
     def __repr__(self) -> str:
         return f"AccountCredentials(account_id={self._account.id!r})"
 
-    def _credential(self, grant: AccessGrant) -> Credential:
-        return Credential("bearer", grant.access_token, f"acct:{grant.account_id}", self._scheme)
+    def _credential(self, account_id: str, token: str) -> Credential:
+        return Credential("bearer", token, f"acct:{account_id}", self._scheme)
 
     async def get(self) -> Credential:
         account = self._account = self._directory.latest(self._account)
-        if (
-            account.status == AccountStatus.ACTIVE
-            and account.access_token is not None
-            and not self._tokens.is_due(account)
-        ):
+        due = self._tokens.is_due(account)
+        if account.can_call and not due:
             # The common case, without the token manager's awaits: the stored token, usable.
             made = self._made
             if made is None or made[0] is not account:
+                assert account.access_token is not None  # can_call
                 token = account.access_token.get_secret_value()
-                made = (account, Credential("bearer", token, f"acct:{account.id}", self._scheme))
+                made = (account, self._credential(account.id, token))
                 self._made = made
             return made[1]
-        if self._tokens.is_due(self._account):
+        if due:
             grant = await self._tokens.grant(self._account.id)
             await self._remember_latest()
-            return self._credential(grant)
-        return self._credential(await self._tokens.grant(self._account))
+        else:
+            grant = await self._tokens.grant(self._account)
+        return self._credential(grant.account_id, grant.access_token)
 
     async def invalidate(self, failed_token: str | None) -> Credential | None:
         grant = await self._tokens.after_unauthorized(self._account.id, failed_token or "")
         await self._remember_latest()
         if failed_token is not None and grant.access_token == failed_token:
             return None
-        return self._credential(grant)
+        return self._credential(grant.account_id, grant.access_token)
 
     async def _remember_latest(self) -> None:
         latest = await self._tokens.vault.get_account(self._account.id)
@@ -304,7 +303,7 @@ def bot_token_hint(connection_name: str, identifier: str) -> str:
 
 def require_bot_account(account: AccountRecord, connection_name: str) -> None:
     """Raise unless the bot account can call Discord (ACTIVE, holding its token)."""
-    if account.status == AccountStatus.ACTIVE and account.access_token is not None:
+    if account.can_call:
         return
     details: dict[str, object] = {
         "account_id": account.id,

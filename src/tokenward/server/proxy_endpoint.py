@@ -41,7 +41,6 @@ from tokenward.proxy.transport import TransportError, UpstreamResponse
 from tokenward.proxy.writes import retry_safe_write
 from tokenward.server.api.errors import error_headers
 from tokenward.server.container import Container
-from tokenward.vault.models import AccountStatus
 
 log = logging.getLogger("tokenward.proxy")
 
@@ -141,7 +140,7 @@ class ProxyEndpoint:
         account = await container.directory.account(connection, identifier)
         credentials: CredentialSource
         if connector.uses_oauth:
-            if account.status != AccountStatus.ACTIVE or account.access_token is None:
+            if not account.can_call:
                 await container.tokens.require_active(account)  # raises, with a new link
             credentials = AccountCredentials(
                 container.tokens, container.directory, account, scheme=connector.account_scheme
@@ -234,25 +233,25 @@ def read_headers(
     identifier, content_type, forwarded)``. The first of each of the gateway's own headers
     counts (``connection_name`` or ``connection-name``); of the others, only those in
     ``_FORWARD`` go on to Discord, in their order."""
-    auth = connection_name = identifier = content_type = None
+    first: dict[str, str] = {}  # the gateway's own headers and Content-Type, first of each
     forwarded: list[tuple[str, str]] = []
     for key, value in headers:
         own = _OWN.get(key)
         if own is not None:
-            text = value.decode("latin-1")
-            if own == "authorization":
-                auth = auth if auth is not None else text
-            elif own == "connection_name":
-                connection_name = connection_name if connection_name is not None else text
-            elif identifier is None:
-                identifier = text
-            continue
-        if key in _FORWARD_BYTES:
-            text = value.decode("latin-1")
-            if key == b"content-type" and content_type is None:
-                content_type = text
-            forwarded.append((key.decode("latin-1"), text))
-    return auth, connection_name, identifier, content_type, forwarded
+            first.setdefault(own, value.decode("latin-1"))
+        elif key in _FORWARD_BYTES:
+            name, text = key.decode("latin-1"), value.decode("latin-1")
+            if name == "content-type":
+                first.setdefault(name, text)
+            forwarded.append((name, text))
+    get = first.get
+    return (
+        get("authorization"),
+        get("connection_name"),
+        get("identifier"),
+        get("content-type"),
+        forwarded,
+    )
 
 
 def _note_request(

@@ -184,6 +184,11 @@ class AccountRecord:
     updated_at: float
     refresh_started_at: float | None = None
 
+    @property
+    def can_call(self) -> bool:
+        """ACTIVE and holding an access token: calls to the provider may use it."""
+        return self.status == AccountStatus.ACTIVE and self.access_token is not None
+
     def public(self) -> dict[str, Any]:
         """A JSON-safe view without secrets."""
         return {
